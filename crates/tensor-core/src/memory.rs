@@ -1,0 +1,62 @@
+//! Memory accounting for benchmarks: the process's peak resident set (Linux `VmHWM`), which can
+//! be reset between measurements, and, behind `cuda`, the device memory in use.
+
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+fn status_field_kib(field: &str) -> Result<u64> {
+    let path = PathBuf::from("/proc/self/status");
+    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.trim_start_matches(':').trim().strip_suffix("kB")))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| Error::Config(format!("no {field} line in /proc/self/status (not Linux?)")))
+}
+
+/// Peak resident memory of this process since start or since the last [`reset_peak_rss`], in bytes.
+pub fn peak_rss_bytes() -> Result<u64> {
+    Ok(status_field_kib("VmHWM")? * 1024)
+}
+
+/// Current resident memory of this process, in bytes.
+pub fn current_rss_bytes() -> Result<u64> {
+    Ok(status_field_kib("VmRSS")? * 1024)
+}
+
+/// Resets the peak (`VmHWM`) to the current resident size by writing `5` to
+/// `/proc/self/clear_refs`. Where the kernel refuses, measure in a child process instead.
+pub fn reset_peak_rss() -> Result<()> {
+    let path = PathBuf::from("/proc/self/clear_refs");
+    std::fs::write(&path, "5").map_err(|source| Error::Io { path, source })
+}
+
+/// Device memory in use on a CUDA device (total − free), in bytes; `None` on the CPU.
+pub fn device_memory_used_bytes(device: &candle_core::Device) -> Result<Option<u64>> {
+    match device {
+        #[cfg(feature = "cuda")]
+        candle_core::Device::Cuda(dev) => {
+            use candle_core::cuda::cudarc::driver::result::mem_get_info;
+            dev.cuda_stream().context().bind_to_thread().map_err(|e| Error::Config(format!("cuda: {e:?}")))?;
+            let (free, total) = mem_get_info().map_err(|e| Error::Config(format!("cuda mem_get_info: {e:?}")))?;
+            Ok(Some((total - free) as u64))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peak_tracks_a_large_allocation() -> Result<()> {
+        let before = peak_rss_bytes()?;
+        let v = vec![1u8; 64 << 20];
+        std::hint::black_box(&v);
+        let after = peak_rss_bytes()?;
+        assert!(after >= before + (60 << 20), "peak {before} -> {after}");
+        assert!(current_rss_bytes()? > 0);
+        drop(v);
+        Ok(())
+    }
+}

@@ -1,0 +1,16 @@
+//! Networks with analytic derivatives, written as candle ops: first-order backprop through any
+//! of their outputs (values, JVPs, traces, ∇Φ, ΔΦ) trains them, no gradient of a gradient needed.
+//!
+//! - [`TimeNet`]: a stack of time-conditioned layers with forward-mode tangents, hence `jvp`,
+//!   `exact_trace` and `hutchinson_trace` for every layer type ([`Mlp`], [`ConcatSquashNet`]).
+//! - [`Potential`]: OT-Flow's Φ(x, t) with ∇Φ and the exact Laplacian by the OT-Flow recursion.
+
+mod concat_squash;
+mod mlp;
+mod potential;
+mod time_net;
+
+pub use concat_squash::{ConcatSquashLinear, ConcatSquashNet};
+pub use mlp::{ConcatLinear, Mlp};
+pub use potential::{Potential, PotentialConfig, PotentialDerivatives};
+pub use time_net::{time_column, TimeLayer, TimeNet};

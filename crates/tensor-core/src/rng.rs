@@ -1,0 +1,104 @@
+//! Seeded randomness. candle's CPU generator cannot be seeded (`Device::Cpu.set_seed` errors),
+//! so every draw in continuum goes through [`SeededRng`]: a ChaCha-based `StdRng` from a user
+//! seed, drawn on the host and moved to the device. The same seed gives the same numbers on
+//! every run and every device.
+
+use crate::error::Result;
+use candle_core::{DType, Device, Shape, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+
+/// A reproducible random source for tensors.
+#[derive(Clone, Debug)]
+pub struct SeededRng {
+    rng: rand::rngs::StdRng,
+}
+
+impl SeededRng {
+    /// A generator whose whole stream is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { rng: rand::rngs::StdRng::seed_from_u64(seed) }
+    }
+
+    /// An independent generator derived from this one's stream (for a sub-task that must not
+    /// shift the parent's later draws, derive it once up front).
+    pub fn fork(&mut self) -> Self {
+        Self::new(self.rng.random())
+    }
+
+    /// Direct access to the underlying `rand` generator, for scalar draws.
+    pub fn inner(&mut self) -> &mut rand::rngs::StdRng {
+        &mut self.rng
+    }
+
+    fn tensor<S: Into<Shape>>(
+        &mut self,
+        shape: S,
+        dtype: DType,
+        device: &Device,
+        mut draw: impl FnMut(&mut rand::rngs::StdRng) -> f64,
+    ) -> Result<Tensor> {
+        let shape = shape.into();
+        let n = shape.elem_count();
+        let t = if dtype == DType::F64 {
+            let v: Vec<f64> = (0..n).map(|_| draw(&mut self.rng)).collect();
+            Tensor::from_vec(v, shape, &Device::Cpu)?
+        } else {
+            let v: Vec<f32> = (0..n).map(|_| draw(&mut self.rng) as f32).collect();
+            Tensor::from_vec(v, shape, &Device::Cpu)?.to_dtype(dtype)?
+        };
+        Ok(t.to_device(device)?)
+    }
+
+    /// Standard normal entries N(0, 1).
+    pub fn normal<S: Into<Shape>>(&mut self, shape: S, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.tensor(shape, dtype, device, |r| StandardNormal.sample(r))
+    }
+
+    /// Uniform entries on [lo, hi).
+    pub fn uniform<S: Into<Shape>>(&mut self, shape: S, lo: f64, hi: f64, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.tensor(shape, dtype, device, |r| lo + (hi - lo) * r.random::<f64>())
+    }
+
+    /// Rademacher entries: ±1 with probability ½ each (Hutchinson's estimator).
+    pub fn rademacher<S: Into<Shape>>(&mut self, shape: S, dtype: DType, device: &Device) -> Result<Tensor> {
+        self.tensor(shape, dtype, device, |r| if r.random::<bool>() { 1.0 } else { -1.0 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_numbers_other_seed_other_numbers() -> Result<()> {
+        let draw = |seed| -> Result<Vec<f32>> {
+            let mut r = SeededRng::new(seed);
+            let a = r.normal(64, DType::F32, &Device::Cpu)?;
+            let b = r.uniform(64, -1.0, 1.0, DType::F32, &Device::Cpu)?;
+            Ok(Tensor::cat(&[a, b], 0)?.to_vec1()?)
+        };
+        assert_eq!(draw(7)?, draw(7)?);
+        assert_ne!(draw(7)?, draw(8)?);
+        Ok(())
+    }
+
+    #[test]
+    fn moments_are_right() -> Result<()> {
+        let mut r = SeededRng::new(1);
+        let n = 200_000;
+        let x = r.normal(n, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?;
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        // 5 standard errors
+        assert!(mean.abs() < 5.0 / (n as f64).sqrt(), "mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / n as f64).sqrt(), "var {var}");
+        let u = r.uniform(n, 2.0, 4.0, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?;
+        assert!(u.iter().all(|&v| (2.0..4.0).contains(&v)));
+        assert!((u.iter().sum::<f64>() / n as f64 - 3.0).abs() < 0.01);
+        let z = r.rademacher(n, DType::F32, &Device::Cpu)?.to_vec1::<f32>()?;
+        assert!(z.iter().all(|&v| v == 1.0 || v == -1.0));
+        assert!((z.iter().sum::<f32>() / n as f32).abs() < 0.02);
+        Ok(())
+    }
+}
