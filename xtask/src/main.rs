@@ -1,1 +1,78 @@
-fn main(){}
+//! `cargo xtask`: the one entry point for continuum's benchmark and reproduction suites.
+//!
+//! `cargo xtask bench [SUITE]… [--quick] [--device cpu|cuda] [--out DIR] [--seed N]` runs the
+//! suites (all of them when none is named), each row in a child process so its peak memory is
+//! its own, and writes `DIR/<suite>.json`, `DIR/<suite>.md` and the suite's PNG plots.
+
+mod plot;
+mod report;
+mod runner;
+mod suites;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "continuum's benchmark and reproduction suites")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run benchmark suites and write JSON, Markdown and PNG results.
+    Bench {
+        /// Suites to run (default: all); see --list.
+        suites: Vec<String>,
+        /// The embedded-default preset: small sizes that finish in minutes on 2 CPU cores.
+        #[arg(long)]
+        quick: bool,
+        /// Device: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Output folder (default: target/bench/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seed of every random draw.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// List the suites and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Internal: run one row of a suite and print its result as one JSON line.
+    #[command(hide = true)]
+    BenchRow {
+        #[arg(long)]
+        suite: String,
+        #[arg(long)]
+        config: String,
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        seed: u64,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bench { suites, quick, device, out, seed, list } => {
+            if list {
+                for s in suites::all() {
+                    println!("{:<14} {}", s.name(), s.description());
+                }
+                Ok(())
+            } else {
+                let out = out.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")).join("target/bench"));
+                runner::run_suites(&suites, quick, &device, &out, seed)
+            }
+        }
+        Command::BenchRow { suite, config, device, seed } => runner::run_row(&suite, &config, &device, seed),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,96 @@
+//! Runs suites row by row, each row in a child process (`xtask bench-row`), so peak resident
+//! memory is per row and an out-of-memory kill becomes a failed row rather than a crash.
+
+use crate::report::{Report, Row};
+use crate::suites::{self, Suite};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn find_suite(name: &str) -> Result<Box<dyn Suite>, String> {
+    suites::all().into_iter().find(|s| s.name() == name).ok_or_else(|| {
+        let names: Vec<_> = suites::all().iter().map(|s| s.name()).collect();
+        format!("unknown suite '{name}': expected one of {}", names.join(", "))
+    })
+}
+
+/// A short label of a row config for the progress bar: its string-valued fields.
+fn row_label(cfg: &Row) -> String {
+    cfg.iter().map(|(k, v)| match v {
+        Value::String(s) => s.clone(),
+        other => format!("{k}={other}"),
+    }).collect::<Vec<_>>().join(" ")
+}
+
+fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64) -> Result<Row, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
+    let out = Command::new(exe)
+        .args(["bench-row", "--suite", suite, "--device", device, "--seed", &seed.to_string(), "--config", &Value::Object(cfg.clone()).to_string()])
+        .output()
+        .map_err(|e| format!("cannot start child: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        let why = match out.status.code() {
+            Some(code) => format!("exit {code}"),
+            None => "killed by a signal (out of memory?)".into(),
+        };
+        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        return Err(format!("{why}: {last}"));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or("child printed no result")?;
+    serde_json::from_str(line).map_err(|e| format!("unreadable child result: {e}"))
+}
+
+/// `cargo xtask bench`: every named suite (all when `names` is empty).
+pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed: u64) -> Result<(), String> {
+    let dev = tensor_core::parse_device(device).map_err(|e| e.to_string())?;
+    let selected: Vec<Box<dyn Suite>> = if names.is_empty() { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
+    for suite in selected {
+        let configs = suite.rows(quick);
+        let bar = ProgressBar::new(configs.len() as u64);
+        bar.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})").map_err(|e| e.to_string())?.progress_chars("=> "));
+        bar.set_prefix(suite.name());
+        let mut rows = Vec::with_capacity(configs.len());
+        for cfg in configs {
+            bar.set_message(row_label(&cfg));
+            let mut row = cfg.clone();
+            match run_child(suite.name(), &cfg, device, seed) {
+                Ok(result) => row.extend(result),
+                Err(why) => {
+                    bar.println(format!("{}: row {} failed: {why}", suite.name(), row_label(&cfg)));
+                    row.insert("status".into(), format!("failed: {why}").into());
+                }
+            }
+            rows.push(row);
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let mut report = Report {
+            suite: suite.name().into(),
+            device: tensor_core::device_name(&dev),
+            data_source: suite.data_source(quick),
+            config: suite.config(quick),
+            rows,
+            notes: Vec::new(),
+            plots: Vec::new(),
+        };
+        std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        suite.finish(&mut report, out)?;
+        report.write(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("{}", report.markdown());
+        println!("wrote {}/{}.{{json,md}}", out.display(), suite.name());
+    }
+    Ok(())
+}
+
+/// `xtask bench-row`: one row, result printed as a JSON line.
+pub fn run_row(suite: &str, config: &str, device: &str, seed: u64) -> Result<(), String> {
+    let suite = find_suite(suite)?;
+    let cfg: Row = serde_json::from_str(config).map_err(|e| format!("bad row config: {e}"))?;
+    let dev = tensor_core::parse_device(device).map_err(|e| e.to_string())?;
+    let row = suite.run_row(&cfg, &dev, seed)?;
+    println!("{}", Value::Object(row));
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The benchmark and reproduction suites. A suite lists its row configurations, runs one row
+//! (in a child process, see `runner`), and finishes the report with notes and plots.
+
+mod tensor_core_suite;
+
+use crate::report::{Report, Row};
+use candle_core::Device;
+use serde_json::Value;
+use std::path::Path;
+
+/// One benchmark suite.
+pub trait Suite {
+    /// Name on the command line and of the output files.
+    fn name(&self) -> &'static str;
+    /// One line for `--list`.
+    fn description(&self) -> &'static str;
+    /// The data the suite runs on, as printed in every output.
+    fn data_source(&self, quick: bool) -> String;
+    /// The suite-wide configuration, recorded in the report.
+    fn config(&self, quick: bool) -> Value;
+    /// Row configurations; each is copied into its output row.
+    fn rows(&self, quick: bool) -> Vec<Row>;
+    /// Runs one row and returns its figures.
+    fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String>;
+    /// Adds derived columns, notes and plots once every row has run.
+    fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String>;
+}
+
+/// Every suite, in the order `bench` runs them.
+pub fn all() -> Vec<Box<dyn Suite>> {
+    vec![Box::new(tensor_core_suite::TensorCore)]
+}
+
+/// Reads an unsigned integer field of a row config.
+pub fn get_usize(cfg: &Row, key: &str) -> Result<usize, String> {
+    cfg.get(key).and_then(Value::as_u64).map(|v| v as usize).ok_or_else(|| format!("row config lacks integer '{key}'"))
+}
+
+/// Reads a string field of a row config.
+pub fn get_str<'a>(cfg: &'a Row, key: &str) -> Result<&'a str, String> {
+    cfg.get(key).and_then(Value::as_str).ok_or_else(|| format!("row config lacks string '{key}'"))
+}
+
+/// Median and minimum wall time of `reps` runs of `f` after one warm-up run, in seconds.
+pub fn time_runs(reps: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<(f64, f64), String> {
+    f()?;
+    let mut t = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = std::time::Instant::now();
+        f()?;
+        t.push(start.elapsed().as_secs_f64());
+    }
+    t.sort_by(f64::total_cmp);
+    Ok((t[t.len() / 2], t[0]))
+}
+
+/// Peak resident memory of this process so far and its growth above `baseline_bytes`, in MB.
+pub fn peak_memory_mb(baseline_bytes: u64) -> Result<(f64, f64), String> {
+    let peak = tensor_core::memory::peak_rss_bytes().map_err(|e| e.to_string())?;
+    Ok((peak as f64 / 1e6, peak.saturating_sub(baseline_bytes) as f64 / 1e6))
+}
