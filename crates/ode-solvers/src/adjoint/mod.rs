@@ -1,0 +1,171 @@
+//! Gradients through a solve, three ways, all ending in one candle `GradStore`:
+//!
+//! 1. [`Adjoint::FullGraph`] — discretise-then-optimise by recording every step in candle's
+//!    autograd graph (torchdiffeq's `odeint`): exact for the discrete solution, memory O(N·graph).
+//! 2. [`Adjoint::Checkpointed`] — the discrete adjoint: keep only the states, rebuild one step's
+//!    graph at a time backwards (`checkpointed.rs`). Same numbers as 1 up to round-off, memory
+//!    O(N·state).
+//! 3. [`Adjoint::Continuous`] — optimise-then-discretise: solve the adjoint ODE/SDE backwards
+//!    (torchdiffeq's `odeint_adjoint`; `continuous.rs`). Memory O(state); gradients converge to
+//!    the discrete ones as the step shrinks.
+//!
+//! With 2 and 3 the solution's outputs are fresh autograd leaves: compute the loss from them,
+//! call `loss.backward()`, then `Solution::backward*` with the parameters to carry the
+//! cotangents through the solve; parameter gradients are added into the store, and ∂L/∂y₀ is
+//! returned (and propagated further when y₀ itself came from tracked computation).
+
+mod checkpointed;
+mod continuous;
+
+pub use continuous::ItoCorrection;
+
+use crate::controller::PiController;
+use crate::error::Result;
+use crate::solution::Solution;
+use crate::solver::{Method, SdeMethod};
+use crate::state::{dot, zeros_like, State};
+use crate::term::{OdeTerm, SdeTerm};
+use crate::brownian::VirtualBrownianTree;
+use candle_core::backprop::GradStore;
+use candle_core::Tensor;
+
+/// How gradients flow through a solve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adjoint {
+    /// Backprop through the recorded steps.
+    FullGraph,
+    /// Discrete adjoint with recomputation of one step at a time.
+    Checkpointed,
+    /// Continuous adjoint equation solved backwards.
+    Continuous,
+}
+
+pub(crate) enum TapeKind<S> {
+    Checkpointed(Vec<S>),
+    Continuous,
+}
+
+/// What the memory-saving adjoints keep from the forward pass.
+pub(crate) struct Tape<S: State> {
+    pub kind: TapeKind<S>,
+    /// Step boundaries t₀ … t_N.
+    pub nodes: Vec<f64>,
+    /// For each output, its step-boundary index.
+    pub out_index: Vec<usize>,
+    /// The output leaves handed to the user (their gradients are the cotangents).
+    pub outputs: Vec<S>,
+    /// The initial state as given (maybe tracked).
+    pub y0: S,
+    /// Adaptive forward solves: the controller the backward solve reuses.
+    pub backward_controller: Option<PiController>,
+}
+
+impl<S: State> Tape<S> {
+    /// Cotangents at step boundaries: index → Σ of the output gradients found in `grads`.
+    fn cotangents(&self, grads: &GradStore) -> Result<Vec<(usize, S)>> {
+        let mut out: Vec<(usize, S)> = Vec::new();
+        for (&i, y) in self.out_index.iter().zip(&self.outputs) {
+            let leaves = y.leaves().iter().map(|l| Ok(grads.get(l).cloned().unwrap_or(l.zeros_like()?))).collect::<Result<Vec<_>>>()?;
+            let c = y.with_leaves(leaves)?;
+            match out.iter_mut().find(|(j, _)| *j == i) {
+                Some((_, acc)) => *acc = crate::state::add(acc, &c)?,
+                None => out.push((i, c)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds the cotangent entering at boundary `i` (if any) to `a`.
+    fn add_cotangent(cots: &[(usize, S)], i: usize, a: S) -> Result<S> {
+        match cots.iter().find(|(j, _)| *j == i) {
+            Some((_, c)) => crate::state::add(&a, c),
+            None => Ok(a),
+        }
+    }
+
+    /// Hands the results to the user's store: parameter gradients added in, ∂L/∂y₀ propagated
+    /// into whatever y₀ was computed from.
+    fn deliver(&self, a0: &S, params: &[Tensor], param_grads: Vec<Option<Tensor>>, grads: &mut GradStore) -> Result<()> {
+        let mut store = GradStore::default();
+        for (p, g) in params.iter().zip(param_grads) {
+            if let Some(g) = g {
+                store.insert(p, g);
+            }
+        }
+        grads.extend(store)?;
+        if self.y0.leaves().iter().any(|l| l.track_op()) {
+            grads.extend(dot(&self.y0, &crate::state::detach(a0)?)?.backward()?)?;
+        }
+        Ok(())
+    }
+}
+
+impl<S: State> Solution<S> {
+    fn tape(&self) -> Result<&Tape<S>> {
+        self.tape.as_ref().ok_or_else(|| crate::error::SolverError::Config("this solution was solved with Adjoint::FullGraph: call backward() on the loss instead".into()))
+    }
+
+    /// Carries the output cotangents in `grads` back through an ODE solve (checkpointed or
+    /// continuous adjoint), adds ∂L/∂θ for each of `params` into `grads` and returns ∂L/∂y₀.
+    /// `term` and `method` must be the ones of the forward solve.
+    pub fn backward(&self, term: &dyn OdeTerm<S>, method: Method, params: &[Tensor], grads: &mut GradStore) -> Result<S> {
+        let tape = self.tape()?;
+        let cots = tape.cotangents(grads)?;
+        let (a0, pg) = match &tape.kind {
+            TapeKind::Checkpointed(states) => {
+                let stepper = crate::solve::RkStepper { tab: method.tableau(), term };
+                checkpointed::backward(&stepper, tape, states, &cots, params)?
+            }
+            TapeKind::Continuous => continuous::backward_ode(term, method, tape, &cots, params)?,
+        };
+        tape.deliver(&a0, params, pg, grads)?;
+        Ok(a0)
+    }
+
+    /// As [`Solution::backward`] for an SDE solve, replaying the same Brownian path. For the
+    /// continuous adjoint of an Itô term, `correction` chooses between the Itô → Stratonovich
+    /// corrected adjoint (unbiased) and the naive one (biased when ∂g/∂y depends on y; kept to
+    /// reproduce seed 003's comparison). Ignored by the checkpointed adjoint.
+    pub fn backward_sde(&self, term: &dyn SdeTerm<S>, method: SdeMethod, brownian: &VirtualBrownianTree, correction: ItoCorrection, params: &[Tensor], grads: &mut GradStore) -> Result<S> {
+        let tape = self.tape()?;
+        let cots = tape.cotangents(grads)?;
+        let (a0, pg) = match &tape.kind {
+            TapeKind::Checkpointed(states) => {
+                let stepper = crate::solve::SdeStepper { method, term, brownian };
+                checkpointed::backward(&stepper, tape, states, &cots, params)?
+            }
+            TapeKind::Continuous => continuous::backward_sde(term, brownian, correction, tape, &cots, params)?,
+        };
+        tape.deliver(&a0, params, pg, grads)?;
+        Ok(a0)
+    }
+}
+
+/// VJP of `f` at `y` with cotangent `a`: (f(y) detached, aᵀ∂f/∂y, aᵀ∂f/∂θ for each param).
+/// One first-order backward through a surrogate ⟨f(y), a⟩; y is made a fresh leaf.
+pub(crate) fn vjp<S: State>(y: &S, a: &S, params: &[Tensor], f: impl FnOnce(&S) -> Result<S>) -> Result<(S, S, Vec<Option<Tensor>>)> {
+    let y_leaf = y.with_leaves(y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(&l.detach())?.as_tensor().clone())).collect::<Result<_>>()?)?;
+    let fy = f(&y_leaf)?;
+    let g = dot(&fy, &crate::state::detach(a)?)?.backward()?;
+    let gy = y_leaf.with_leaves(y_leaf.leaves().iter().map(|l| Ok(g.get(l).cloned().unwrap_or(l.zeros_like()?))).collect::<Result<_>>()?)?;
+    let gp = params.iter().map(|p| g.get(p).cloned()).collect();
+    Ok((crate::state::detach(&fy)?, gy, gp))
+}
+
+/// Σ of optional gradients.
+pub(crate) fn accumulate(acc: &mut [Option<Tensor>], new: Vec<Option<Tensor>>, scale: f64) -> Result<()> {
+    for (a, n) in acc.iter_mut().zip(new) {
+        if let Some(n) = n {
+            let n = if scale == 1.0 { n } else { (n * scale)? };
+            *a = Some(match a.take() {
+                Some(x) => (x + n)?,
+                None => n,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn zero_cotangent<S: State>(like: &S) -> Result<S> {
+    zeros_like(like)
+}

@@ -1,0 +1,37 @@
+//! `ode-solvers`: ODEs and SDEs on candle tensors, shaped like diffrax — one concept per file,
+//! composed by one [`solve`] (or [`solve_sde`]) call:
+//!
+//! | concept | where |
+//! |---|---|
+//! | state: a tensor or a tuple/vector of tensors | [`state`] |
+//! | terms: ODE vector field, SDE drift + diffusion (Itô/Stratonovich, diagonal/scalar noise) | [`term`] |
+//! | solvers: Butcher tableaux + one explicit RK stepper; Euler–Maruyama, Milstein, stochastic Heun | [`solver`] |
+//! | step sizes: fixed grids, PI-controlled adaptive steps | [`Steps`], [`controller`] |
+//! | output times | [`SaveAt`] |
+//! | Brownian motion: a replayable virtual Brownian tree | [`brownian`] |
+//! | gradients: full graph, checkpointed discrete adjoint, continuous adjoint | [`adjoint`] |
+//! | the result: outputs, statistics | [`Solution`] |
+//!
+//! The crate knows nothing of models: a CNF or OT-Flow builds its augmented dynamics as a term.
+
+pub mod adjoint;
+pub mod brownian;
+pub mod controller;
+pub mod error;
+pub mod save_at;
+pub mod solution;
+pub mod solve;
+pub mod solver;
+pub mod state;
+pub mod term;
+
+pub use adjoint::{Adjoint, ItoCorrection};
+pub use brownian::VirtualBrownianTree;
+pub use controller::PiController;
+pub use error::{Result, SolverError};
+pub use save_at::SaveAt;
+pub use solution::{Solution, Stats};
+pub use solve::{solve, solve_sde, SolveConfig, Steps};
+pub use solver::{Method, SdeMethod};
+pub use state::State;
+pub use term::{Calculus, Noise, OdeTerm, SdeTerm};

@@ -1,0 +1,105 @@
+//! Bad input gives typed errors with a readable message, never a panic or a silent NaN.
+
+use candle_core::{DType, Device, Tensor};
+use ode_solvers::{solve, solve_sde, Adjoint, Calculus, Method, Noise, PiController, SaveAt, SdeMethod, SdeTerm, SolveConfig, SolverError, Steps, VirtualBrownianTree};
+
+const DEV: Device = Device::Cpu;
+
+fn decay(_t: f64, y: &Tensor) -> ode_solvers::Result<Tensor> {
+    Ok(y.neg()?)
+}
+
+fn y0() -> Tensor {
+    Tensor::ones((2, 3), DType::F64, &DEV).unwrap()
+}
+
+#[test]
+fn bad_grids_and_initial_states() {
+    let cfg = |g: Vec<f64>| SolveConfig::new(Steps::Grid(g));
+    let err = |g: Vec<f64>| solve(&decay, Method::Rk4, &y0(), &cfg(g)).err().expect("an error");
+    assert!(matches!(err(vec![0.0]), SolverError::BadGrid(_)));
+    assert!(matches!(err(vec![0.0, 0.0, 1.0]), SolverError::BadGrid(_)));
+    let e = err(vec![0.0, 0.5, 0.4, 1.0]);
+    assert!(e.to_string().contains("not strictly monotone at 0.5 → 0.4"), "{e}");
+    assert!(matches!(err(vec![0.0, f64::NAN]), SolverError::BadGrid(_)));
+    assert!(matches!(Steps::uniform(0.0, 1.0, 0), Err(SolverError::BadGrid(_))));
+    let nan = Tensor::new(&[1.0f64, f64::NAN], &DEV).unwrap();
+    assert!(matches!(solve(&decay, Method::Rk4, &nan, &cfg(vec![0.0, 1.0])), Err(SolverError::NonFiniteInitial)));
+}
+
+#[test]
+fn blow_up_is_reported_with_its_time() {
+    // y' = y², y(0) = 1 blows up at t = 1
+    let f = |_t: f64, y: &Tensor| Ok(y.sqr()?);
+    let e = solve(&f, Method::Euler, &y0(), &SolveConfig::new(Steps::uniform(0.0, 3.0, 30).unwrap())).err().expect("blow-up");
+    match e {
+        SolverError::NonFinite { t, .. } => assert!(t > 1.0 && t <= 3.0, "t = {t}"),
+        other => panic!("expected NonFinite, got {other}"),
+    }
+}
+
+#[test]
+fn wrong_shapes_and_mismatched_methods() {
+    let bad = |_t: f64, y: &Tensor| Ok(y.sum_keepdim(1)?);
+    let e = solve(&bad, Method::Rk4, &y0(), &SolveConfig::new(Steps::uniform(0.0, 1.0, 4).unwrap())).err().expect("shape");
+    assert!(e.to_string().contains("returned shape [2, 1] for state leaf 0 of shape [2, 3]"), "{e}");
+    let adaptive = SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 1.0, controller: PiController::new(1e-6, 1e-6) });
+    assert!(matches!(solve(&decay, Method::Rk4, &y0(), &adaptive), Err(SolverError::Mismatch(_))));
+    let bad_tol = SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 1.0, controller: PiController::new(-1.0, 0.0) });
+    assert!(matches!(solve(&decay, Method::Dopri5, &y0(), &bad_tol), Err(SolverError::Config(_))));
+}
+
+#[test]
+fn step_budget_and_output_times() {
+    let tight = SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 100.0, controller: PiController::new(1e-12, 1e-12) }).max_steps(10);
+    let e = solve(&decay, Method::Dopri5, &y0(), &tight).err().expect("budget");
+    assert!(matches!(e, SolverError::MaxSteps { max_steps: 10, .. }), "{e}");
+    let grid = Steps::uniform(0.0, 1.0, 4).unwrap();
+    let outside = SolveConfig::new(grid.clone()).save_at(SaveAt::Times(vec![0.5, 2.0]));
+    assert!(matches!(solve(&decay, Method::Rk4, &y0(), &outside), Err(SolverError::BadSaveAt(_))));
+    let unordered = SolveConfig::new(grid.clone()).save_at(SaveAt::Times(vec![0.5, 0.25]));
+    assert!(matches!(solve(&decay, Method::Rk4, &y0(), &unordered), Err(SolverError::BadSaveAt(_))));
+    // off-grid output: fine with dense output, an error without it or under the checkpointed adjoint
+    let off = |adjoint| SolveConfig::new(grid.clone()).save_at(SaveAt::Times(vec![0.3])).adjoint(adjoint);
+    assert!(solve(&decay, Method::Dopri5, &y0(), &off(Adjoint::FullGraph)).is_ok());
+    assert!(matches!(solve(&decay, Method::Rk4, &y0(), &off(Adjoint::FullGraph)), Err(SolverError::BadSaveAt(_))));
+    assert!(matches!(solve(&decay, Method::Dopri5, &y0(), &off(Adjoint::Checkpointed)), Err(SolverError::BadSaveAt(_))));
+    // backward() on a full-graph solution says what to do instead
+    let sol = solve(&decay, Method::Rk4, &y0(), &SolveConfig::new(grid)).unwrap();
+    let mut grads = candle_core::backprop::GradStore::default();
+    let e = sol.backward(&decay, Method::Rk4, &[], &mut grads).err().expect("no tape");
+    assert!(e.to_string().contains("call backward() on the loss"), "{e}");
+}
+
+struct Additive;
+impl SdeTerm<Tensor> for Additive {
+    fn drift(&self, _t: f64, y: &Tensor) -> ode_solvers::Result<Tensor> {
+        Ok(y.neg()?)
+    }
+    fn diffusion(&self, _t: f64, y: &Tensor) -> ode_solvers::Result<Tensor> {
+        Ok(y.ones_like()?)
+    }
+    fn calculus(&self) -> Calculus {
+        Calculus::Ito
+    }
+    fn noise(&self) -> Noise {
+        Noise::Scalar
+    }
+}
+
+#[test]
+fn sde_calculus_and_noise_must_match_the_scheme() {
+    let bm = VirtualBrownianTree::new(0.0, 1.0, 0, &y0(), Noise::Scalar, 1e-6).unwrap();
+    let grid: Vec<f64> = (0..=8).map(|i| i as f64 / 8.0).collect();
+    let e = solve_sde(&Additive, SdeMethod::StochasticHeun, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).err().expect("calculus");
+    assert!(e.to_string().contains("Stratonovich") && e.to_string().contains("Ito"), "{e}");
+    assert!(matches!(solve_sde(&Additive, SdeMethod::Milstein, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph), Err(SolverError::Mismatch(_))));
+    // scalar noise: one Brownian motion per sample, shared across its entries
+    let sol = solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).unwrap();
+    let rows = sol.last().to_vec2::<f64>().unwrap();
+    assert!(rows.iter().all(|r| r.iter().all(|v| (v - r[0]).abs() < 1e-12)), "{rows:?}");
+    assert!((rows[0][0] - rows[1][0]).abs() > 1e-6);
+    // a grid outside the Brownian tree's interval
+    let long: Vec<f64> = (0..=8).map(|i| i as f64 / 4.0).collect();
+    assert!(matches!(solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &long, &bm, &SaveAt::Final, Adjoint::FullGraph), Err(SolverError::BadSaveAt(_))));
+}
