@@ -1,6 +1,8 @@
 //! The benchmark and reproduction suites. A suite lists its row configurations, runs one row
 //! (in a child process, see `runner`), and finishes the report with notes and plots.
 
+mod ode_solvers_suite;
+mod sde_adjoint;
 mod tensor_core_suite;
 
 use crate::report::{Report, Row};
@@ -28,7 +30,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint)]
 }
 
 /// Reads an unsigned integer field of a row config.

@@ -65,7 +65,7 @@ impl<S: State> Tape<S> {
     fn cotangents(&self, grads: &GradStore) -> Result<Vec<(usize, S)>> {
         let mut out: Vec<(usize, S)> = Vec::new();
         for (&i, y) in self.out_index.iter().zip(&self.outputs) {
-            let leaves = y.leaves().iter().map(|l| Ok(grads.get(l).cloned().unwrap_or(l.zeros_like()?))).collect::<Result<Vec<_>>>()?;
+            let leaves = y.leaves().iter().map(|l| Ok(grads.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<Vec<_>>>()?;
             let c = y.with_leaves(leaves)?;
             match out.iter_mut().find(|(j, _)| *j == i) {
                 Some((_, acc)) => *acc = crate::state::add(acc, &c)?,
@@ -147,8 +147,10 @@ pub(crate) fn vjp<S: State>(y: &S, a: &S, params: &[Tensor], f: impl FnOnce(&S) 
     let y_leaf = y.with_leaves(y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(&l.detach())?.as_tensor().clone())).collect::<Result<_>>()?)?;
     let fy = f(&y_leaf)?;
     let g = dot(&fy, &crate::state::detach(a)?)?.backward()?;
-    let gy = y_leaf.with_leaves(y_leaf.leaves().iter().map(|l| Ok(g.get(l).cloned().unwrap_or(l.zeros_like()?))).collect::<Result<_>>()?)?;
-    let gp = params.iter().map(|p| g.get(p).cloned()).collect();
+    // candle's gradient tensors keep an op pointing into the forward graph (a weight's gradient
+    // references the layer input): detach, or summing them over steps chains every step's graph
+    let gy = y_leaf.with_leaves(y_leaf.leaves().iter().map(|l| Ok(g.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<_>>()?)?;
+    let gp = params.iter().map(|p| g.get(p).map(Tensor::detach)).collect();
     Ok((crate::state::detach(&fy)?, gy, gp))
 }
 
@@ -168,4 +170,24 @@ pub(crate) fn accumulate(acc: &mut [Option<Tensor>], new: Vec<Option<Tensor>>, s
 
 pub(crate) fn zero_cotangent<S: State>(like: &S) -> Result<S> {
     zeros_like(like)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// A VJP's outputs must not hold the forward graph: summed over steps they would keep every
+    /// step's activations alive (the continuous adjoint's memory grew with N before this).
+    #[test]
+    fn vjp_outputs_carry_no_graph() -> Result<()> {
+        let w = Var::new(&[[0.5f64, -1.0], [2.0, 0.3]], &Device::Cpu)?;
+        let y = Tensor::new(&[[1.0f64, 2.0]], &Device::Cpu)?;
+        let a = Tensor::new(&[[0.1f64, -0.2]], &Device::Cpu)?;
+        let params = [w.as_tensor().clone()];
+        let (f, gy, gp) = vjp(&y, &a, &params, |y| Ok(y.matmul(w.as_tensor())?.tanh()?.matmul(w.as_tensor())?))?;
+        assert!(!f.track_op() && !gy.track_op());
+        assert!(gp.iter().flatten().all(|g| !g.track_op()));
+        Ok(())
+    }
 }
