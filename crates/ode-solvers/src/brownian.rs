@@ -34,7 +34,7 @@ impl VirtualBrownianTree {
     /// A Brownian motion on [t₀, t₁] (either order) with the noise shape of `like`: one entry
     /// per state entry (diagonal) or one per sample (scalar). Queries resolve to `tol` in time.
     pub fn new<S: State>(t0: f64, t1: f64, seed: u64, like: &S, noise: Noise, tol: f64) -> Result<Self> {
-        if !(t0.is_finite() && t1.is_finite() && t0 != t1) || !(tol > 0.0) {
+        if !(t0.is_finite() && t1.is_finite() && t0 != t1 && tol > 0.0) {
             return Err(SolverError::Config(format!("Brownian tree needs t0 ≠ t1 finite and tol > 0, got [{t0}, {t1}], tol {tol}")));
         }
         let leaves = like.leaves();

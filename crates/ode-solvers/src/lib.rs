@@ -35,3 +35,8 @@ pub use solve::{solve, solve_sde, SolveConfig, Steps};
 pub use solver::{Method, SdeMethod};
 pub use state::State;
 pub use term::{Calculus, Noise, OdeTerm, SdeTerm};
+
+/// The runnable examples of `docs/ARCHITECTURE.md`, run by `cargo test` so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/ARCHITECTURE.md")]
+pub struct ArchitectureExamples;

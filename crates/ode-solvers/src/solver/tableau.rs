@@ -172,7 +172,8 @@ pub static TSIT5: Tableau = Tableau {
     dense: DenseOutput::Tsit5,
 };
 
-/// Tsit5's continuous weights b_i(θ), θ ∈ [0, 1] (b_i(1) = b_i).
+/// Tsit5's continuous weights b_i(θ), θ ∈ [0, 1] (b_i(1) = b_i). Constants as published.
+#[allow(clippy::excessive_precision)]
 pub(crate) fn tsit5_weights(t: f64) -> [f64; 7] {
     let t2 = t * t;
     [

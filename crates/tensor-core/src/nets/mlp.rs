@@ -51,7 +51,7 @@ impl TimeLayer for ConcatLinear {
         p
     }
     fn map_params(&self, f: &mut dyn FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
-        Ok(Self { w: f(&self.w)?, b: f(&self.b)?, w_t: self.w_t.as_ref().map(|w| f(w)).transpose()? })
+        Ok(Self { w: f(&self.w)?, b: f(&self.b)?, w_t: self.w_t.as_ref().map(&mut *f).transpose()? })
     }
 }
 

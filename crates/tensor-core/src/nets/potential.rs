@@ -230,13 +230,14 @@ impl Potential {
         let mut lap = (&d2_0 * &terms[0])?.matmul(&k0x.sqr()?.sum_keepdim(1)?)?;
         // J (m, B, d): row j, sample b holds ∂u_j/∂x of that sample.
         let mut jac = to_mb1(&sw.d1[0])?.broadcast_mul(&k0x.unsqueeze(1)?)?;
-        for i in 1..self.config.layers {
-            let kj = self.k[i].matmul(&jac.reshape((m, b * d))?)?.reshape((m, b, d))?;
-            let coef = to_mb1(&(self.activation.second_derivative(&sw.pre[i])? * &terms[i])?)?;
+        let layers = self.k.iter().zip(&sw.pre).zip(&sw.d1).zip(&terms).skip(1);
+        for (i, (((k, pre), d1), term)) in layers.enumerate() {
+            let kj = k.matmul(&jac.reshape((m, b * d))?)?.reshape((m, b, d))?;
+            let coef = to_mb1(&(self.activation.second_derivative(pre)? * term)?)?;
             let t_i = coef.broadcast_mul(&kj.sqr()?)?.sum(2)?.sum(0)?.reshape((b, 1))?;
             lap = (lap + (t_i * h)?)?;
-            if i + 1 < self.config.layers {
-                jac = (jac + (to_mb1(&sw.d1[i])?.broadcast_mul(&kj)? * h)?)?;
+            if i + 2 < self.config.layers {
+                jac = (jac + (to_mb1(d1)?.broadcast_mul(&kj)? * h)?)?;
             }
         }
         let tr_sym = self.a.narrow(1, 0, d)?.sqr()?.sum_all()?;
