@@ -119,7 +119,7 @@ impl Toy2d {
                 let r = rng.random::<f64>().sqrt() * 540.0 * (2.0 * PI) / 360.0;
                 let dx = -r.cos() * r + rng.random::<f64>() * 0.5;
                 let dy = r.sin() * r + rng.random::<f64>() * 0.5;
-                let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
+                let sign = if i.is_multiple_of(2) { 1.0 } else { -1.0 };
                 [sign * dx / 3.0 + normal(rng) * 0.1, sign * dy / 3.0 + normal(rng) * 0.1]
             }
             Self::Swissroll => {

@@ -4,40 +4,40 @@
 use candle_core::{DType, Device, Tensor};
 use ode_solvers::{solve, Method, PiController, Result, SaveAt, SolveConfig, Steps};
 
-const DEV: Device = Device::Cpu;
+mod common;
+use common::observed_order;
 
-/// Least-squares slope of log(error) against log(h).
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|&n| (1.0 / n as f64).ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let (mx, my) = (xs.iter().sum::<f64>() / xs.len() as f64, ys.iter().sum::<f64>() / ys.len() as f64);
-    let num: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    num / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
-}
+const DEV: Device = Device::Cpu;
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok((a - b)?.abs()?.max_all()?.to_scalar::<f64>()?)
 }
 
 /// y' = A y with A = [[−0.5, 2], [−2, −0.5]] (a damped rotation), several initial states.
-fn linear_problem() -> Result<(Tensor, impl Fn(f64) -> Result<Tensor>, impl Fn(f64, &Tensor) -> ode_solvers::Result<Tensor>)> {
-    let a = Tensor::new(&[[-0.5f64, 2.0], [-2.0, -0.5]], &DEV)?;
-    let y0 = Tensor::new(&[[1.0f64, 0.0], [0.3, -2.0], [-1.0, 0.5]], &DEV)?;
-    let y0c = y0.clone();
-    let exact = move |t: f64| -> Result<Tensor> {
-        // e^{At} = e^{-t/2} [[cos 2t, sin 2t], [−sin 2t, cos 2t]]; rows are states, so y e^{Aᵀt}
+struct Linear {
+    y0: Tensor,
+    a_t: Tensor,
+}
+
+impl Linear {
+    fn new() -> Result<Self> {
+        let a = Tensor::new(&[[-0.5f64, 2.0], [-2.0, -0.5]], &DEV)?;
+        Ok(Self { y0: Tensor::new(&[[1.0f64, 0.0], [0.3, -2.0], [-1.0, 0.5]], &DEV)?, a_t: a.t()?.contiguous()? })
+    }
+    /// e^{At} = e^{−t/2} [[cos 2t, sin 2t], [−sin 2t, cos 2t]]; rows are states, so y₀ e^{Aᵀt}.
+    fn exact(&self, t: f64) -> Result<Tensor> {
         let (c, s, d) = ((2.0 * t).cos(), (2.0 * t).sin(), (-0.5 * t).exp());
-        let m = Tensor::new(&[[c * d, -s * d], [s * d, c * d]], &DEV)?;
-        Ok(y0c.matmul(&m)?)
-    };
-    let at = a.t()?.contiguous()?;
-    let f = move |_t: f64, y: &Tensor| Ok(y.matmul(&at)?);
-    Ok((y0, exact, f))
+        Ok(self.y0.matmul(&Tensor::new(&[[c * d, -s * d], [s * d, c * d]], &DEV)?)?)
+    }
+    fn field(&self) -> impl Fn(f64, &Tensor) -> ode_solvers::Result<Tensor> + '_ {
+        |_t, y| Ok(y.matmul(&self.a_t)?)
+    }
 }
 
 #[test]
 fn every_method_has_its_order_on_a_linear_system_and_a_nonlinear_scalar_ode() -> Result<()> {
-    let (y0, exact, f) = linear_problem()?;
+    let lin = Linear::new()?;
+    let (y0, f, exact) = (lin.y0.clone(), lin.field(), |t| lin.exact(t));
     // nonlinear and time-dependent, with large error constants near a blow-up:
     // y' = 2t·y², y = y₀ / (1 − y₀t²), up to t = 0.9 (y₀ = 1 reaches 5.3)
     let g = |t: f64, y: &Tensor| Ok((y.sqr()? * (2.0 * t))?);
@@ -54,10 +54,10 @@ fn every_method_has_its_order_on_a_linear_system_and_a_nonlinear_scalar_ode() ->
             _ => (vec![16, 32, 64, 128], vec![64, 128, 256, 512]),
         };
         for (label, errs) in [
-            ("linear", ns.iter().map(|&n| Ok(max_abs_diff(solve(&f, method, &y0, &SolveConfig::new(Steps::uniform(0.0, t1, n)?))?.last(), &exact(t1)?)?)).collect::<Result<Vec<_>>>()?),
-            ("nonlinear", ns_nl.iter().map(|&n| Ok(max_abs_diff(solve(&g, method, &z0, &SolveConfig::new(Steps::uniform(0.0, t_nl, n)?))?.last(), &z_exact(t_nl)?)?)).collect::<Result<Vec<_>>>()?),
+            ("linear", ns.iter().map(|&n| max_abs_diff(solve(&f, method, &y0, &SolveConfig::new(Steps::uniform(0.0, t1, n)?))?.last(), &exact(t1)?)).collect::<Result<Vec<_>>>()?),
+            ("nonlinear", ns_nl.iter().map(|&n| max_abs_diff(solve(&g, method, &z0, &SolveConfig::new(Steps::uniform(0.0, t_nl, n)?))?.last(), &z_exact(t_nl)?)).collect::<Result<Vec<_>>>()?),
         ] {
-            let observed = slope(if label == "linear" { &ns } else { &ns_nl }, &errs);
+            let observed = observed_order(if label == "linear" { &ns } else { &ns_nl }, &errs);
             if (observed - p).abs() > 0.3 {
                 failures.push(format!("{} on the {label} problem: observed order {observed:.2}, nominal {p} (errors {errs:?})", method.name()));
             }
@@ -100,7 +100,8 @@ fn adaptive_pairs_reach_the_tolerance_on_van_der_pol() -> Result<()> {
 
 #[test]
 fn backward_in_time_returns_to_the_start() -> Result<()> {
-    let (y0, exact, f) = linear_problem()?;
+    let lin = Linear::new()?;
+    let (y0, f, exact) = (lin.y0.clone(), lin.field(), |t| lin.exact(t));
     let fwd = solve(&f, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 1.5, controller: PiController::new(1e-9, 1e-9) }))?;
     assert!(max_abs_diff(fwd.last(), &exact(1.5)?)? < 1e-7);
     let back = solve(&f, Method::Tsit5, fwd.last(), &SolveConfig::new(Steps::Adaptive { t0: 1.5, t1: 0.0, controller: PiController::new(1e-9, 1e-9) }))?;
@@ -112,7 +113,8 @@ fn backward_in_time_returns_to_the_start() -> Result<()> {
 
 #[test]
 fn dense_output_has_its_order_between_steps() -> Result<()> {
-    let (y0, exact, f) = linear_problem()?;
+    let lin = Linear::new()?;
+    let (y0, f, exact) = (lin.y0.clone(), lin.field(), |t| lin.exact(t));
     for (method, order) in [(Method::Dopri5, 4.0), (Method::Tsit5, 4.0), (Method::Bosh3, 3.0)] {
         let ns = [8usize, 16, 32];
         let mut errs = Vec::new();
@@ -127,7 +129,7 @@ fn dense_output_has_its_order_between_steps() -> Result<()> {
             }
             errs.push(e);
         }
-        let observed = slope(&ns, &errs);
+        let observed = observed_order(&ns, &errs);
         assert!(observed >= order - 0.3, "{} dense output: order {observed:.2} < {order} ({errs:?})", method.name());
     }
     // adaptive + dense output at requested times
@@ -142,7 +144,8 @@ fn dense_output_has_its_order_between_steps() -> Result<()> {
 
 #[test]
 fn statistics_count_what_was_done() -> Result<()> {
-    let (y0, _, f) = linear_problem()?;
+    let lin = Linear::new()?;
+    let (y0, f) = (lin.y0.clone(), lin.field());
     let rk4 = solve(&f, Method::Rk4, &y0, &SolveConfig::new(Steps::uniform(0.0, 1.0, 10)?))?;
     assert_eq!((rk4.stats.nfe, rk4.stats.accepted, rk4.stats.rejected), (40, 10, 0));
     // FSAL: 1 + 6 per step

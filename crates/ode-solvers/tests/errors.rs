@@ -67,7 +67,7 @@ fn step_budget_and_output_times() {
     // backward() on a full-graph solution says what to do instead
     let sol = solve(&decay, Method::Rk4, &y0(), &SolveConfig::new(grid)).unwrap();
     let mut grads = candle_core::backprop::GradStore::default();
-    let e = sol.backward(&decay, Method::Rk4, &[], &mut grads).err().expect("no tape");
+    let e = sol.backward(&decay, Method::Rk4, &[], &mut grads).expect_err("no tape");
     assert!(e.to_string().contains("call backward() on the loss"), "{e}");
 }
 

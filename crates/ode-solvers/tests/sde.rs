@@ -6,6 +6,9 @@
 use candle_core::{DType, Device, Tensor, Var};
 use ode_solvers::{solve_sde, Adjoint, Calculus, ItoCorrection, Noise, Result, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
 
+mod common;
+use common::observed_order;
+
 const DEV: Device = Device::Cpu;
 
 /// dX = μX dt + σX dW (Itô) or dX = μX dt + σX∘dW (Stratonovich).
@@ -42,13 +45,6 @@ fn grid(n: usize, t1: f64) -> Vec<f64> {
     (0..=n).map(|i| t1 * i as f64 / n as f64).collect()
 }
 
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|&n| (1.0 / n as f64).ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let (mx, my) = (xs.iter().sum::<f64>() / xs.len() as f64, ys.iter().sum::<f64>() / ys.len() as f64);
-    xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum::<f64>() / xs.iter().map(|x| (x - mx).powi(2)).sum::<f64>()
-}
-
 #[test]
 fn strong_orders_on_geometric_brownian_motion() -> Result<()> {
     let (mu, sigma, t1, paths) = (0.5, 0.8, 1.0, 4000);
@@ -70,7 +66,7 @@ fn strong_orders_on_geometric_brownian_motion() -> Result<()> {
             let sol = solve_sde(&term, method, &x0, &grid(n, t1), &bm, &SaveAt::Final, Adjoint::FullGraph)?;
             Ok((sol.last() - &exact)?.abs()?.mean_all()?.to_scalar::<f64>()?)
         }).collect::<Result<_>>()?;
-        let observed = slope(&ns, &errs);
+        let observed = observed_order(&ns, &errs);
         assert!((observed - order).abs() <= 0.3, "{} (analytic ∂g: {analytic}): strong order {observed:.2}, nominal {order} ({errs:?})", method.name());
     }
     Ok(())

@@ -106,7 +106,7 @@ impl Suite for SdeAdjoint {
             "fd-discrete" => {
                 let end = |x: f64| -> Result<Tensor, String> {
                     let x = Tensor::full(x, (m, 1), device).map_err(c)?;
-                    Ok(solve_sde(&term, method, &x, &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).map_err(s)?.last().sqr().map_err(c)?)
+                    solve_sde(&term, method, &x, &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).map_err(s)?.last().sqr().map_err(c)
                 };
                 ((end(X0 + FD_EPS)? - end(X0 - FD_EPS)?).map_err(c)? / (2.0 * FD_EPS)).map_err(c)?
             }
