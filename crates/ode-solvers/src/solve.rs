@@ -103,7 +103,8 @@ impl<S: State> Stepper<S> for SdeStepper<'_, S> {
     }
 }
 
-pub(crate) fn check_grid(grid: &[f64]) -> Result<f64> {
+/// Checks a fixed time grid: at least two finite, strictly monotone times; returns the direction ±1.
+pub fn check_grid(grid: &[f64]) -> Result<f64> {
     if grid.len() < 2 {
         return Err(SolverError::BadGrid(format!("need at least two times, got {}", grid.len())));
     }

@@ -63,6 +63,16 @@ impl Precision {
         }
     }
 
+    /// Smallest positive normal value: below it values are subnormal and lose digits (f16: 2⁻¹⁴).
+    pub fn min_positive_normal(self) -> f64 {
+        match self {
+            Self::F64 => f64::MIN_POSITIVE,
+            Self::F32 | Self::Tf32 => f32::MIN_POSITIVE as f64,
+            Self::Bf16 => half::bf16::MIN_POSITIVE.to_f64(),
+            Self::F16 => half::f16::MIN_POSITIVE.to_f64(),
+        }
+    }
+
     /// True for the 16-bit formats, the ones that need loss/adjoint scaling.
     pub fn is_half(self) -> bool {
         matches!(self, Self::Bf16 | Self::F16)
@@ -184,6 +194,7 @@ mod tests {
         assert_eq!(Precision::F32.epsilon(), f32::EPSILON as f64);
         assert_eq!(Precision::F64.epsilon(), f64::EPSILON);
         assert_eq!(Precision::F16.max_finite(), 65504.0);
+        assert_eq!(Precision::F16.min_positive_normal(), 2f64.powi(-14));
     }
 
     #[test]

@@ -65,8 +65,7 @@ impl<S: State> Tape<S> {
     fn cotangents(&self, grads: &GradStore) -> Result<Vec<(usize, S)>> {
         let mut out: Vec<(usize, S)> = Vec::new();
         for (&i, y) in self.out_index.iter().zip(&self.outputs) {
-            let leaves = y.leaves().iter().map(|l| Ok(grads.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<Vec<_>>>()?;
-            let c = y.with_leaves(leaves)?;
+            let c = output_cotangent(y, grads)?;
             match out.iter_mut().find(|(j, _)| *j == i) {
                 Some((_, acc)) => *acc = crate::state::add(acc, &c)?,
                 None => out.push((i, c)),
@@ -86,17 +85,7 @@ impl<S: State> Tape<S> {
     /// Hands the results to the user's store: parameter gradients added in, ∂L/∂y₀ propagated
     /// into whatever y₀ was computed from.
     fn deliver(&self, a0: &S, params: &[Tensor], param_grads: Vec<Option<Tensor>>, grads: &mut GradStore) -> Result<()> {
-        let mut store = GradStore::default();
-        for (p, g) in params.iter().zip(param_grads) {
-            if let Some(g) = g {
-                store.insert(p, g);
-            }
-        }
-        grads.extend(store)?;
-        if self.y0.leaves().iter().any(|l| l.track_op()) {
-            grads.extend(dot(&self.y0, &crate::state::detach(a0)?)?.backward()?)?;
-        }
-        Ok(())
+        deliver_gradients(&self.y0, a0, params, param_grads, grads)
     }
 }
 
@@ -141,9 +130,34 @@ impl<S: State> Solution<S> {
     }
 }
 
+/// The gradient `grads` holds for each leaf of an output state (zero where it has none), detached:
+/// the cotangent a memory-saving adjoint starts from.
+pub fn output_cotangent<S: State>(y: &S, grads: &GradStore) -> Result<S> {
+    y.with_leaves(y.leaves().iter().map(|l| Ok(grads.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<Vec<_>>>()?)
+}
+
+/// Hands an adjoint's results to the user's gradient store: each parameter gradient is added in
+/// (cast to the parameter's dtype), and ∂L/∂y₀ = `a0` is propagated into whatever tracked
+/// computation produced `y0` (one backward through the surrogate ⟨y₀, a₀⟩).
+pub fn deliver_gradients<S: State>(y0: &S, a0: &S, params: &[Tensor], param_grads: Vec<Option<Tensor>>, grads: &mut GradStore) -> Result<()> {
+    let mut store = GradStore::default();
+    for (p, g) in params.iter().zip(param_grads) {
+        if let Some(g) = g {
+            store.insert(p, g.to_dtype(p.dtype())?);
+        }
+    }
+    grads.extend(store)?;
+    if y0.leaves().iter().any(|l| l.track_op()) {
+        let a0 = a0.with_leaves(a0.leaves().iter().zip(y0.leaves()).map(|(a, y)| Ok(a.detach().to_dtype(y.dtype())?)).collect::<Result<_>>()?)?;
+        grads.extend(dot(y0, &a0)?.backward()?)?;
+    }
+    Ok(())
+}
+
 /// VJP of `f` at `y` with cotangent `a`: (f(y) detached, aᵀ∂f/∂y, aᵀ∂f/∂θ for each param).
-/// One first-order backward through a surrogate ⟨f(y), a⟩; y is made a fresh leaf.
-pub(crate) fn vjp<S: State>(y: &S, a: &S, params: &[Tensor], f: impl FnOnce(&S) -> Result<S>) -> Result<(S, S, Vec<Option<Tensor>>)> {
+/// One first-order backward through a surrogate ⟨f(y), a⟩; y is made a fresh leaf. Everything
+/// returned is detached.
+pub fn vjp<S: State>(y: &S, a: &S, params: &[Tensor], f: impl FnOnce(&S) -> Result<S>) -> Result<(S, S, Vec<Option<Tensor>>)> {
     let y_leaf = y.with_leaves(y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(&l.detach())?.as_tensor().clone())).collect::<Result<_>>()?)?;
     let fy = f(&y_leaf)?;
     let g = dot(&fy, &crate::state::detach(a)?)?.backward()?;

@@ -18,8 +18,8 @@ pub struct RkStep<S> {
     pub nfe: usize,
 }
 
-/// One step of `tab` from (t, y₀) with step h; `k0` = f(t, y₀) when already known (FSAL).
-pub fn rk_step<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0: &S, k0: Option<S>) -> Result<RkStep<S>> {
+/// The stages k_i of one step from (t, y₀) and the evaluations made; `k0` = f(t, y₀) when known.
+fn rk_stages<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0: &S, k0: Option<S>) -> Result<(Vec<S>, usize)> {
     let mut nfe = 0;
     let k0 = match k0 {
         Some(k) => k,
@@ -38,6 +38,21 @@ pub fn rk_step<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y
         stages.push(term.vector_field(t + tab.c[i] * h, &yi)?);
         nfe += 1;
     }
+    Ok((stages, nfe))
+}
+
+/// The increment direction Φ = Σ b_i k_i of one step, so that y₁ = y₀ + hΦ. Computed in y₀'s
+/// dtype: seed 003's mixed-precision forward evaluates it in the low precision and adds hΦ in
+/// the high one.
+pub fn rk_increment<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0: &S) -> Result<(S, usize)> {
+    let (stages, nfe) = rk_stages(tab, term, t, h, y0, None)?;
+    let terms: Vec<(f64, &S)> = tab.b.iter().zip(&stages).map(|(b, k)| (*b, k)).collect();
+    Ok((lincomb(&crate::state::zeros_like(y0)?, &terms)?, nfe))
+}
+
+/// One step of `tab` from (t, y₀) with step h; `k0` = f(t, y₀) when already known (FSAL).
+pub fn rk_step<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0: &S, k0: Option<S>) -> Result<RkStep<S>> {
+    let (stages, nfe) = rk_stages(tab, term, t, h, y0, k0)?;
     let weighted = |w: &[f64], base: &S| -> Result<S> {
         let terms: Vec<(f64, &S)> = w.iter().zip(&stages).map(|(b, k)| (h * b, k)).collect();
         lincomb(base, &terms)
