@@ -131,7 +131,7 @@ mod tests {
     fn init_targets_one_over_eps_as_a_power_of_two() -> Result<()> {
         let a = Tensor::new(&[[1e-3f32, -2e-3], [5e-4, 0.0]], &Device::Cpu)?;
         let mut s = DynamicScaler::new(Precision::F16);
-        s.init(&[a.clone()])?;
+        s.init(std::slice::from_ref(&a))?;
         let v = s.scale().unwrap();
         assert_eq!(v.log2().fract(), 0.0, "power of two: {v}");
         // target 1/ε = 1024, width √2, max|a| = 2e-3  ⇒  S ≈ 362 000 → 2^18
@@ -146,7 +146,7 @@ mod tests {
     fn halves_on_overflow_and_doubles_with_headroom() -> Result<()> {
         let mut s = DynamicScaler::new(Precision::F16);
         let big = Tensor::new(&[[60000f32]], &Device::Cpu)?;
-        s.init(&[big.clone()])?;
+        s.init(std::slice::from_ref(&big))?;
         let s0 = s.scale().unwrap();
         assert!(s0 * 60000.0 <= 65504.0);
         s.on_overflow();

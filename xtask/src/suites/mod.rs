@@ -1,8 +1,11 @@
 //! The benchmark and reproduction suites. A suite lists its row configurations, runs one row
 //! (in a child process, see `runner`), and finishes the report with notes and plots.
 
+mod mp_memory;
 mod ode_solvers_suite;
+mod roundoff;
 mod sde_adjoint;
+mod stiff_ode;
 mod tensor_core_suite;
 
 use crate::report::{Report, Row};
@@ -30,7 +33,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory)]
 }
 
 /// Reads an unsigned integer field of a row config.
