@@ -5,6 +5,10 @@
 //!   high precision H, store only the 16-bit trajectory.
 //! - [`backward`]: rebuild one step at a time from the stored states, VJP with a dynamically
 //!   scaled cotangent in L, accumulate adjoint and parameter gradients in H.
+//! - [`grads`]: `value_and_grad` — one switch between full-graph, checkpointed, continuous and
+//!   mixed-precision gradients for a model's training step.
+//! - [`train`]: the training loop shared by the density models (Adam, learning-rate drops,
+//!   validation, best checkpoint, early stopping) over a small [`FlowModel`] trait.
 //! - [`stiff`]: seed 003's stiff test problem with its analytic gradients and the baselines.
 //! - [`scaler`]: the dynamic adjoint scale S (power of two, halved on overflow, doubled with
 //!   headroom), persisting across iterations.
@@ -55,10 +59,14 @@
 pub mod backward;
 pub mod error;
 pub mod forward;
+pub mod grads;
 pub mod scaler;
 pub mod stiff;
+pub mod train;
 
 pub use backward::BackwardReport;
 pub use error::{MpError, Result};
 pub use forward::{solve_mixed, MpConfig, MpSolution};
+pub use grads::{value_and_grad, GradientMode};
+pub use train::{train, FlowModel, TrainConfig, TrainRecord};
 pub use scaler::DynamicScaler;

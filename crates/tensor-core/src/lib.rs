@@ -7,6 +7,7 @@
 //! - [`activation`]: σ, σ', σ'' as candle ops.
 //! - [`nets`]: networks with analytic derivatives — [`nets::Mlp`], [`nets::ConcatSquashNet`]
 //!   (JVP, exact and Hutchinson traces) and OT-Flow's [`nets::Potential`] (∇Φ, exact ΔΦ).
+//! - [`stats`]: standard-normal log density, MMD between samples.
 //! - [`memory`]: peak resident memory and device memory for benchmarks.
 //!
 //! No model needs a gradient of a gradient: every derivative a loss uses is computed here as
@@ -20,6 +21,7 @@ pub mod nets;
 pub mod params;
 pub mod precision;
 pub mod rng;
+pub mod stats;
 
 pub use activation::Activation;
 pub use device::{device_name, parse_device};

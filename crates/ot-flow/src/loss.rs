@@ -1,0 +1,35 @@
+//! OT-Flow's objective (paper Eq. 8; `OTFlowProblem.py`): J = α₀·L + α₁·C + α₂·R with
+//! L = E[c_L(1)] (transport), C = E[−log N(x(1)) − ℓ(1)] (negative log-likelihood, nats),
+//! R = E[c_H(1)] (HJB penalty).
+
+use mixed_precision_adjoint::Result;
+use crate::model::OtState;
+use candle_core::{DType, Tensor};
+use tensor_core::stats::standard_normal_log_prob;
+
+/// The three costs and their weighted sum, as scalar tensors (differentiable).
+pub struct Costs {
+    pub total: Tensor,
+    pub transport: Tensor,
+    pub nll: Tensor,
+    pub hjb: Tensor,
+}
+
+/// Costs at the final state, computed in f32 or better whatever the state's dtype.
+pub fn costs(alpha: [f64; 3], z: &OtState) -> Result<Costs> {
+    let up = |t: &Tensor| -> Result<Tensor> { Ok(if t.dtype() == DType::F64 { t.clone() } else { t.to_dtype(DType::F32)? }) };
+    let (x, l, cl, ch) = (up(&z.0)?, up(&z.1)?, up(&z.2)?, up(&z.3)?);
+    let transport = cl.mean_all()?;
+    let nll = (standard_normal_log_prob(&x)? + l)?.neg()?.mean_all()?;
+    let hjb = ch.mean_all()?;
+    let total = (((&transport * alpha[0])? + (&nll * alpha[1])?)? + (&hjb * alpha[2])?)?;
+    Ok(Costs { total, transport, nll, hjb })
+}
+
+impl Costs {
+    /// (J, L, C, R) as numbers.
+    pub fn values(&self) -> Result<[f64; 4]> {
+        let v = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
+        Ok([v(&self.total)?, v(&self.transport)?, v(&self.nll)?, v(&self.hjb)?])
+    }
+}

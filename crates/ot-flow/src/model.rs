@@ -1,0 +1,99 @@
+//! OT-Flow's model (Onken, Wu Fung, Li, Ruthotto 2021; seeds 001/003): the potential Φ of
+//! `tensor-core` and the augmented characteristics it drives. Sign conventions follow the
+//! reference code (`OTFlowProblem.py::odefun`): with α = (α₀, α₁, α₂),
+//!
+//! dx/dt = −∇ₓΦ/α₀,  dℓ/dt = −ΔₓΦ/α₀,  dc_L/dt = ½‖dx/dt‖²,  dc_H/dt = |−∂ₜΦ + α₀·½‖dx/dt‖²|,
+//!
+//! from (x, 0, 0, 0) at t = 0 (data) to t = 1 (standard normal). ℓ is the log-determinant
+//! (log p(x) = log N(x(1)) + ℓ(1)), c_L the transport cost, c_H the HJB residual.
+
+use mixed_precision_adjoint::Result;
+use candle_core::{DType, Tensor};
+use ode_solvers::OdeTerm;
+use tensor_core::nets::{Potential, PotentialConfig};
+use tensor_core::params::ParamBuilder;
+
+/// (x, ℓ, c_L, c_H): shapes (B, d), (B, 1), (B, 1), (B, 1).
+pub type OtState = (Tensor, Tensor, Tensor, Tensor);
+
+/// Sizes and weights of an OT-Flow model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OtFlowConfig {
+    /// Data dimension d.
+    pub dim: usize,
+    /// ResNet width m.
+    pub width: usize,
+    /// ResNet layers M (OT-Flow's nTh).
+    pub layers: usize,
+    /// (α₀, α₁, α₂): transport, likelihood and HJB weights of J = α₀L + α₁C + α₂R.
+    pub alpha: [f64; 3],
+}
+
+impl OtFlowConfig {
+    /// OT-Flow's 2-D toy defaults (`trainToyOTflow.py`): m = 32, M = 2, α = (1, 100, 5).
+    pub fn toy() -> Self {
+        Self { dim: 2, width: 32, layers: 2, alpha: [1.0, 100.0, 5.0] }
+    }
+}
+
+/// An OT-Flow model: a potential and the weights of its objective.
+#[derive(Clone, Debug)]
+pub struct OtFlow {
+    pub phi: Potential,
+    pub config: OtFlowConfig,
+}
+
+impl OtFlow {
+    /// A model with OT-Flow's initialisation, parameters under `pb`.
+    pub fn new(pb: &mut ParamBuilder, config: OtFlowConfig) -> Result<Self> {
+        let phi = Potential::new(pb, PotentialConfig { dim: config.dim, width: config.width, layers: config.layers, rank: 10 })?;
+        Ok(Self { phi, config })
+    }
+
+    /// The augmented dynamics evaluated in `dtype` (parameters cast differentiably: the mixed
+    /// precision term is `dynamics(DType::F16)`).
+    pub fn dynamics(&self, dtype: DType) -> Result<Dynamics> {
+        Ok(Dynamics { phi: self.phi.to_dtype(dtype)?, alpha0: self.config.alpha[0] })
+    }
+
+    /// The velocity only, x' = −∇ₓΦ/α₀ (sampling and encoding), evaluated in `dtype`.
+    pub fn velocity(&self, dtype: DType) -> Result<Velocity> {
+        Ok(Velocity { phi: self.phi.to_dtype(dtype)?, alpha0: self.config.alpha[0] })
+    }
+
+    /// (x, 0, 0, 0).
+    pub fn initial_state(x: &Tensor) -> Result<OtState> {
+        let z = Tensor::zeros((x.dim(0)?, 1), x.dtype(), x.device())?;
+        Ok((x.clone(), z.clone(), z.clone(), z))
+    }
+}
+
+/// The augmented OT-Flow vector field.
+pub struct Dynamics {
+    phi: Potential,
+    alpha0: f64,
+}
+
+impl OdeTerm<OtState> for Dynamics {
+    fn vector_field(&self, t: f64, s: &OtState) -> ode_solvers::Result<OtState> {
+        let d = self.phi.derivatives(&s.0, &Tensor::new(t, s.0.device())?)?;
+        let dx = (d.grad_x * (-1.0 / self.alpha0))?;
+        let dl = (d.laplacian * (-1.0 / self.alpha0))?;
+        let kinetic = (dx.sqr()?.sum_keepdim(1)? * 0.5)?;
+        let hjb = ((kinetic.clone() * self.alpha0)? - d.grad_t)?.abs()?;
+        Ok((dx, dl, kinetic, hjb))
+    }
+}
+
+/// x' = −∇ₓΦ/α₀ alone.
+pub struct Velocity {
+    phi: Potential,
+    alpha0: f64,
+}
+
+impl OdeTerm<Tensor> for Velocity {
+    fn vector_field(&self, t: f64, x: &Tensor) -> ode_solvers::Result<Tensor> {
+        let (g, _) = self.phi.gradient(x, &Tensor::new(t, x.device())?)?;
+        Ok((g * (-1.0 / self.alpha0))?)
+    }
+}
