@@ -56,3 +56,70 @@ pub fn loglog(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[
     chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 15)).draw().map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
+
+/// One panel of a multi-panel figure, on the square [lo, hi]².
+pub enum Panel {
+    /// Values on a regular grid (row 0 = bottom), drawn with a perceptual-ish colour ramp.
+    Heatmap { values: Vec<Vec<f64>> },
+    /// Point clouds, each (points, colour).
+    Scatter { clouds: Vec<(Vec<(f64, f64)>, RGBColor)> },
+    /// Polylines (trajectories), each drawn thin, their end points marked.
+    Paths { paths: Vec<Vec<(f64, f64)>> },
+}
+
+fn ramp(v: f64) -> RGBColor {
+    // dark blue → teal → yellow, v in [0, 1]
+    let stops = [(0.0, (20.0, 20.0, 80.0)), (0.5, (30.0, 150.0, 140.0)), (1.0, (250.0, 230.0, 60.0))];
+    let v = v.clamp(0.0, 1.0);
+    let (a, b) = if v < 0.5 { (stops[0], stops[1]) } else { (stops[1], stops[2]) };
+    let s = (v - a.0) / (b.0 - a.0);
+    let mix = |x: f64, y: f64| (x + s * (y - x)) as u8;
+    RGBColor(mix(a.1 .0, b.1 .0), mix(a.1 .1, b.1 .1), mix(a.1 .2, b.1 .2))
+}
+
+/// A grid of panels (rows × columns) with row and column titles, saved as PNG.
+pub fn panels(path: &Path, title: &str, row_titles: &[String], col_titles: &[&str], grid: &[Vec<Panel>], lo: f64, hi: f64) -> Result<(), String> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let (rows, cols) = (grid.len(), grid.first().map_or(0, Vec::len));
+    let cell = 300u32;
+    let root = BitMapBackend::new(path, (cell * cols as u32 + 40, cell * rows as u32 + 60)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    let areas = root.margin(0, 0, 40, 0).split_evenly((rows, cols));
+    for (i, area) in areas.iter().enumerate() {
+        let (r, c) = (i / cols, i % cols);
+        let caption = format!("{} — {}", row_titles.get(r).map_or("", String::as_str), col_titles.get(c).unwrap_or(&""));
+        let mut chart = ChartBuilder::on(area).caption(caption, ("sans-serif", 13)).margin(4).build_cartesian_2d(lo..hi, lo..hi).map_err(|e| err(&e))?;
+        match &grid[r][c] {
+            Panel::Heatmap { values } => {
+                let ny = values.len();
+                let nx = values.first().map_or(0, Vec::len);
+                let (vmin, vmax) = values.iter().flatten().fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+                let (dx, dy) = ((hi - lo) / nx as f64, (hi - lo) / ny as f64);
+                chart
+                    .draw_series(values.iter().enumerate().flat_map(|(iy, row)| {
+                        row.iter().enumerate().map(move |(ix, &v)| {
+                            let (x0, y0) = (lo + ix as f64 * dx, lo + iy as f64 * dy);
+                            Rectangle::new([(x0, y0), (x0 + dx, y0 + dy)], ramp((v - vmin) / (vmax - vmin).max(1e-12)).filled())
+                        })
+                    }))
+                    .map_err(|e| err(&e))?;
+            }
+            Panel::Scatter { clouds } => {
+                for (points, color) in clouds {
+                    chart.draw_series(points.iter().map(|&p| Circle::new(p, 1, color.mix(0.6).filled()))).map_err(|e| err(&e))?;
+                }
+            }
+            Panel::Paths { paths } => {
+                for p in paths {
+                    chart.draw_series(LineSeries::new(p.clone(), BLUE.mix(0.35))).map_err(|e| err(&e))?;
+                    if let (Some(&a), Some(&b)) = (p.first(), p.last()) {
+                        chart.draw_series([Circle::new(a, 2, RED.filled()), Circle::new(b, 2, BLACK.filled())]).map_err(|e| err(&e))?;
+                    }
+                }
+            }
+        }
+    }
+    root.present().map_err(|e| err(&e))
+}

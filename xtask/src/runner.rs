@@ -23,9 +23,13 @@ fn row_label(cfg: &Row) -> String {
     }).collect::<Vec<_>>().join(" ")
 }
 
-fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64) -> Result<Row, String> {
+/// Environment variable through which a child row learns the output folder (for plot data).
+pub const OUT_ENV: &str = "CONTINUUM_BENCH_OUT";
+
+fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let out = Command::new(exe)
+        .env(OUT_ENV, out_dir)
         .args(["bench-row", "--suite", suite, "--device", device, "--seed", &seed.to_string(), "--config", &Value::Object(cfg.clone()).to_string()])
         .output()
         .map_err(|e| format!("cannot start child: {e}"))?;
@@ -47,6 +51,7 @@ fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64) -> Result<Row, Str
 pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed: u64) -> Result<(), String> {
     let dev = tensor_core::parse_device(device).map_err(|e| e.to_string())?;
     let selected: Vec<Box<dyn Suite>> = if names.is_empty() { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     for suite in selected {
         let configs = suite.rows(quick);
         let bar = ProgressBar::new(configs.len() as u64);
@@ -56,7 +61,7 @@ pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed:
         for cfg in configs {
             bar.set_message(row_label(&cfg));
             let mut row = cfg.clone();
-            match run_child(suite.name(), &cfg, device, seed) {
+            match run_child(suite.name(), &cfg, device, seed, out) {
                 Ok(result) => row.extend(result),
                 Err(why) => {
                     bar.println(format!("{}: row {} failed: {why}", suite.name(), row_label(&cfg)));

@@ -26,9 +26,10 @@ pub struct BackwardReport {
     /// Halvings (overflow retries) and doublings in this pass.
     pub halvings: usize,
     pub doublings: usize,
-    /// Steps whose low-precision cotangent Q_L(S·a) had entries that fell below the smallest
-    /// normal number (subnormal or zero) while a ≠ 0: digits were lost to underflow. Without
-    /// scaling this is how 16-bit gradients go silently wrong; a non-zero count flags it.
+    /// Steps where the entries of the scaled cotangent S·a that fall below the low precision's
+    /// smallest normal number (subnormal or zero in L) carry more than u_L of ‖a‖: more is lost
+    /// to underflow than to rounding. Without scaling this is how 16-bit gradients go silently
+    /// wrong; a non-zero count flags it.
     pub underflow_steps: usize,
 }
 
@@ -39,15 +40,17 @@ impl BackwardReport {
     }
 }
 
-fn count_underflow(a: &[Tensor], s: f64, min_normal: f64) -> Result<usize> {
-    let mut n = 0;
+/// True when the part of S·a that underflows in L (below its smallest normal) has a norm above
+/// u_L·‖S·a‖, i.e. underflow costs more than rounding would.
+fn underflows(a: &[Tensor], s: f64, low: tensor_core::Precision) -> Result<bool> {
+    let (mut lost, mut total) = (0f64, 0f64);
     for l in a {
-        let l = l.to_dtype(DType::F64)?;
-        let nonzero = l.ne(0.0)?;
-        let tiny = (l.abs()? * s)?.lt(min_normal)?;
-        n += (nonzero * tiny)?.to_dtype(DType::F64)?.sum_all()?.to_scalar::<f64>()? as usize;
+        let scaled = (l.to_dtype(DType::F64)? * s)?;
+        let tiny = scaled.abs()?.lt(low.min_positive_normal())?.to_dtype(DType::F64)?;
+        lost += (&scaled * tiny)?.sqr()?.sum_all()?.to_scalar::<f64>()?;
+        total += scaled.sqr()?.sum_all()?.to_scalar::<f64>()?;
     }
-    Ok(n)
+    Ok(total > 0.0 && lost.sqrt() > low.unit_roundoff() * total.sqrt())
 }
 
 fn finite_all(ts: &[Tensor]) -> Result<bool> {
@@ -87,7 +90,6 @@ impl<S: State> MpSolution<S> {
         }
         let (h0, d0) = (scaler.halvings, scaler.doublings);
         let mut report = BackwardReport { initial_scale: scaler.current(&a.leaves())?, ..Default::default() };
-        let min_normal = scaler.low().min_positive_normal();
         let mut g: Vec<Option<Tensor>> = vec![None; params.len()];
         for i in (0..n).rev() {
             let (t, h) = (grid[i], grid[i + 1] - grid[i]);
@@ -104,7 +106,7 @@ impl<S: State> MpSolution<S> {
                 };
                 match result {
                     Some((da, dp)) => {
-                        if count_underflow(&a.leaves(), s, min_normal)? > 0 {
+                        if underflows(&a.leaves(), s, scaler.low())? {
                             report.underflow_steps += 1;
                         }
                         break (s, da, dp);

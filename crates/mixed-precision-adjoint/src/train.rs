@@ -82,11 +82,14 @@ pub fn train<M: FlowModel>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: 
     let vars = varmap.all_vars();
     let params: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let mut opt = AdamW::new(vars.clone(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
-    let dtype = train_x.dtype();
-    let (term_dtype, low) = match cfg.mode {
-        GradientMode::Mixed(p) => (p.low.dtype(), p.low),
-        _ => (dtype, Precision::F32),
+    let data_precision = match train_x.dtype() {
+        DType::F64 => Precision::F64,
+        DType::F16 => Precision::F16,
+        DType::BF16 => Precision::Bf16,
+        _ => Precision::F32,
     };
+    let low = cfg.mode.term_precision(data_precision);
+    let term_dtype = low.dtype();
     let mut scaler = DynamicScaler::new(low);
     let mut rng = SeededRng::new(cfg.seed);
     let grid: Vec<f64> = (0..=cfg.steps).map(|i| i as f64 / cfg.steps as f64).collect();

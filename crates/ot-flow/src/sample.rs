@@ -36,3 +36,13 @@ pub fn evaluate(model: &OtFlow, x: &Tensor, steps: usize) -> Result<[f64; 4]> {
     let z = solve(&dynamics, Method::Rk4, &OtFlow::initial_state(&x.detach())?, &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?;
     costs(model.config.alpha, z.last())?.values()
 }
+
+/// log p(x) = log N(x(1)) + ℓ(1) per sample with `steps` RK4 steps and the exact Laplacian,
+/// no graph; shape (B, 1).
+pub fn log_prob(model: &OtFlow, x: &Tensor, steps: usize) -> Result<Tensor> {
+    let frozen = OtFlow { phi: model.phi.detach()?, config: model.config };
+    let dynamics = frozen.dynamics(x.dtype())?;
+    let z = solve(&dynamics, Method::Rk4, &OtFlow::initial_state(&x.detach())?, &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?;
+    let (x1, l1, _, _) = z.last();
+    Ok((tensor_core::stats::standard_normal_log_prob(x1)? + l1)?)
+}

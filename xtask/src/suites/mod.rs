@@ -7,6 +7,7 @@ mod roundoff;
 mod sde_adjoint;
 mod stiff_ode;
 mod tensor_core_suite;
+mod toy2d;
 
 use crate::report::{Report, Row};
 use candle_core::Device;
@@ -33,7 +34,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite)]
 }
 
 /// Reads an unsigned integer field of a row config.
