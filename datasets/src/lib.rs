@@ -6,10 +6,12 @@
 //! - [`natural_patches`]: the embedded default standing in for BSDS300 — MAF's preprocessing
 //!   applied to the public-domain/CC0 photographs shipped in `datasets/natural-images/`.
 //! - [`stl10`]: STL-10's binary format (`stl10_binary/`).
+//! - [`npy_csv`]: a user's own data as `.npy` or `.csv`, and writing samples back.
 
 pub mod bsds300;
 pub mod error;
 pub mod natural_patches;
+pub mod npy_csv;
 pub mod stl10;
 pub mod toy2d;
 

@@ -167,3 +167,34 @@ fn stl10_bad_files_are_one_clear_line() {
     assert!(e.contains("not a whole number") && e.contains("truncated"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn npy_and_csv_read_numpy_files_and_round_trip() {
+    use datasets::npy_csv::{load_matrix, write_csv, write_npy};
+    let m = load_matrix(&fixture("small_f8.npy")).unwrap();
+    assert_eq!((m.rows, m.cols), (2, 3));
+    assert_eq!(m.data, vec![1.5, -2.0, 3.25, 4.0, 5.5, -6.75]);
+    let f = load_matrix(&fixture("small_f4_fortran.npy")).unwrap();
+    assert_eq!(f.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], "Fortran order is transposed back");
+    let e = load_matrix(&fixture("small_i8.npy")).unwrap_err().to_string();
+    assert!(e.contains("dtype '<i8'") && !e.contains('\n'), "{e}");
+
+    let dir = temp_dir("npycsv");
+    write_npy(&dir.join("out.npy"), &m).unwrap();
+    assert_eq!(load_matrix(&dir.join("out.npy")).unwrap(), m);
+    write_csv(&dir.join("out.csv"), &m).unwrap();
+    assert_eq!(load_matrix(&dir.join("out.csv")).unwrap(), m);
+    std::fs::write(dir.join("h.csv"), "x,y\n1,2\n3 4\n").unwrap();
+    assert_eq!(load_matrix(&dir.join("h.csv")).unwrap().data, vec![1.0, 2.0, 3.0, 4.0]);
+    // bad files: ragged, NaN, empty, garbage, missing
+    std::fs::write(dir.join("ragged.csv"), "1,2\n3\n").unwrap();
+    assert!(load_matrix(&dir.join("ragged.csv")).unwrap_err().to_string().contains("line 2: 1 values"));
+    std::fs::write(dir.join("nan.csv"), "1,2\nnan,4\n").unwrap();
+    assert!(load_matrix(&dir.join("nan.csv")).unwrap_err().to_string().contains("non-finite value at row 1, column 0"));
+    std::fs::write(dir.join("empty.csv"), "x,y\n").unwrap();
+    assert!(load_matrix(&dir.join("empty.csv")).unwrap_err().to_string().contains("no data"));
+    std::fs::write(dir.join("junk.npy"), b"hello").unwrap();
+    assert!(load_matrix(&dir.join("junk.npy")).unwrap_err().to_string().contains("not a .npy file"));
+    assert!(matches!(load_matrix(&dir.join("none.npy")), Err(DataError::Missing { .. })));
+    std::fs::remove_dir_all(dir).ok();
+}
