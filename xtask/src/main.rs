@@ -8,6 +8,7 @@ mod plot;
 mod report;
 mod runner;
 mod suites;
+mod train_cli;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -41,6 +42,10 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// Train OT-Flow or a CNF on a toy set or your own .npy/.csv data.
+    Train(train_cli::TrainArgs),
+    /// Draw samples from a trained model (npy/csv, plus a PNG for 2-D data).
+    Sample(train_cli::SampleArgs),
     /// Internal: run one row of a suite and print its result as one JSON line.
     #[command(hide = true)]
     BenchRow {
@@ -70,6 +75,8 @@ fn main() {
             }
         }
         Command::BenchRow { suite, config, device, seed } => runner::run_row(&suite, &config, &device, seed),
+        Command::Train(args) => train_cli::run_train(&args),
+        Command::Sample(args) => train_cli::run_sample(&args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -1,6 +1,7 @@
 //! The benchmark and reproduction suites. A suite lists its row configurations, runs one row
 //! (in a child process, see `runner`), and finishes the report with notes and plots.
 
+mod bsds300;
 mod mp_memory;
 mod ode_solvers_suite;
 mod roundoff;
@@ -34,7 +35,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite)]
 }
 
 /// Reads an unsigned integer field of a row config.
