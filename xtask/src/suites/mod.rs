@@ -9,6 +9,7 @@ mod sde_adjoint;
 mod stiff_ode;
 mod tensor_core_suite;
 mod toy2d;
+mod torch_parity;
 
 use crate::report::{Report, Row};
 use candle_core::Device;
@@ -35,7 +36,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity)]
 }
 
 /// Reads an unsigned integer field of a row config.

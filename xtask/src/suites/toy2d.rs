@@ -1,5 +1,7 @@
-//! `toy2d`: OT-Flow (its published toy settings: width 32, M = 2, α = (1, 100, 5), RK4) and a
-//! FFJORD-style CNF (concat-squash 64-64, tanh, exact trace, RK4) on seven 2-D densities.
+//! `toy2d`: OT-Flow with its published toy settings (OT-Flow's `detailedSetup.md`: width 32,
+//! M = 2, per-data-set α, training/validation steps, learning rate and drop frequency; RK4) and
+//! a FFJORD-style CNF (concat-squash 64-64, tanh, exact trace, RK4, the same step counts) on
+//! seven 2-D densities.
 //! Columns: test NLL (exact trace/Laplacian), MMD to held-out data (OT-Flow's metric, α = 1),
 //! kinetic energy E∫½‖v‖² dt, evaluations to sample with adaptive Dopri5, train time. Plots per
 //! data set: density, samples, and trajectories of both models side by side (seed 003's
@@ -30,6 +32,20 @@ const DATASETS: [Toy2d; 7] = [Toy2d::EightGaussians, Toy2d::Checkerboard, Toy2d:
 const PRECISION_ROWS: [(&str, &str); 7] = [("full-graph", "f32"), ("full-graph", "bf16"), ("full-graph", "f16"), ("mp-adjoint", "f32"), ("mp-adjoint", "bf16"), ("mp-adjoint", "f16-none"), ("mp-adjoint", "f16-dynamic")];
 const BOX: f64 = 4.5;
 
+/// OT-Flow's published toy settings (detailedSetup.md): (α, nt, nt_val, lr, drop_freq, niters);
+/// all with m = 32, batch 5000, double precision, learning-rate drop ÷2.
+fn otflow_published(ds: Toy2d) -> ([f64; 3], usize, usize, f64, usize, usize) {
+    match ds {
+        Toy2d::EightGaussians => ([1.0, 30.0, 1.0], 8, 12, 0.1, 500, 5000),
+        Toy2d::Checkerboard => ([1.0, 15.0, 2.0], 12, 16, 0.05, 1000, 20000),
+        Toy2d::Swissroll => ([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
+        Toy2d::Circles => ([1.0, 5.0, 1.0], 8, 12, 0.05, 1000, 5000),
+        Toy2d::Moons => ([1.0, 8.0, 1.0], 8, 12, 0.05, 1000, 5000),
+        Toy2d::Pinwheel => ([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
+        Toy2d::TwoSpirals | Toy2d::Rings => ([1.0, 10.0, 1.0], 8, 12, 0.05, 1000, 5000),
+    }
+}
+
 struct Settings {
     iters: usize,
     batch: usize,
@@ -39,18 +55,22 @@ struct Settings {
     n_test: usize,
 }
 
-fn settings(quick: bool) -> Settings {
+/// Quick: 100 iterations at batch 512 in f32 with the published step counts. Full: the
+/// published iterations at batch 5000 (f32 here; the paper trains in f64).
+fn settings(quick: bool, ds: Toy2d) -> Settings {
+    let (_, nt, nt_val, _, _, niters) = otflow_published(ds);
     if quick {
-        Settings { iters: 100, batch: 512, steps: 4, val_steps: 8, n_train: 8192, n_test: 2000 }
+        Settings { iters: 100, batch: 512, steps: nt, val_steps: nt_val, n_train: 8192, n_test: 2000 }
     } else {
-        Settings { iters: 1000, batch: 2048, steps: 8, val_steps: 8, n_train: 65536, n_test: 5000 }
+        Settings { iters: niters, batch: 5000, steps: nt, val_steps: nt_val, n_train: 100_000, n_test: 5000 }
     }
 }
 
 /// The settings a row was configured with (rows carry them, so a child needs no other state).
 fn row_settings(cfg: &Row) -> Result<Settings, String> {
-    let (iters, batch, steps) = (super::get_usize(cfg, "iters")?, super::get_usize(cfg, "batch")?, super::get_usize(cfg, "steps")?);
-    Ok(Settings { iters, batch, steps, val_steps: 8, n_train: (16 * batch).max(8192), n_test: if batch >= 2048 { 5000 } else { 2000 } })
+    let g = |k| super::get_usize(cfg, k);
+    let batch = g("batch")?;
+    Ok(Settings { iters: g("iters")?, batch, steps: g("steps")?, val_steps: g("val_steps")?, n_train: (16 * batch).max(8192), n_test: if batch >= 5000 { 5000 } else { 2000 } })
 }
 
 fn to_tensor(m: datasets::Matrix, device: &Device) -> Result<Tensor, String> {
@@ -83,8 +103,10 @@ impl Trained {
     }
 }
 
-fn train_cfg(model: &str, s: &Settings, mode: GradientMode, seed: u64) -> TrainConfig {
-    let (lr, drop_every) = if model == "ot-flow" { (0.05, 100) } else { (1e-2, 0) };
+fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64) -> TrainConfig {
+    let (_, _, _, lr, drop, niters) = otflow_published(ds);
+    // the published drop frequency, scaled to this run's length
+    let (lr, drop_every) = if model == "ot-flow" { (lr, (drop * s.iters / niters).max(1)) } else { (1e-2, 0) };
     TrainConfig { iters: s.iters, batch: s.batch, lr, drop_every, lr_drop: 2.0, steps: s.steps, val_steps: s.val_steps, val_every: (s.iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None }
 }
 
@@ -114,25 +136,30 @@ impl Suite for Toy2dSuite {
         "FFJORD/OT-Flow 2-D toy generators (datasets::toy2d), seeded".into()
     }
     fn config(&self, quick: bool) -> Value {
-        let s = settings(quick);
-        json!({"iters": s.iters, "batch": s.batch, "train_steps": s.steps, "eval_steps": s.val_steps, "n_train": s.n_train, "n_test": s.n_test,
-               "ot-flow": {"width": 32, "layers": 2, "alpha": [1.0, 100.0, 5.0], "lr": 0.05, "lr_drop": "÷2 every 100", "gradient": "checkpointed"},
-               "cnf": {"net": "concat-squash [2, 64, 64, 2] tanh", "trace": "exact", "lr": 0.01, "gradient": "checkpointed"},
+        let s = settings(quick, Toy2d::EightGaussians);
+        let published: serde_json::Map<String, Value> = DATASETS.iter().map(|&d| {
+            let (alpha, nt, nt_val, lr, drop, niters) = otflow_published(d);
+            (d.name().to_string(), json!({"alpha": alpha, "nt": nt, "nt_val": nt_val, "lr": lr, "drop_freq": drop, "niters": niters}))
+        }).collect();
+        json!({"iters": s.iters, "batch": s.batch, "n_train": s.n_train, "n_test": s.n_test, "dtype": "f32",
+               "ot-flow": {"width": 32, "layers": 2, "published_settings (detailedSetup.md)": published, "lr_drop": "÷2, drop frequency scaled to the run length", "gradient": "checkpointed"},
+               "cnf": {"net": "concat-squash [2, 64, 64, 2] tanh", "trace": "exact", "lr": 0.01, "steps": "as OT-Flow's for the data set", "gradient": "checkpointed"},
                "sampling": "adaptive dopri5, rtol = atol = 1e-5", "mmd": "unbiased, Gaussian kernel exp(-|x-y|^2)",
                "precision_study": "cnf on 8gaussians; f16/bf16 evaluation, f32 accumulation"})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
-        let s = settings(quick);
         let mut rows = Vec::new();
         for ds in DATASETS {
+            let s = settings(quick, ds);
             for model in ["ot-flow", "cnf"] {
-                rows.push(json!({"study": "toys", "dataset": ds.name(), "model": model, "mode": "checkpointed", "precision": "f32", "iters": s.iters, "batch": s.batch, "steps": s.steps}));
+                rows.push(json!({"study": "toys", "dataset": ds.name(), "model": model, "mode": "checkpointed", "precision": "f32", "iters": s.iters, "batch": s.batch, "steps": s.steps, "val_steps": s.val_steps}));
             }
         }
+        let s = settings(quick, Toy2d::EightGaussians);
         // 16-bit arithmetic is slow on CPUs: the quick precision study trains a third as long
         let precision_iters = if quick { s.iters / 3 } else { s.iters };
         for (mode, precision) in PRECISION_ROWS {
-            rows.push(json!({"study": "precision", "dataset": "8gaussians", "model": "cnf", "mode": mode, "precision": precision, "iters": precision_iters, "batch": s.batch, "steps": s.steps}));
+            rows.push(json!({"study": "precision", "dataset": "8gaussians", "model": "cnf", "mode": mode, "precision": precision, "iters": precision_iters, "batch": s.batch, "steps": s.steps, "val_steps": s.val_steps}));
         }
         rows.into_iter().filter_map(|r| r.as_object().cloned()).collect()
     }
@@ -149,10 +176,10 @@ impl Suite for Toy2dSuite {
         let mut rng = SeededRng::new(seed);
         let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
         let start = std::time::Instant::now();
-        let tc = train_cfg(model_name, &s, mode, seed);
+        let tc = train_cfg(model_name, ds, &s, mode, seed);
         let result = match model_name {
             "ot-flow" => {
-                let m = OtFlow::new(&mut pb, OtFlowConfig::toy()).map_err(e)?;
+                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(e)?;
                 train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::OtFlow(m), h))
             }
             "cnf" => {
@@ -238,7 +265,7 @@ impl Suite for Toy2dSuite {
         let get = |ds: &str, model: &str, key: &str| report.rows.iter().find(|r| r.get("study").and_then(Value::as_str) == Some("toys") && r.get("dataset").and_then(Value::as_str) == Some(ds) && r.get("model").and_then(Value::as_str) == Some(model)).and_then(|r| r.get(key)).and_then(Value::as_f64);
         let straighter = DATASETS.iter().filter(|d| matches!((get(d.name(), "ot-flow", "kinetic_energy"), get(d.name(), "cnf", "kinetic_energy")), (Some(a), Some(b)) if a < b)).count();
         report.notes.push(format!("kinetic energy: OT-Flow's paths are cheaper than the CNF's on {straighter} of {} data sets (the transport penalty at work: straight vs curvy).", DATASETS.len()));
-        report.notes.push("NLL is in nats on held-out samples with the exact trace (CNF) / exact Laplacian (OT-Flow), twice the training steps. --quick trains 100 iterations only (the precision study 33): compare models with each other, not with the papers' converged numbers.".into());
+        report.notes.push("NLL is in nats on held-out samples with the exact trace (CNF) / exact Laplacian (OT-Flow), twice the training steps. --quick trains 100 iterations at batch 512 in f32 (the precision study 33); the published runs use 5000–20000 iterations at batch 5000 in f64: compare models with each other, not with the papers' converged numbers.".into());
         report.notes.push("precision study (rows with study = precision): 'diverged' = training produced a non-finite loss or the backward pass failed; 'underflow_flagged' = the unscaled f16 adjoint lost digits.".into());
         Ok(())
     }

@@ -1,0 +1,45 @@
+"""Times one OT-Flow training iteration with the authors' PyTorch code, for `cargo xtask bench torch-parity`.
+
+Usage: python3 otflow_iteration.py --otflow-repo PATH --d 63 --m 128 --batch 256 --nt 16 --reps 3 --threads 2
+PATH is a checkout of https://github.com/EmoryMLIP/OT-Flow (its code is imported from there, never copied).
+Prints one JSON line: median and min seconds per iteration (forward + backward + Adam step).
+"""
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument("--otflow-repo", required=True)
+p.add_argument("--d", type=int, required=True)
+p.add_argument("--m", type=int, required=True)
+p.add_argument("--batch", type=int, required=True)
+p.add_argument("--nt", type=int, required=True)
+p.add_argument("--alph", default="1.0,2000.0,800.0")
+p.add_argument("--reps", type=int, default=3)
+p.add_argument("--threads", type=int, default=2)
+a = p.parse_args()
+
+sys.path.insert(0, a.otflow_repo)
+from src.OTFlowProblem import OTFlowProblem  # noqa: E402
+from src.Phi import Phi  # noqa: E402
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+alph = [float(v) for v in a.alph.split(",")]
+net = Phi(nTh=2, m=a.m, d=a.d, alph=alph)
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+x = torch.randn(a.batch, a.d)
+times = []
+for r in range(a.reps + 1):
+    t0 = time.perf_counter()
+    opt.zero_grad()
+    loss, costs = OTFlowProblem(x, net, [0, 1], nt=a.nt, stepper="rk4", alph=alph)
+    loss.backward()
+    opt.step()
+    times.append(time.perf_counter() - t0)
+times = times[1:]  # the first run warms up
+print(json.dumps({"median_s": statistics.median(times), "min_s": min(times), "torch": torch.__version__, "threads": torch.get_num_threads()}))

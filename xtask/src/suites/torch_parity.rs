@@ -1,0 +1,126 @@
+//! `torch-parity`: the same computation in continuum and in the authors' PyTorch code on the same
+//! CPU and thread count, rows interleaved, medians. For now one OT-Flow training iteration
+//! (forward through RK4 with the exact Laplacian, the three costs, backward, Adam step) at the toy
+//! size and at a BSDS300-shaped size (the full run adds rampde's width 1024 / batch 512).
+//! The PyTorch side runs `benches/reference/otflow_iteration.py` against a checkout of
+//! EmoryMLIP/OT-Flow named by `$OTFLOW_REPO`; without torch or the checkout the row says
+//! "skipped" and why. continuum never needs Python.
+
+use super::{get_str, get_usize, time_runs, Suite};
+use crate::report::{Report, Row};
+use candle_core::{DType, Device};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use mixed_precision_adjoint::{value_and_grad, DynamicScaler, GradientMode};
+use ode_solvers::Method;
+use ot_flow::{OtFlow, OtFlowConfig};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use tensor_core::params::ParamBuilder;
+use tensor_core::{Precision, SeededRng};
+
+pub struct TorchParity;
+
+const ALPHA: [f64; 3] = [1.0, 2000.0, 800.0];
+
+fn configs(quick: bool) -> Vec<(usize, usize, usize, usize)> {
+    // (d, m, batch, nt)
+    let mut c = vec![(2, 32, 512, 8), (63, 128, 256, 16)];
+    if !quick {
+        c.push((63, 1024, 512, 16));
+    }
+    c
+}
+
+fn reference_script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/reference/otflow_iteration.py")
+}
+
+impl Suite for TorchParity {
+    fn name(&self) -> &'static str {
+        "torch-parity"
+    }
+    fn description(&self) -> &'static str {
+        "one OT-Flow training iteration: continuum vs the authors' PyTorch code, same CPU and threads"
+    }
+    fn data_source(&self, _quick: bool) -> String {
+        "random inputs x ~ N(0, I) (time does not depend on the data)".into()
+    }
+    fn config(&self, quick: bool) -> Value {
+        json!({"iteration": "RK4 forward with exact Laplacian + costs J = a0 L + a1 C + a2 R, backward, Adam step", "alpha": ALPHA, "layers": 2, "dtype": "f32",
+               "threads": 2, "reps": if quick { 3 } else { 5 }, "reference": "benches/reference/otflow_iteration.py with $OTFLOW_REPO = a checkout of EmoryMLIP/OT-Flow"})
+    }
+    fn rows(&self, quick: bool) -> Vec<Row> {
+        let reps = if quick { 3 } else { 5 };
+        let mut rows = Vec::new();
+        for (d, m, b, nt) in configs(quick) {
+            for side in ["continuum full-graph", "continuum checkpointed", "pytorch (OT-Flow code)"] {
+                rows.push(json!({"case": "otflow-iteration", "side": side, "d": d, "width": m, "batch": b, "nt": nt, "reps": reps}));
+            }
+        }
+        rows.into_iter().filter_map(|r| r.as_object().cloned()).collect()
+    }
+
+    fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
+        let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
+        let mut row = Row::new();
+        let side = get_str(cfg, "side")?;
+        if side.starts_with("pytorch") {
+            let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
+                row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
+                return Ok(row);
+            };
+            let out = Command::new("python3")
+                .arg(reference_script())
+                .args(["--otflow-repo".as_ref(), repo.as_os_str()])
+                .args(["--d", &d.to_string(), "--m", &m.to_string(), "--batch", &b.to_string(), "--nt", &nt.to_string(), "--reps", &reps.to_string(), "--threads", "2"])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    let v: Value = serde_json::from_slice(o.stdout.rsplit(|&c| c == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(b"{}")).map_err(|e| e.to_string())?;
+                    row.insert("time_median_s".into(), v["median_s"].clone());
+                    row.insert("time_min_s".into(), v["min_s"].clone());
+                    row.insert("status".into(), format!("ok (torch {})", v["torch"].as_str().unwrap_or("?")).into());
+                }
+                Ok(o) => {
+                    let err = String::from_utf8_lossy(&o.stderr);
+                    row.insert("status".into(), format!("skipped: reference failed ({})", err.lines().last().unwrap_or("no output")).into());
+                }
+                Err(e) => {
+                    row.insert("status".into(), format!("skipped: cannot run python3 ({e})").into());
+                }
+            }
+            return Ok(row);
+        }
+        let mode = if side.ends_with("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
+        let vm = VarMap::new();
+        let mut rng = SeededRng::new(seed);
+        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, width: m, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
+        let params: Vec<candle_core::Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
+        let mut opt = AdamW::new(vm.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(|e| e.to_string())?;
+        let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
+        let grid: Vec<f64> = (0..=nt).map(|i| i as f64 / nt as f64).collect();
+        let mut scaler = DynamicScaler::new(Precision::F32);
+        let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
+        let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
+        let (median, min) = time_runs(reps, || {
+            let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| Ok(ot_flow::loss::costs(ALPHA, z)?.total)).map_err(|e| e.to_string())?;
+            opt.step(&grads).map_err(|e| e.to_string())
+        })?;
+        row.insert("time_median_s".into(), median.into());
+        row.insert("time_min_s".into(), min.into());
+        row.insert("status".into(), "ok".into());
+        Ok(row)
+    }
+
+    fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
+        let rows = report.rows.clone();
+        for (d, m, b, nt) in configs(false) {
+            let t = |side: &str| rows.iter().find(|r| r.get("side").and_then(Value::as_str) == Some(side) && r.get("width").and_then(Value::as_u64) == Some(m as u64) && r.get("d").and_then(Value::as_u64) == Some(d as u64)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
+            if let (Some(ours), Some(theirs)) = (t("continuum full-graph"), t("pytorch (OT-Flow code)")) {
+                report.notes.push(format!("d = {d}, m = {m}, batch {b}, nt {nt}: continuum / PyTorch = {:.2} (full graph), {:.2} (checkpointed)", ours / theirs, t("continuum checkpointed").unwrap_or(f64::NAN) / theirs));
+            }
+        }
+        Ok(())
+    }
+}
