@@ -157,6 +157,7 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
         iters: args.iters, batch: args.batch, lr, drop_every: if args.model == ModelKind::OtFlow { 100.max(args.iters / 5) } else { 0 }, lr_drop: 2.0,
         steps: args.steps, val_steps: 2 * args.steps, val_every: (args.iters / 20).max(1), early_stopping: Some(10), method: Method::Rk4, mode, seed: args.seed,
         checkpoint: Some(args.out.join("model.safetensors")),
+        clamp: None,
     };
     let meta = json!({"model": format!("{:?}", args.model), "dim": dim, "width": args.width, "seed": args.seed, "data": source, "precision": precision.name(), "steps": args.steps});
     std::fs::write(args.out.join("model.json"), serde_json::to_string_pretty(&meta).map_err(|e| e.to_string())? + "\n").map_err(|e| e.to_string())?;

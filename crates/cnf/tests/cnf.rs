@@ -63,7 +63,7 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let val_x = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(1024, 2))?;
     let cfg = TrainConfig {
         iters: 200, batch: 512, lr: 1e-2, drop_every: 0, lr_drop: 1.0, steps: 6, val_steps: 12, val_every: 50,
-        early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None,
+        early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
     };
     let history = train(&cnf, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
     let nll = history.iter().filter_map(|r| r.validation.as_ref().map(|v| v[0])).fold(f64::INFINITY, f64::min);

@@ -32,15 +32,20 @@ pub struct TrainConfig {
     pub iters: usize,
     pub batch: usize,
     pub lr: f64,
-    /// Divide the learning rate by `lr_drop` every `drop_every` iterations (0: never).
+    /// Divide the learning rate by `lr_drop` every `drop_every` iterations. With 0 the rate drops
+    /// on plateaus instead, as OT-Flow's `trainLargeOTflow.py` does: after more than
+    /// `early_stopping` validations without improvement, up to three times, then training stops.
     pub drop_every: usize,
     pub lr_drop: f64,
     /// Time steps for training and for validation.
     pub steps: usize,
     pub val_steps: usize,
     pub val_every: usize,
-    /// Stop after this many validations without improvement (None: never).
+    /// Patience in validations (see `drop_every`); with fixed drops, stop after this many
+    /// validations without improvement. None: never stop early.
     pub early_stopping: Option<usize>,
+    /// Box constraint |θ| ≤ c applied before every step (OT-Flow's large runs use 1.5).
+    pub clamp: Option<f64>,
     pub method: Method,
     pub mode: GradientMode,
     pub seed: u64,
@@ -96,8 +101,14 @@ pub fn train<M: FlowModel>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: 
     let (mut best, mut best_params, mut since_best) = (f64::INFINITY, None, 0usize);
     let mut history = Vec::with_capacity(cfg.iters);
     let mut lr = cfg.lr;
+    let mut plateau_drops = 0;
     let start = std::time::Instant::now();
     for iter in 1..=cfg.iters {
+        if let Some(c) = cfg.clamp {
+            for v in &vars {
+                v.set(&v.as_tensor().clamp(-c, c)?)?;
+            }
+        }
         let x = minibatch(train_x, cfg.batch, &mut rng)?;
         let term = model.dynamics(term_dtype)?;
         let y0 = model.initial_state(&x)?;
@@ -124,12 +135,26 @@ pub fn train<M: FlowModel>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: 
         }
         on_record(&record);
         history.push(record);
-        if cfg.early_stopping.is_some_and(|p| since_best >= p) {
-            break;
-        }
-        if cfg.drop_every > 0 && iter % cfg.drop_every == 0 {
-            lr /= cfg.lr_drop;
-            opt.set_learning_rate(lr);
+        match (cfg.drop_every, cfg.early_stopping) {
+            (0, Some(patience)) if since_best > patience => {
+                if plateau_drops > 2 {
+                    break;
+                }
+                plateau_drops += 1;
+                lr = cfg.lr / cfg.lr_drop.powi(plateau_drops);
+                opt.set_learning_rate(lr);
+                since_best = 0;
+            }
+            (0, _) => {}
+            (every, patience) => {
+                if patience.is_some_and(|p| since_best >= p) {
+                    break;
+                }
+                if iter % every == 0 {
+                    lr /= cfg.lr_drop;
+                    opt.set_learning_rate(lr);
+                }
+            }
         }
     }
     if let Some(bp) = best_params {

@@ -74,7 +74,7 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let before = ot_flow::sample::evaluate(&m, &val_x, 8)?[2];
     let cfg = TrainConfig {
         iters: 150, batch: 512, lr: 0.05, drop_every: 50, lr_drop: 2.0, steps: 4, val_steps: 8, val_every: 25,
-        early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None,
+        early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
     };
     let history = train(&m, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
     let nll = ot_flow::sample::evaluate(&m, &val_x, 8)?[2];
@@ -94,5 +94,27 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let r = sample(&m64, &z, 16)?.sqr()?.sum_keepdim(1)?.sqrt()?.mean_all()?.to_scalar::<f64>()?;
     assert!((r - 2.83).abs() < 0.6, "mean sample radius {r}");
     let _ = encode(&m64, &x64, 8)?;
+    Ok(())
+}
+
+/// The trainer's box constraint and OT-Flow's plateau schedule: with a frozen model (lr 0) the
+/// validation never improves, so after patience 1 the rate drops three times, then training stops.
+#[test]
+fn trainer_clamps_and_drops_on_plateaus() -> Result<()> {
+    let (vm, m) = model(DType::F32, 8, 7)?;
+    let x = SeededRng::new(8).normal((256, 2), DType::F32, &DEV)?;
+    let base = TrainConfig {
+        iters: 50, batch: 64, lr: 0.0, drop_every: 0, lr_drop: 10.0, steps: 2, val_steps: 2, val_every: 1,
+        early_stopping: Some(1), method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
+    };
+    let history = train(&m, &vm, &x, &x, &base, &mut |_| {})?;
+    assert_eq!(history.len(), 9, "improve at 1, drops at 3, 5, 7, stop at 9");
+    // clamping: every parameter inside the box (the last Adam step can move it by at most lr)
+    let clamped = TrainConfig { iters: 5, lr: 1e-3, early_stopping: None, clamp: Some(0.05), ..base };
+    train(&m, &vm, &x, &x, &clamped, &mut |_| {})?;
+    for v in vm.all_vars() {
+        let max = v.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
+        assert!(max <= 0.05 + 1.1e-3, "parameter outside the box: {max}");
+    }
     Ok(())
 }

@@ -79,7 +79,7 @@ impl Suite for Bsds300Suite {
         let p = preset(quick);
         json!({"preset": if quick { "quick" } else { "rampde (width 1024, batch 512, lr 1e-3, 16 steps, 30 validation)" },
                "width": p.width, "layers": 2, "batch": p.batch, "steps": p.steps, "val_steps": p.val_steps, "iters": p.iters, "lr": p.lr,
-               "alpha": ALPHA, "alpha_order": "(transport L, likelihood C, HJB R) as OT-Flow's J = a0 L + a1 C + a2 R", "base_density": "standard normal N(0, I_63)",
+               "clamp": 1.5, "lr_drop": "÷3.3 on validation plateaus (patience 15), at most 3 times, then stop", "alpha": ALPHA, "alpha_order": "(transport L, likelihood C, HJB R) as OT-Flow's J = a0 L + a1 C + a2 R", "base_density": "standard normal N(0, I_63)",
                "train_samples": p.n_train, "val_samples": p.n_val, "high_precision": "f32",
                "otflow_original_preset": {"width": 512, "batch": 300, "steps": 14, "val_steps": 30, "lr": 1e-3, "alpha": ALPHA}})
     }
@@ -107,7 +107,8 @@ impl Suite for Bsds300Suite {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: 63, width: p.width, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
-        let tc = TrainConfig { iters: p.iters, batch: p.batch, lr: p.lr, drop_every: 0, lr_drop: 1.0, steps: p.steps, val_steps: p.val_steps, val_every: p.iters, early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None };
+        // OT-Flow's large-data trainer: |θ| ≤ 1.5, learning rate ÷3.3 on validation plateaus (patience 15)
+        let tc = TrainConfig { iters: p.iters, batch: p.batch, lr: p.lr, drop_every: 0, lr_drop: 3.3, steps: p.steps, val_steps: p.val_steps, val_every: if quick { p.iters } else { 100 }, early_stopping: Some(15), method: Method::Rk4, mode, seed, checkpoint: None, clamp: Some(1.5) };
         let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
         tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
         let start = std::time::Instant::now();

@@ -107,7 +107,7 @@ fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64
     let (_, _, _, lr, drop, niters) = otflow_published(ds);
     // the published drop frequency, scaled to this run's length
     let (lr, drop_every) = if model == "ot-flow" { (lr, (drop * s.iters / niters).max(1)) } else { (1e-2, 0) };
-    TrainConfig { iters: s.iters, batch: s.batch, lr, drop_every, lr_drop: 2.0, steps: s.steps, val_steps: s.val_steps, val_every: (s.iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None }
+    TrainConfig { iters: s.iters, batch: s.batch, lr, drop_every, lr_drop: 2.0, steps: s.steps, val_steps: s.val_steps, val_every: (s.iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None, clamp: None }
 }
 
 fn mode_of(mode: &str, precision: &str) -> Result<GradientMode, String> {
