@@ -66,17 +66,6 @@ pub struct TrainRecord {
     pub degraded: bool,
 }
 
-/// Random rows of `data` (seeded).
-pub fn minibatch(data: &Tensor, batch: usize, rng: &mut SeededRng) -> Result<Tensor> {
-    use rand::Rng;
-    let n = data.dim(0)?;
-    if n == 0 {
-        return Err(MpError::Config("empty training set".into()));
-    }
-    let idx: Vec<u32> = (0..batch.min(n)).map(|_| rng.inner().random_range(0..n as u32)).collect();
-    Ok(data.index_select(&Tensor::new(idx.as_slice(), data.device())?, 0)?)
-}
-
 /// Trains `model` (whose parameters live in `varmap`) on `train_x`, validating on `val_x`;
 /// `on_record` sees every iteration (progress bars). The best parameters by the first
 /// validation figure are restored at the end.
@@ -109,7 +98,7 @@ pub fn train<M: FlowModel>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: 
                 v.set(&v.as_tensor().clamp(-c, c)?)?;
             }
         }
-        let x = minibatch(train_x, cfg.batch, &mut rng)?;
+        let x = rng.rows(train_x, cfg.batch.min(train_x.dim(0)?))?;
         let term = model.dynamics(term_dtype)?;
         let y0 = model.initial_state(&x)?;
         let (loss, grads, report) = value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z))?;

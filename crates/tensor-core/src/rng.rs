@@ -60,6 +60,16 @@ impl SeededRng {
         self.tensor(shape, dtype, device, |r| lo + (hi - lo) * r.random::<f64>())
     }
 
+    /// `batch` rows of `data` drawn uniformly with replacement (a minibatch).
+    pub fn rows(&mut self, data: &Tensor, batch: usize) -> Result<Tensor> {
+        let n = data.dim(0)?;
+        if n == 0 {
+            return Err(crate::Error::Config("cannot draw rows from an empty tensor".into()));
+        }
+        let idx: Vec<u32> = (0..batch).map(|_| self.rng.random_range(0..n as u32)).collect();
+        Ok(data.index_select(&Tensor::new(idx.as_slice(), data.device())?, 0)?)
+    }
+
     /// Rademacher entries: ±1 with probability ½ each (Hutchinson's estimator).
     pub fn rademacher<S: Into<Shape>>(&mut self, shape: S, dtype: DType, device: &Device) -> Result<Tensor> {
         self.tensor(shape, dtype, device, |r| if r.random::<bool>() { 1.0 } else { -1.0 })

@@ -9,6 +9,13 @@ pub fn standard_normal_log_prob(z: &Tensor) -> Result<Tensor> {
     Ok(((z.sqr()?.sum_keepdim(1)? * -0.5)? - 0.5 * d * (2.0 * std::f64::consts::PI).ln())?)
 }
 
+/// ‖a_i − b_j‖² for all pairs, (n, m), in a's dtype (clamped at 0 against round-off).
+pub fn sq_distances(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let na = a.sqr()?.sum_keepdim(1)?;
+    let nb = b.sqr()?.sum_keepdim(1)?.t()?;
+    Ok((na.broadcast_add(&nb)? - (a.matmul(&b.t()?)? * 2.0)?)?.relu()?)
+}
+
 /// The unbiased squared maximum mean discrepancy of Gretton et al. (2012) with the Gaussian
 /// kernel k(x, y) = exp(−α‖x − y‖²) — OT-Flow's sample-quality metric (α = 1 there).
 /// Computed in f64; x is (n, d), y is (m, d), n, m ≥ 2.
@@ -20,12 +27,7 @@ pub fn mmd(x: &Tensor, y: &Tensor, alpha: f64) -> Result<f64> {
         return Err(crate::Error::Config(format!("mmd needs at least two samples on each side, got {n} and {m}")));
     }
     let (x, y) = (x.to_dtype(DType::F64)?, y.to_dtype(DType::F64)?);
-    let kernel_sum = |a: &Tensor, b: &Tensor| -> Result<f64> {
-        let na = a.sqr()?.sum_keepdim(1)?;
-        let nb = b.sqr()?.sum_keepdim(1)?.t()?;
-        let d2 = (na.broadcast_add(&nb)? - (a.matmul(&b.t()?)? * 2.0)?)?.relu()?;
-        Ok((d2 * -alpha)?.exp()?.sum_all()?.to_scalar::<f64>()?)
-    };
+    let kernel_sum = |a: &Tensor, b: &Tensor| -> Result<f64> { Ok((sq_distances(a, b)? * -alpha)?.exp()?.sum_all()?.to_scalar::<f64>()?) };
     let (n, m) = (n as f64, m as f64);
     // Σ_{i≠j} k(x_i, x_j) = Σ_{i,j} − n (the diagonal is exp(0) = 1)
     let kxx = (kernel_sum(&x, &x)? - n) / (n * (n - 1.0));

@@ -1,0 +1,143 @@
+//! Exact assignment against brute force, Sinkhorn's marginals and its limit as ε → 0, 1-D OT in
+//! closed form (monotone matching), and CFM / OT-CFM on 8gaussians.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use flow_matching::assignment::exact_assignment;
+use flow_matching::sample::{kinetic_energy, sample, w2_exact};
+use flow_matching::sinkhorn::{sinkhorn, SinkhornConfig};
+use flow_matching::{train_cfm, CfmConfig, Coupling, Result};
+use ode_solvers::{Method, Steps};
+use tensor_core::nets::Mlp;
+use tensor_core::params::ParamBuilder;
+use tensor_core::stats::sq_distances;
+use tensor_core::{Activation, SeededRng};
+
+const DEV: Device = Device::Cpu;
+
+fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![vec![]];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for k in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(k, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
+fn assignment_cost(c: &[f64], n: usize, s: &[usize]) -> f64 {
+    s.iter().enumerate().map(|(i, &j)| c[i * n + j]).sum()
+}
+
+#[test]
+fn exact_assignment_matches_brute_force() -> Result<()> {
+    let mut rng = SeededRng::new(1);
+    for n in 1..=6 {
+        for _ in 0..5 {
+            let c = rng.uniform(n * n, 0.0, 10.0, DType::F64, &DEV)?.to_vec1::<f64>()?;
+            let s = exact_assignment(&c, n)?;
+            let mut sorted = s.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n).collect::<Vec<_>>(), "a permutation");
+            let best = permutations(n).iter().map(|p| assignment_cost(&c, n, p)).fold(f64::INFINITY, f64::min);
+            assert!((assignment_cost(&c, n, &s) - best).abs() < 1e-9, "n = {n}");
+        }
+    }
+    assert!(exact_assignment(&[1.0, 2.0, 3.0], 2).is_err());
+    assert!(exact_assignment(&[1.0, f64::NAN, 3.0, 4.0], 2).is_err());
+    Ok(())
+}
+
+#[test]
+fn one_dimensional_ot_is_the_monotone_matching() -> Result<()> {
+    let mut rng = SeededRng::new(2);
+    let x = rng.normal((50, 1), DType::F64, &DEV)?;
+    let y = rng.normal((50, 1), DType::F64, &DEV)?.affine(2.0, 1.0)?;
+    let mut xs = x.flatten_all()?.to_vec1::<f64>()?;
+    let mut ys = y.flatten_all()?.to_vec1::<f64>()?;
+    xs.sort_by(f64::total_cmp);
+    ys.sort_by(f64::total_cmp);
+    let closed_form = (xs.iter().zip(&ys).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 50.0).sqrt();
+    assert!((w2_exact(&x, &y)? - closed_form).abs() < 1e-12);
+    Ok(())
+}
+
+#[test]
+fn sinkhorn_meets_marginals_and_tends_to_exact_ot() -> Result<()> {
+    let mut rng = SeededRng::new(3);
+    let n = 8;
+    let (x, y) = (rng.normal((n, 2), DType::F64, &DEV)?, rng.normal((n, 2), DType::F64, &DEV)?);
+    // normalised by the largest entry, as the coupling does: ε is then relative to the cost scale
+    let c = sq_distances(&x, &y)?;
+    let c = (&c / c.max_all()?.to_scalar::<f64>()?)?;
+    let w = Tensor::full(1.0 / n as f64, n, &DEV)?;
+    let exact = assignment_cost(&c.flatten_all()?.to_vec1::<f64>()?, n, &exact_assignment(&c.flatten_all()?.to_vec1::<f64>()?, n)?) / n as f64;
+    let mut gaps = Vec::new();
+    for eps in [0.3, 0.1, 0.03] {
+        let r = sinkhorn(&c, &w, &w, SinkhornConfig::new(eps))?;
+        assert!(r.marginal_error <= 1e-6, "eps {eps}: marginal error {}", r.marginal_error);
+        let rows = r.plan.sum(1)?.to_vec1::<f64>()?;
+        assert!(rows.iter().all(|v| (v - 1.0 / n as f64).abs() < 1e-6));
+        assert!(r.cost >= exact - 1e-9, "entropic cost {} below the exact {exact}", r.cost);
+        // 0 ≤ ⟨C, P_ε⟩ − OT ≤ ε ln n for uniform weights (the plan's entropy lies in [ln n, 2 ln n])
+        assert!(r.cost - exact <= eps * (n as f64).ln(), "eps {eps}: gap {} above ε ln n", r.cost - exact);
+        gaps.push(r.cost - exact);
+    }
+    assert!(gaps[2] < gaps[1] && gaps[1] < gaps[0], "the gap to exact OT shrinks with ε: {gaps:?}");
+    // non-uniform weights and a clear error for mismatched shapes
+    let a = Tensor::new(&[0.5f64, 0.25, 0.125, 0.125, 0.0625, 0.0625, 0.0625, 0.0625], &DEV)?;
+    let a = (&a / a.sum_all()?.to_scalar::<f64>()?)?;
+    assert!(sinkhorn(&c, &a, &w, SinkhornConfig::new(0.05))?.marginal_error <= 1e-6);
+    assert!(sinkhorn(&c, &Tensor::full(0.5f64, 2, &DEV)?, &w, SinkhornConfig::new(0.05)).is_err());
+    Ok(())
+}
+
+#[test]
+fn cfm_learns_8gaussians_and_ot_pairs_straighten_paths() -> Result<()> {
+    let to_tensor = |d: datasets::Matrix| Tensor::from_vec(d.data, (d.rows, d.cols), &DEV);
+    let data = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(8192, 1))?;
+    let test = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(500, 2))?;
+    let source = SeededRng::new(4).normal((8192, 2), DType::F32, &DEV)?;
+    let z = SeededRng::new(5).normal((500, 2), DType::F32, &DEV)?;
+    let baseline = w2_exact(&z, &test)?;
+    let mut energies = Vec::new();
+    for coupling in [Coupling::Independent, Coupling::ExactOt] {
+        let vm = VarMap::new();
+        let mut rng = SeededRng::new(6);
+        let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &DEV), 2, &[64, 64, 64], 2, Activation::Swish)?;
+        let cfg = CfmConfig { coupling, sigma: 0.0, iters: 400, batch: 256, lr: 1e-3, seed: 7 };
+        train_cfm(&net, &vm, &source, &data, &cfg)?;
+        let (x, stats) = sample(&net, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100)?)?;
+        let w2 = w2_exact(&x, &test)?;
+        let ke = kinetic_energy(&net, &z, 20)?;
+        println!("{}: W2 {w2:.3} (noise vs data {baseline:.3}), kinetic energy {ke:.3}, NFE {}", coupling.name(), stats.nfe);
+        assert!(w2 < 0.35 * baseline, "{}: W2 {w2} vs {baseline} before training", coupling.name());
+        energies.push(ke);
+    }
+    assert!(energies[1] < energies[0], "OT-CFM paths should be straighter: kinetic energy {energies:?}");
+    Ok(())
+}
+
+/// Mean squared length of the pairs each coupling produces: exact OT is the minimum, Sinkhorn
+/// with a small ε comes close, independent pairing is far off.
+#[test]
+fn couplings_pair_as_their_plans_say() -> Result<()> {
+    let mut rng = SeededRng::new(9);
+    let x0 = rng.normal((64, 2), DType::F64, &DEV)?;
+    let x1 = rng.normal((64, 2), DType::F64, &DEV)?.affine(1.0, 3.0)?;
+    let mut cost = |c: Coupling| -> Result<f64> {
+        let (a, b) = c.pair(&x0, &x1, &mut rng)?;
+        assert_eq!(a.dims(), b.dims());
+        Ok((a - b)?.sqr()?.sum_keepdim(1)?.mean_all()?.to_scalar::<f64>()?)
+    };
+    let (exact, sink, indep) = (cost(Coupling::ExactOt)?, cost(Coupling::Sinkhorn { eps: 0.01 })?, cost(Coupling::Independent)?);
+    assert!((exact - w2_exact(&x0, &x1)?.powi(2)).abs() < 1e-9);
+    assert!(sink < exact + 0.3 * (indep - exact), "sinkhorn {sink}, exact {exact}, independent {indep}");
+    assert!(indep > exact);
+    Ok(())
+}
