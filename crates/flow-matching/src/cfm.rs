@@ -47,8 +47,12 @@ pub fn train_cfm<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, source: &Tenso
         let (x0, x1) = (rng.rows(source, cfg.batch)?, rng.rows(data, cfg.batch)?);
         let (x0, x1) = cfg.coupling.pair(&x0, &x1, &mut rng)?;
         let loss = cfm_loss(net, &x0, &x1, cfg.sigma, &mut rng)?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(FmError::Config(format!("non-finite CFM loss at iteration {}: lower the learning rate or check the data for NaN", losses.len() + 1)));
+        }
         opt.backward_step(&loss)?;
-        losses.push(loss.to_dtype(DType::F64)?.to_scalar::<f64>()?);
+        losses.push(value);
     }
     Ok(losses)
 }

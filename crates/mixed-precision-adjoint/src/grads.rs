@@ -39,10 +39,18 @@ impl GradientMode {
     }
 }
 
-/// Runs a low-precision term on a high-precision state: leaves cast down, results cast back.
-struct Autocast<'a, S: State> {
+/// Runs a term in a low precision on a state of any precision: leaves cast down, results cast
+/// back to the state's dtype (PyTorch's autocast around one vector-field evaluation).
+pub struct Autocast<'a, S: State> {
     inner: &'a dyn OdeTerm<S>,
     low: DType,
+}
+
+impl<'a, S: State> Autocast<'a, S> {
+    /// `inner` evaluated in `low`.
+    pub fn new(inner: &'a dyn OdeTerm<S>, low: Precision) -> Self {
+        Self { inner, low: low.dtype() }
+    }
 }
 
 impl<S: State> OdeTerm<S> for Autocast<'_, S> {
@@ -79,7 +87,7 @@ pub fn value_and_grad<S: State>(
             Ok((value, grads, Some(report)))
         }
         GradientMode::FullGraphAutocast { low } => {
-            let autocast = Autocast { inner: term, low: low.dtype() };
+            let autocast = Autocast::new(term, low);
             let sol = solve(&autocast, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())))?;
             let value = loss(sol.last())?;
             let grads = value.backward()?;

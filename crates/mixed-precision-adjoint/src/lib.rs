@@ -67,6 +67,6 @@ pub mod train;
 pub use backward::BackwardReport;
 pub use error::{MpError, Result};
 pub use forward::{solve_mixed, MpConfig, MpSolution};
-pub use grads::{value_and_grad, GradientMode};
+pub use grads::{value_and_grad, Autocast, GradientMode};
 pub use train::{train, FlowModel, TrainConfig, TrainRecord};
 pub use scaler::DynamicScaler;

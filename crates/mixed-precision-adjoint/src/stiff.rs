@@ -7,6 +7,7 @@
 use crate::backward::BackwardReport;
 use crate::error::Result;
 use crate::forward::{solve_mixed, MpConfig};
+use crate::grads::Autocast;
 use crate::scaler::DynamicScaler;
 use candle_core::{DType, Device, Tensor, Var};
 use ode_solvers::{solve, Adjoint, Method, SaveAt, SolveConfig, Steps};
@@ -100,24 +101,24 @@ impl StiffProblem {
         match method {
             StiffMethod::MixedPrecision { scaled } => {
                 let config = MpConfig { policy: PrecisionPolicy::new(low, high)?, method: Method::Rk4, grid: self.grid(), save_at: SaveAt::Final };
-                let low_field = move |t: f64, y: &Tensor| field(t, &y.to_dtype(ldt)?);
-                let sol = solve_mixed(&low_field, y0.as_tensor(), &config)?;
+                // the stored trajectory is already in L, so the field runs in L as it is
+                let sol = solve_mixed(&field, y0.as_tensor(), &config)?;
                 let loss = (sol.last().sqr()?.sum_all()? * 0.5)?;
                 let mut grads = loss.backward()?;
                 let mut scaler = if scaled { DynamicScaler::new(low) } else { DynamicScaler::disabled(low) };
-                match sol.backward(&low_field, &[theta.as_tensor().clone()], &mut scaler, &mut grads) {
+                match sol.backward(&field, &[theta.as_tensor().clone()], &mut scaler, &mut grads) {
                     Ok((a0, report)) => Ok((read(sol.last(), to_f64(&a0)?, grads.get(theta.as_tensor()))?, Some(report))),
                     Err(crate::MpError::NonFinite { .. }) | Err(crate::MpError::ScalingFailed { .. }) => Ok((read(sol.last(), f64::NAN, None)?, None)),
                     Err(e) => Err(e),
                 }
             }
             StiffMethod::FullGraphAutocast | StiffMethod::NaiveLow => {
-                let (state_dtype, y_start) = match method {
-                    StiffMethod::NaiveLow => (ldt, y0.as_tensor().to_dtype(ldt)?),
-                    _ => (high.dtype(), y0.as_tensor().clone()),
+                // the naive baseline keeps the state in L too; autocast keeps it in H
+                let y_start = match method {
+                    StiffMethod::NaiveLow => y0.as_tensor().to_dtype(ldt)?,
+                    _ => y0.as_tensor().clone(),
                 };
-                // autocast: the state stays in H, f runs in L and its result is cast back
-                let autocast = move |t: f64, y: &Tensor| Ok(field(t, &y.to_dtype(ldt)?)?.to_dtype(state_dtype)?);
+                let autocast = Autocast::new(&field, low);
                 let sol = solve(&autocast, Method::Rk4, &y_start, &SolveConfig::new(Steps::Grid(self.grid())).adjoint(Adjoint::FullGraph));
                 let y_end = match sol {
                     Ok(s) => s.last().clone(),

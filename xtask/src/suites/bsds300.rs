@@ -8,19 +8,19 @@
 //! validation) — meant for a GPU. OT-Flow's original BSDS300 preset (width 512, batch 300,
 //! 14/30 steps) is recorded in the config for reference.
 
-use super::{get_str, get_usize, peak_memory_mb, Suite};
+use super::{get_str, gradient_mode, measure_peak, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use datasets::natural_patches::{self, PatchCounts};
 use datasets::{bsds300, Splits};
-use mixed_precision_adjoint::{train, GradientMode, TrainConfig};
+use mixed_precision_adjoint::{train, TrainConfig};
 use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Precision, PrecisionPolicy, SeededRng};
+use tensor_core::{Precision, SeededRng};
 
 pub struct Bsds300Suite;
 
@@ -86,21 +86,15 @@ impl Suite for Bsds300Suite {
     fn rows(&self, quick: bool) -> Vec<Row> {
         let p = preset(quick);
         ROWS.iter()
-            .filter_map(|(mode, precision, scaling)| json!({"mode": mode, "precision": precision, "scaling": scaling, "width": p.width, "batch": p.batch, "iters": p.iters}).as_object().cloned())
+            .filter_map(|(mode, precision, scaling)| json!({"preset": if quick { "quick" } else { "rampde" }, "mode": mode, "precision": precision, "scaling": scaling, "width": p.width, "batch": p.batch, "iters": p.iters}).as_object().cloned())
             .collect()
     }
 
     fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
-        let quick = get_usize(cfg, "width")? < 1024;
+        let quick = get_str(cfg, "preset")? == "quick";
         let p = preset(quick);
         let low: Precision = get_str(cfg, "precision")?.parse().map_err(|e: tensor_core::Error| e.to_string())?;
-        let scaled = get_str(cfg, "scaling")? == "dynamic";
-        let mode = match (get_str(cfg, "mode")?, low) {
-            ("full-graph", Precision::F32) => GradientMode::FullGraph,
-            ("full-graph", low) => GradientMode::FullGraphAutocast { low },
-            ("mp-adjoint", low) => GradientMode::Mixed { policy: PrecisionPolicy::new(low, Precision::F32).map_err(|e| e.to_string())?, scaled },
-            (m, _) => return Err(format!("unknown mode '{m}'")),
-        };
+        let mode = gradient_mode(get_str(cfg, "mode")?, low, get_str(cfg, "scaling")? == "dynamic")?;
         let splits = data(p.n_train, p.n_val, seed)?;
         let tensor = |m: &datasets::Matrix| Tensor::from_vec(m.data.clone(), (m.rows, m.cols), device).map_err(|e| e.to_string());
         let (train_x, val_x) = (tensor(&splits.train)?, tensor(&splits.validation.head(p.n_val))?);
@@ -109,12 +103,8 @@ impl Suite for Bsds300Suite {
         let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: 63, width: p.width, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
         // OT-Flow's large-data trainer: |θ| ≤ 1.5, learning rate ÷3.3 on validation plateaus (patience 15)
         let tc = TrainConfig { iters: p.iters, batch: p.batch, lr: p.lr, drop_every: 0, lr_drop: 3.3, steps: p.steps, val_steps: p.val_steps, val_every: if quick { p.iters } else { 100 }, early_stopping: Some(15), method: Method::Rk4, mode, seed, checkpoint: None, clamp: Some(1.5) };
-        let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
-        tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
-        let start = std::time::Instant::now();
-        let result = train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {});
-        let elapsed = start.elapsed().as_secs_f64();
-        let (_, peak) = peak_memory_mb(baseline)?;
+        let measured = measure_peak(|| Ok(train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {})))?;
+        let (result, elapsed, peak) = (measured.value, measured.seconds, measured.peak_above_start_mb);
         let mut row = Row::new();
         match result {
             Ok(history) => {

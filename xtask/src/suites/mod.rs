@@ -13,6 +13,8 @@ mod torch_parity;
 
 use crate::report::{Report, Row};
 use candle_core::Device;
+use mixed_precision_adjoint::GradientMode;
+use tensor_core::{Precision, PrecisionPolicy};
 use serde_json::Value;
 use std::path::Path;
 
@@ -62,8 +64,36 @@ pub fn time_runs(reps: usize, mut f: impl FnMut() -> Result<(), String>) -> Resu
     Ok((t[t.len() / 2], t[0]))
 }
 
-/// Peak resident memory of this process so far and its growth above `baseline_bytes`, in MB.
-pub fn peak_memory_mb(baseline_bytes: u64) -> Result<(f64, f64), String> {
+/// What [`measure_peak`] saw.
+pub struct Measured<T> {
+    pub value: T,
+    pub seconds: f64,
+    /// Peak resident memory of the process during `f`, in MB.
+    pub peak_rss_mb: f64,
+    /// The same peak above the resident memory at the start, in MB.
+    pub peak_above_start_mb: f64,
+}
+
+/// Runs `f` with the process's peak resident memory reset first (rows run in their own child
+/// process, so the peak is the row's own).
+pub fn measure_peak<T>(f: impl FnOnce() -> Result<T, String>) -> Result<Measured<T>, String> {
+    let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
+    tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
+    let start = std::time::Instant::now();
+    let value = f()?;
+    let seconds = start.elapsed().as_secs_f64();
     let peak = tensor_core::memory::peak_rss_bytes().map_err(|e| e.to_string())?;
-    Ok((peak as f64 / 1e6, peak.saturating_sub(baseline_bytes) as f64 / 1e6))
+    Ok(Measured { value, seconds, peak_rss_mb: peak as f64 / 1e6, peak_above_start_mb: peak.saturating_sub(baseline) as f64 / 1e6 })
+}
+
+/// The gradient mode a row names: `full-graph` (autocast below f32), `checkpointed`, or
+/// `mp-adjoint` (evaluation in `low`, accumulation in f32, scaled or not).
+pub fn gradient_mode(mode: &str, low: Precision, scaled: bool) -> Result<GradientMode, String> {
+    Ok(match (mode, low) {
+        ("full-graph", Precision::F32) => GradientMode::FullGraph,
+        ("full-graph", low) => GradientMode::FullGraphAutocast { low },
+        ("checkpointed", _) => GradientMode::Checkpointed,
+        ("mp-adjoint", low) => GradientMode::Mixed { policy: PrecisionPolicy::new(low, Precision::F32).map_err(|e| e.to_string())?, scaled },
+        (other, _) => return Err(format!("unknown gradient mode '{other}'")),
+    })
 }

@@ -1,21 +1,22 @@
 //! `mp-memory`: peak memory and time of one training step at seed 003's BSDS300 shape — OT-Flow's
 //! dynamics dx = −∇ₓΦ, dℓ = −ΔₓΦ with the potential of `tensor-core` (d = 63, RK4, 16 steps,
 //! batch 512, width 512 and 1024) — by full-graph DTO (state in f32, Φ evaluated in the low
-//! precision: the torchdiffeq + autocast analogue) versus this project's mixed-precision adjoint,
+//! precision: the torchdiffeq + autocast analogue) versus this project's mixed-precision adjoint
+//! (both through `mixed_precision_adjoint::value_and_grad`),
 //! at f32, bf16 and f16. Each row runs in its own process; peak resident memory is its own.
 //! `--quick` shrinks to width 128, batch 256 so it finishes in a minute on 2 cores.
 
-use super::{get_str, get_usize, peak_memory_mb, Suite};
+use super::{get_str, get_usize, gradient_mode, measure_peak, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use mixed_precision_adjoint::{solve_mixed, DynamicScaler, MpConfig};
-use ode_solvers::{solve, Method, SaveAt, SolveConfig, Steps};
+use mixed_precision_adjoint::{value_and_grad, DynamicScaler};
+use ode_solvers::Method;
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::nets::{Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Precision, PrecisionPolicy, SeededRng};
+use tensor_core::{Precision, SeededRng};
 
 pub struct MpMemory;
 
@@ -74,37 +75,18 @@ impl Suite for MpMemory {
         let phi_low = phi.to_dtype(low.dtype()).map_err(|e| e.to_string())?;
         let field = otflow_field(&phi_low);
         let loss_of = |s: &(Tensor, Tensor)| -> candle_core::Result<Tensor> { ((s.0.sqr()?.sum_keepdim(1)? * 0.5)? - &s.1)?.mean_all() };
-        let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
-        tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
-        let start = std::time::Instant::now();
-        let (loss, report) = match get_str(cfg, "mode")? {
-            "full-graph" => {
-                let ldt = low.dtype();
-                let autocast = |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> {
-                    let (dx, dl) = field(t, &(s.0.to_dtype(ldt)?, s.1.to_dtype(ldt)?))?;
-                    Ok((dx.to_dtype(DType::F32)?, dl.to_dtype(DType::F32)?))
-                };
-                let sol = solve(&autocast, Method::Rk4, &y0, &SolveConfig::new(Steps::uniform(0.0, 1.0, STEPS).map_err(|e| e.to_string())?)).map_err(|e| e.to_string())?;
-                let loss = loss_of(sol.last()).map_err(c)?;
-                loss.backward().map_err(c)?;
-                (loss, None)
-            }
-            "mp-adjoint" => {
-                let config = MpConfig { policy: PrecisionPolicy::new(low, Precision::F32).map_err(|e| e.to_string())?, method: Method::Rk4, grid: (0..=STEPS).map(|i| i as f64 / STEPS as f64).collect(), save_at: SaveAt::Final };
-                let sol = solve_mixed(&field, &y0, &config).map_err(|e| e.to_string())?;
-                let loss = loss_of(sol.last()).map_err(c)?;
-                let mut grads = loss.backward().map_err(c)?;
-                let (_, report) = sol.backward(&field, &params, &mut DynamicScaler::new(low), &mut grads).map_err(|e| e.to_string())?;
-                (loss, Some(report))
-            }
-            other => return Err(format!("unknown mode '{other}'")),
-        };
-        let elapsed = start.elapsed().as_secs_f64();
-        let (peak, delta) = peak_memory_mb(baseline)?;
+        let mode = gradient_mode(get_str(cfg, "mode")?, low, true)?;
+        let grid: Vec<f64> = (0..=STEPS).map(|i| i as f64 / STEPS as f64).collect();
+        let mut scaler = DynamicScaler::new(low);
+        let measured = measure_peak(|| {
+            let (loss, _, report) = value_and_grad(&field, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| Ok(loss_of(s)?)).map_err(|e| e.to_string())?;
+            Ok((loss, report))
+        })?;
+        let (loss, report) = measured.value;
         let mut row = Row::new();
-        row.insert("peak_above_start_mb".into(), delta.into());
-        row.insert("peak_rss_mb".into(), peak.into());
-        row.insert("time_per_iter_s".into(), elapsed.into());
+        row.insert("peak_above_start_mb".into(), measured.peak_above_start_mb.into());
+        row.insert("peak_rss_mb".into(), measured.peak_rss_mb.into());
+        row.insert("time_per_iter_s".into(), measured.seconds.into());
         row.insert("loss".into(), loss.to_dtype(DType::F64).and_then(|l| l.to_scalar::<f64>()).map_err(c)?.into());
         if let Some(r) = report {
             row.insert("underflow_flagged".into(), (if r.degraded() { "yes" } else { "no" }).into());

@@ -3,7 +3,7 @@
 //! RK4 by full-graph DTO, the checkpointed discrete adjoint and the continuous adjoint, for
 //! N ∈ {16, 64, 256} steps.
 
-use super::{get_str, get_usize, peak_memory_mb, time_runs, Suite};
+use super::{get_str, get_usize, measure_peak, time_runs, Suite};
 use crate::plot::{loglog, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
@@ -102,21 +102,20 @@ impl Suite for OdeSolvers {
                 let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
                 let field = |t: f64, y: &Tensor| Ok(net.forward(y, &Tensor::new(t as f32, y.device())?)?);
                 let solve_cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, n).map_err(e)?).adjoint(mode);
-                let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
-                tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
-                let start = std::time::Instant::now();
-                let sol = solve(&field, method, &x, &solve_cfg).map_err(e)?;
-                let loss = sol.last().sqr().and_then(|s| s.sum_all()).map_err(|e| e.to_string())?;
-                let mut grads = loss.backward().map_err(|e| e.to_string())?;
-                if mode != Adjoint::FullGraph {
-                    sol.backward(&field, method, &params, &mut grads).map_err(e)?;
-                }
-                let elapsed = start.elapsed().as_secs_f64();
-                let (peak, delta) = peak_memory_mb(baseline)?;
+                let measured = measure_peak(|| {
+                    let sol = solve(&field, method, &x, &solve_cfg).map_err(e)?;
+                    let loss = sol.last().sqr().and_then(|s| s.sum_all()).map_err(|e| e.to_string())?;
+                    let mut grads = loss.backward().map_err(|e| e.to_string())?;
+                    if mode != Adjoint::FullGraph {
+                        sol.backward(&field, method, &params, &mut grads).map_err(e)?;
+                    }
+                    Ok(grads)
+                })?;
+                let grads = &measured.value;
                 let gnorm: f64 = params.iter().filter_map(|p| grads.get(p)).map(|g| g.sqr().and_then(|s| s.sum_all()).and_then(|s| s.to_dtype(DType::F64)).and_then(|s| s.to_scalar::<f64>()).unwrap_or(f64::NAN)).sum::<f64>().sqrt();
-                row.insert("time_fwd_bwd_s".into(), elapsed.into());
-                row.insert("peak_rss_mb".into(), peak.into());
-                row.insert("peak_above_start_mb".into(), delta.into());
+                row.insert("time_fwd_bwd_s".into(), measured.seconds.into());
+                row.insert("peak_rss_mb".into(), measured.peak_rss_mb.into());
+                row.insert("peak_above_start_mb".into(), measured.peak_above_start_mb.into());
                 row.insert("grad_norm".into(), gnorm.into());
             }
             other => return Err(format!("unknown row kind '{other}'")),

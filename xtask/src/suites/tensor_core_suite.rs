@@ -3,7 +3,7 @@
 //! products (one forward-mode pass through ∇Φ per coordinate), for d ∈ {2, 63, 784} and
 //! m ∈ {32, 512}.
 
-use super::{get_str, get_usize, peak_memory_mb, time_runs, Suite};
+use super::{get_str, get_usize, measure_peak, time_runs, Suite};
 use crate::plot::{loglog, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
@@ -71,28 +71,28 @@ impl Suite for TensorCore {
         let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
         let t = Tensor::new(0.5f32, device).map_err(|e| e.to_string())?;
         let mut lap = None;
-        let baseline = tensor_core::memory::current_rss_bytes().map_err(e)?;
-        tensor_core::memory::reset_peak_rss().map_err(e)?;
-        let (median, min) = time_runs(reps, || {
-            let value = phi.value(&x, &t).map_err(e)?;
-            let l = match method {
-                "recursion" => phi.derivatives(&x, &t).map_err(e)?.laplacian,
-                "hvp" => {
-                    phi.gradient(&x, &t).map_err(e)?;
-                    phi.laplacian_by_hvp(&x, &t).map_err(e)?
-                }
-                other => return Err(format!("unknown method '{other}'")),
-            };
-            std::hint::black_box(value);
-            lap = Some(l);
-            Ok(())
+        let measured = measure_peak(|| {
+            time_runs(reps, || {
+                let value = phi.value(&x, &t).map_err(e)?;
+                let l = match method {
+                    "recursion" => phi.derivatives(&x, &t).map_err(e)?.laplacian,
+                    "hvp" => {
+                        phi.gradient(&x, &t).map_err(e)?;
+                        phi.laplacian_by_hvp(&x, &t).map_err(e)?
+                    }
+                    other => return Err(format!("unknown method '{other}'")),
+                };
+                std::hint::black_box(value);
+                lap = Some(l);
+                Ok(())
+            })
         })?;
-        let (peak_mb, delta_mb) = peak_memory_mb(baseline)?;
+        let (median, min) = measured.value;
         let mut row = Row::new();
         row.insert("time_median_s".into(), median.into());
         row.insert("time_min_s".into(), min.into());
-        row.insert("peak_rss_mb".into(), peak_mb.into());
-        row.insert("peak_above_start_mb".into(), delta_mb.into());
+        row.insert("peak_rss_mb".into(), measured.peak_rss_mb.into());
+        row.insert("peak_above_start_mb".into(), measured.peak_above_start_mb.into());
         if method == "hvp" {
             // the two methods must agree: relative max difference in f32
             let reference = phi.derivatives(&x, &t).map_err(e)?.laplacian;

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet};
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Activation, Precision, PrecisionPolicy, SeededRng};
+use tensor_core::{Activation, Precision, SeededRng};
 
 pub struct Toy2dSuite;
 
@@ -110,19 +110,14 @@ fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64
     TrainConfig { iters: s.iters, batch: s.batch, lr, drop_every, lr_drop: 2.0, steps: s.steps, val_steps: s.val_steps, val_every: (s.iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None, clamp: None }
 }
 
+/// A row's (mode, precision label) as a gradient mode; `f16-none` / `f16-dynamic` choose scaling.
 fn mode_of(mode: &str, precision: &str) -> Result<GradientMode, String> {
-    let policy = |low| PrecisionPolicy::new(low, Precision::F32).map_err(|e| e.to_string());
-    Ok(match (mode, precision) {
-        ("checkpointed", _) => GradientMode::Checkpointed,
-        ("full-graph", "f32") => GradientMode::FullGraph,
-        ("full-graph", "bf16") => GradientMode::FullGraphAutocast { low: Precision::Bf16 },
-        ("full-graph", "f16") => GradientMode::FullGraphAutocast { low: Precision::F16 },
-        ("mp-adjoint", "f32") => GradientMode::Mixed { policy: policy(Precision::F32)?, scaled: true },
-        ("mp-adjoint", "bf16") => GradientMode::Mixed { policy: policy(Precision::Bf16)?, scaled: true },
-        ("mp-adjoint", "f16-none") => GradientMode::Mixed { policy: policy(Precision::F16)?, scaled: false },
-        ("mp-adjoint", "f16-dynamic") => GradientMode::Mixed { policy: policy(Precision::F16)?, scaled: true },
-        other => return Err(format!("unknown mode {other:?}")),
-    })
+    let (low, scaled) = match precision {
+        "f16-none" => (Precision::F16, false),
+        "f16-dynamic" => (Precision::F16, true),
+        p => (p.parse().map_err(|e: tensor_core::Error| e.to_string())?, true),
+    };
+    super::gradient_mode(mode, low, scaled)
 }
 
 impl Suite for Toy2dSuite {

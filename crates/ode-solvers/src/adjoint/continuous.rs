@@ -10,12 +10,12 @@
 //! (Øksendal; seed 003, Leburu–Nurbekyan–Ruthotto): without it the gradient is biased whenever
 //! ∂g/∂y depends on y.
 
-use super::{accumulate, vjp, zero_cotangent, Tape};
+use super::{accumulate, vjp, Tape};
 use crate::brownian::VirtualBrownianTree;
 use crate::error::{Result, SolverError};
 use crate::solve::{solve, SolveConfig, Steps};
 use crate::solver::Method;
-use crate::state::{detach, lincomb, mul, scale, State};
+use crate::state::{detach, lincomb, mul, scale, zeros_like, State};
 use crate::term::{Calculus, OdeTerm, SdeTerm};
 use candle_core::Tensor;
 
@@ -48,7 +48,7 @@ fn start<S: State>(tape: &Tape<S>) -> Result<(usize, S)> {
 pub(crate) fn backward_ode<S: State>(term: &dyn OdeTerm<S>, method: Method, tape: &Tape<S>, cots: &[(usize, S)], params: &[Tensor]) -> Result<(S, Vec<Option<Tensor>>)> {
     let (last, y_last) = start(tape)?;
     let nl = y_last.leaves().len();
-    let a = Tape::add_cotangent(cots, last, zero_cotangent(&y_last)?)?;
+    let a = Tape::add_cotangent(cots, last, zeros_like(&y_last)?)?;
     let mut z: Vec<Tensor> = y_last.leaves().into_iter().chain(a.leaves()).chain(params.iter().map(|p| p.detach().zeros_like()).collect::<candle_core::Result<Vec<_>>>()?).collect();
     let like = y_last.clone();
     let augmented = |t: f64, z: &Vec<Tensor>| -> Result<Vec<Tensor>> {
@@ -90,7 +90,7 @@ pub(crate) fn backward_sde<S: State>(term: &dyn SdeTerm<S>, brownian: &VirtualBr
         lincomb(&f, &[(-0.5, &mul(&term.diffusion(t, y)?, &dg)?)])
     };
     let (last, mut y) = start(tape)?;
-    let mut a = Tape::add_cotangent(cots, last, zero_cotangent(&y)?)?;
+    let mut a = Tape::add_cotangent(cots, last, zeros_like(&y)?)?;
     let mut g: Vec<Option<Tensor>> = vec![None; params.len()];
     // augmented increment over [t, t + h] with Brownian increment dw: (Δy, Δa, Δg)
     let increment = |t: f64, h: f64, dw: &S, y: &S, a: &S| -> Result<(S, S, Vec<Option<Tensor>>)> {

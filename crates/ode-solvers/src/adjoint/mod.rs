@@ -23,7 +23,7 @@ use crate::controller::PiController;
 use crate::error::Result;
 use crate::solution::Solution;
 use crate::solver::{Method, SdeMethod};
-use crate::state::{dot, zeros_like, State};
+use crate::state::{dot, State};
 use crate::term::{OdeTerm, SdeTerm};
 use crate::brownian::VirtualBrownianTree;
 use candle_core::backprop::GradStore;
@@ -180,10 +180,6 @@ pub(crate) fn accumulate(acc: &mut [Option<Tensor>], new: Vec<Option<Tensor>>, s
         }
     }
     Ok(())
-}
-
-pub(crate) fn zero_cotangent<S: State>(like: &S) -> Result<S> {
-    zeros_like(like)
 }
 
 #[cfg(test)]
