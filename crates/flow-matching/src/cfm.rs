@@ -5,8 +5,9 @@
 
 use crate::coupling::Coupling;
 use crate::error::{FmError, Result};
-use candle_core::{DType, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_core::Tensor;
+use candle_nn::VarMap;
+use tensor_core::optim::minimize;
 use tensor_core::nets::{TimeLayer, TimeNet};
 use tensor_core::SeededRng;
 
@@ -37,22 +38,29 @@ pub fn cfm_loss<L: TimeLayer>(net: &TimeNet<L>, x0: &Tensor, x1: &Tensor, sigma:
 /// Trains `net` (parameters in `varmap`) to carry `source` samples to `data` samples; returns
 /// the loss per iteration. Minibatches are drawn from both pools and paired by the coupling.
 pub fn train_cfm<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, source: &Tensor, data: &Tensor, cfg: &CfmConfig) -> Result<Vec<f64>> {
+    fit(net, varmap, cfg, |rng| {
+        let (x0, x1) = (rng.rows(source, cfg.batch)?, rng.rows(data, cfg.batch)?);
+        cfg.coupling.pair(&x0, &x1, rng)
+    })
+}
+
+/// Trains `net` on fixed pairs (x₀ⁱ, x₁ⁱ) — rows of `x0` and `x1` stay together, the coupling of
+/// `cfg` is not used. Rectified flow's reflow step trains on pairs (z, ODE(z)) this way.
+pub fn train_on_pairs<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, x0: &Tensor, x1: &Tensor, cfg: &CfmConfig) -> Result<Vec<f64>> {
+    fit(net, varmap, cfg, |rng| {
+        let mut rows = rng.paired_rows(&[x0, x1], cfg.batch)?;
+        let b = rows.pop().expect("two tensors in");
+        Ok((rows.pop().expect("two tensors in"), b))
+    })
+}
+
+fn fit<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, cfg: &CfmConfig, mut draw: impl FnMut(&mut SeededRng) -> Result<(Tensor, Tensor)>) -> Result<Vec<f64>> {
     if cfg.iters == 0 || cfg.batch < 2 {
         return Err(FmError::Config(format!("iters ≥ 1 and batch ≥ 2 needed: {cfg:?}")));
     }
-    let mut opt = AdamW::new(varmap.all_vars(), ParamsAdamW { lr: cfg.lr, weight_decay: 0.0, ..Default::default() })?;
     let mut rng = SeededRng::new(cfg.seed);
-    let mut losses = Vec::with_capacity(cfg.iters);
-    for _ in 0..cfg.iters {
-        let (x0, x1) = (rng.rows(source, cfg.batch)?, rng.rows(data, cfg.batch)?);
-        let (x0, x1) = cfg.coupling.pair(&x0, &x1, &mut rng)?;
-        let loss = cfm_loss(net, &x0, &x1, cfg.sigma, &mut rng)?;
-        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        if !value.is_finite() {
-            return Err(FmError::Config(format!("non-finite CFM loss at iteration {}: lower the learning rate or check the data for NaN", losses.len() + 1)));
-        }
-        opt.backward_step(&loss)?;
-        losses.push(value);
-    }
-    Ok(losses)
+    minimize(varmap, cfg.lr, cfg.iters, |_| {
+        let (x0, x1) = draw(&mut rng)?;
+        cfm_loss(net, &x0, &x1, cfg.sigma, &mut rng)
+    })
 }

@@ -7,7 +7,8 @@ use crate::error::{FmError, Result};
 use candle_core::{DType, Tensor};
 use ode_solvers::{solve, Method, SolveConfig, Stats, Steps};
 use tensor_core::nets::{TimeLayer, TimeNet};
-use tensor_core::stats::sq_distances;
+use ode_solvers::log_density::integrate_divergence;
+use tensor_core::stats::{sq_distances, standard_normal_log_prob};
 
 /// x(1) from x(0) = `z` along v_θ, with the solver's statistics (NFE).
 pub fn sample<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, method: Method, steps: Steps) -> Result<(Tensor, Stats)> {
@@ -15,6 +16,16 @@ pub fn sample<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, method: Method, steps:
     let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t, x.device())?)?);
     let sol = solve(&v, method, &z.detach(), &SolveConfig::new(steps))?;
     Ok((sol.last().clone(), sol.stats))
+}
+
+/// log p₁(x) of the learned flow's data-side density for each row of `x`, shape (B, 1), with
+/// the source N(0, I) at t = 0: integrate back from t = 1 to 0 with the exact trace (d tangents,
+/// for small d) and `steps` RK4 steps, log p₁(x) = log N(x(0)) + ∫₁⁰ ∇·v dt.
+pub fn log_prob<L: TimeLayer>(net: &TimeNet<L>, x: &Tensor, steps: usize) -> Result<Tensor> {
+    let frozen = net.detach()?;
+    let field = |t: f64, x: &Tensor| -> ode_solvers::Result<(Tensor, Tensor)> { Ok(frozen.exact_trace(x, &Tensor::new(t, x.device())?.to_dtype(x.dtype())?)?) };
+    let (z, integral) = integrate_divergence(&field, Method::Rk4, x, 1.0, 0.0, steps)?;
+    Ok((standard_normal_log_prob(&z)? + integral)?)
 }
 
 /// E∫₀¹‖v(x(t), t)‖² dt along the flow from `z`, RK4 with `steps` steps.

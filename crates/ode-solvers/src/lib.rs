@@ -11,6 +11,7 @@
 //! | Brownian motion: a replayable virtual Brownian tree | [`brownian`] |
 //! | gradients: full graph, checkpointed discrete adjoint, continuous adjoint | [`adjoint`] |
 //! | the result: outputs, statistics | [`Solution`] |
+//! | likelihood along a flow: the instantaneous change of variables | [`log_density`] |
 //!
 //! The crate knows nothing of models: a CNF or OT-Flow builds its augmented dynamics as a term.
 
@@ -18,6 +19,7 @@ pub mod adjoint;
 pub mod brownian;
 pub mod controller;
 pub mod error;
+pub mod log_density;
 pub mod save_at;
 pub mod solution;
 pub mod solve;

@@ -16,6 +16,21 @@ pub enum Activation {
     Swish,
     /// OT-Flow's activation (Onken et al. 2021): σ = log cosh z, σ' = tanh z, σ'' = 1 − tanh² z.
     LogCosh,
+    /// SELU (Klambauer et al. 2017), torchcfm's default: λz for z > 0, λα(eᶻ − 1) otherwise.
+    /// σ'' jumps at 0 (from λα to 0), so it is smooth enough for velocities and traces but not
+    /// for a potential's Laplacian.
+    Selu,
+}
+
+/// SELU's λ and α (Klambauer et al. 2017, eq. 14).
+const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+
+/// (1[z > 0], e^{min(z, 0)}): the two pieces every SELU formula is made of.
+fn selu_pieces(z: &Tensor) -> Result<(Tensor, Tensor)> {
+    let positive = z.gt(0.0)?.to_dtype(z.dtype())?;
+    let exp_neg = z.minimum(0.0)?.exp()?;
+    Ok((positive, exp_neg))
 }
 
 fn sigmoid(z: &Tensor) -> Result<Tensor> {
@@ -36,6 +51,8 @@ impl Activation {
                 let a = z.abs()?;
                 ((&a + ((&a * -2.0)?.exp()? + 1.0)?.log()?)? - std::f64::consts::LN_2)?
             }
+            // λ(relu z + α(e^{min(z,0)} − 1))
+            Self::Selu => ((z.relu()? + ((z.minimum(0.0)?.exp()? - 1.0)? * SELU_ALPHA)?)? * SELU_LAMBDA)?,
         })
     }
 
@@ -50,6 +67,10 @@ impl Activation {
                 (&s + (z * (&s * (1.0 - &s)?)?)?)?
             }
             Self::LogCosh => z.tanh()?,
+            Self::Selu => {
+                let (pos, e) = selu_pieces(z)?;
+                ((&pos + ((e * (1.0 - &pos)?)? * SELU_ALPHA)?)? * SELU_LAMBDA)?
+            }
         })
     }
 
@@ -71,6 +92,10 @@ impl Activation {
                 (ds * ((z * (1.0 - (&s * 2.0)?)?)? + 2.0)?)?
             }
             Self::LogCosh => (1.0 - z.tanh()?.sqr()?)?,
+            Self::Selu => {
+                let (pos, e) = selu_pieces(z)?;
+                ((e * (1.0 - pos)?)? * (SELU_ALPHA * SELU_LAMBDA))?
+            }
         })
     }
 
@@ -95,7 +120,8 @@ impl FromStr for Activation {
             "softplus" => Ok(Self::Softplus),
             "swish" | "silu" => Ok(Self::Swish),
             "logcosh" | "log-cosh" | "antiderivtanh" => Ok(Self::LogCosh),
-            other => Err(crate::error::Error::Config(format!("unknown activation '{other}': expected tanh, softplus, swish or logcosh"))),
+            "selu" => Ok(Self::Selu),
+            other => Err(crate::error::Error::Config(format!("unknown activation '{other}': expected tanh, softplus, swish, logcosh or selu"))),
         }
     }
 }
@@ -110,7 +136,7 @@ mod tests {
         let zs: Vec<f64> = (-40..=40).map(|i| i as f64 * 0.2 + 0.013).collect();
         let z = Tensor::new(zs.as_slice(), &Device::Cpu)?;
         let h = 1e-5;
-        for act in [Activation::Tanh, Activation::Softplus, Activation::Swish, Activation::LogCosh] {
+        for act in [Activation::Tanh, Activation::Softplus, Activation::Swish, Activation::LogCosh, Activation::Selu] {
             let fd = |f: &dyn Fn(&Tensor) -> Result<Tensor>| -> Result<Vec<f64>> {
                 let p = f(&(&z + h)?)?.to_vec1::<f64>()?;
                 let m = f(&(&z - h)?)?.to_vec1::<f64>()?;
@@ -134,7 +160,7 @@ mod tests {
     #[test]
     fn stable_at_large_arguments() -> Result<()> {
         let z = Tensor::new(&[-500.0f32, 500.0], &Device::Cpu)?;
-        for act in [Activation::Softplus, Activation::Swish, Activation::LogCosh] {
+        for act in [Activation::Softplus, Activation::Swish, Activation::LogCosh, Activation::Selu] {
             let v = act.value(&z)?.to_vec1::<f32>()?;
             assert!(v.iter().all(|x| x.is_finite()), "{act:?}: {v:?}");
         }

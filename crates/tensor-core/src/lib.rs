@@ -7,6 +7,7 @@
 //! - [`activation`]: σ, σ', σ'' as candle ops.
 //! - [`nets`]: networks with analytic derivatives — [`nets::Mlp`], [`nets::ConcatSquashNet`]
 //!   (JVP, exact and Hutchinson traces) and OT-Flow's [`nets::Potential`] (∇Φ, exact ΔΦ).
+//! - [`optim`]: the AdamW loop of simulation-free (regression) training.
 //! - [`stats`]: standard-normal log density, MMD between samples.
 //! - [`memory`]: peak resident memory and device memory for benchmarks.
 //!
@@ -18,6 +19,7 @@ pub mod device;
 pub mod error;
 pub mod memory;
 pub mod nets;
+pub mod optim;
 pub mod params;
 pub mod precision;
 pub mod rng;

@@ -23,7 +23,12 @@ impl SeededRng {
     /// An independent generator derived from this one's stream (for a sub-task that must not
     /// shift the parent's later draws, derive it once up front).
     pub fn fork(&mut self) -> Self {
-        Self::new(self.rng.random())
+        Self::new(self.next_seed())
+    }
+
+    /// A fresh seed from this stream, for APIs that take a seed (a Brownian tree, a sub-run).
+    pub fn next_seed(&mut self) -> u64 {
+        self.rng.random()
     }
 
     /// Direct access to the underlying `rand` generator, for scalar draws.
@@ -62,12 +67,22 @@ impl SeededRng {
 
     /// `batch` rows of `data` drawn uniformly with replacement (a minibatch).
     pub fn rows(&mut self, data: &Tensor, batch: usize) -> Result<Tensor> {
-        let n = data.dim(0)?;
+        Ok(self.paired_rows(&[data], batch)?.remove(0))
+    }
+
+    /// The same `batch` random rows (with replacement) of every tensor in `data`, which must have
+    /// equally many rows: minibatches of paired data.
+    pub fn paired_rows(&mut self, data: &[&Tensor], batch: usize) -> Result<Vec<Tensor>> {
+        let n = data.first().map_or(Ok(0), |d| d.dim(0))?;
         if n == 0 {
             return Err(crate::Error::Config("cannot draw rows from an empty tensor".into()));
         }
+        if let Some(d) = data.iter().find(|d| d.dim(0).ok() != Some(n)) {
+            return Err(crate::Error::Shape { context: "paired_rows", expected: format!("{n} rows like the first tensor"), got: d.dims().to_vec() });
+        }
         let idx: Vec<u32> = (0..batch).map(|_| self.rng.random_range(0..n as u32)).collect();
-        Ok(data.index_select(&Tensor::new(idx.as_slice(), data.device())?, 0)?)
+        let idx = Tensor::new(idx.as_slice(), data[0].device())?;
+        Ok(data.iter().map(|d| d.index_select(&idx, 0)).collect::<candle_core::Result<_>>()?)
     }
 
     /// Rademacher entries: ±1 with probability ½ each (Hutchinson's estimator).

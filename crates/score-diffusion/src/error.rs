@@ -1,0 +1,18 @@
+//! The typed error of `score-diffusion`.
+
+/// What can go wrong training, sampling or analysing a diffusion model.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffusionError {
+    /// Bad sizes, times or settings.
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Solver(#[from] ode_solvers::SolverError),
+    #[error(transparent)]
+    TensorCore(#[from] tensor_core::Error),
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// `Result` with [`DiffusionError`].
+pub type Result<T> = std::result::Result<T, DiffusionError>;
