@@ -123,3 +123,57 @@ pub fn panels(path: &Path, title: &str, row_titles: &[String], col_titles: &[&st
     }
     root.present().map_err(|e| err(&e))
 }
+
+/// One linear-axes panel of [`line_panels`].
+pub struct LinePanel {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub series: Vec<Series>,
+    /// Draw a legend (off for bundles of trajectories).
+    pub legend: bool,
+}
+
+/// Panels of line plots with linear axes (rows × `cols`), each scaled to its own data.
+pub fn line_panels(path: &Path, title: &str, cols: usize, panels: &[LinePanel]) -> Result<(), String> {
+    register_font();
+    let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let cols = cols.max(1);
+    let rows = panels.len().div_ceil(cols);
+    let (w, h) = (420u32, 320u32);
+    let root = BitMapBackend::new(path, (w * cols as u32, h * rows as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(&e))?;
+    for (panel, area) in panels.iter().zip(root.split_evenly((rows, cols))) {
+        let pts = panel.series.iter().flat_map(|s| s.points.iter()).filter(|p| p.0.is_finite() && p.1.is_finite());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, y) in pts {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(y), y1.max(y));
+        }
+        if x0 > x1 {
+            continue;
+        }
+        let pad = |a: f64, b: f64| if b > a { 0.05 * (b - a) } else { 0.5 };
+        let (px, py) = (pad(x0, x1), pad(y0, y1));
+        let mut chart = ChartBuilder::on(&area)
+            .caption(&panel.title, ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(35)
+            .y_label_area_size(50)
+            .build_cartesian_2d(x0 - px..x1 + px, y0 - py..y1 + py)
+            .map_err(|e| err(&e))?;
+        chart.configure_mesh().x_desc(&panel.x_label).y_desc(&panel.y_label).label_style(("sans-serif", 12)).draw().map_err(|e| err(&e))?;
+        for (i, s) in panel.series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let (stroke, alpha) = if panel.legend { (2, 1.0) } else { (1, 0.5) };
+            let drawn = chart.draw_series(LineSeries::new(s.points.iter().copied(), color.mix(alpha).stroke_width(stroke))).map_err(|e| err(&e))?;
+            if panel.legend {
+                drawn.label(s.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+        }
+        if panel.legend {
+            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
+        }
+    }
+    root.present().map_err(|e| err(&e))
+}

@@ -2,6 +2,7 @@
 //! (in a child process, see `runner`), and finishes the report with notes and plots.
 
 mod bsds300;
+mod diffusion_curvature;
 mod mp_memory;
 mod ode_solvers_suite;
 mod roundoff;
@@ -38,7 +39,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(diffusion_curvature::DiffusionCurvature)]
 }
 
 /// Reads an unsigned integer field of a row config.
@@ -49,6 +50,25 @@ pub fn get_usize(cfg: &Row, key: &str) -> Result<usize, String> {
 /// Reads a string field of a row config.
 pub fn get_str<'a>(cfg: &'a Row, key: &str) -> Result<&'a str, String> {
     cfg.get(key).and_then(Value::as_str).ok_or_else(|| format!("row config lacks string '{key}'"))
+}
+
+/// Saves a row's plot data as `<out>/<suite>-data/<name>.json` (rows run in child processes;
+/// `finish` reads it back with [`read_plot_data`]). Without an output folder it does nothing.
+pub fn write_plot_data(suite: &str, name: &str, data: &Value) -> Result<(), String> {
+    let Some(out) = std::env::var_os(crate::runner::OUT_ENV) else { return Ok(()) };
+    let dir = Path::new(&out).join(format!("{suite}-data"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join(format!("{name}.json")), data.to_string()).map_err(|e| format!("{}: {e}", dir.display()))
+}
+
+/// The plot data a row saved with [`write_plot_data`], if any.
+pub fn read_plot_data(out: &Path, suite: &str, name: &str) -> Option<Value> {
+    std::fs::read_to_string(out.join(format!("{suite}-data")).join(format!("{name}.json"))).ok().and_then(|s| serde_json::from_str(&s).ok())
+}
+
+/// (x, y) pairs from a JSON array of two-element arrays.
+pub fn json_points(v: &Value) -> Vec<(f64, f64)> {
+    v.as_array().map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?))).collect()).unwrap_or_default()
 }
 
 /// Median and minimum wall time of `reps` runs of `f` after one warm-up run, in seconds.

@@ -8,7 +8,7 @@
 //! "straight vs curvy" picture). Also rampde's 2-D CNF precision study: f32 / bf16 / f16
 //! without scaling / f16 dynamic, full graph (autocast) vs the mixed-precision adjoint.
 
-use super::{get_str, Suite};
+use super::{get_str, json_points, read_plot_data, write_plot_data, Suite};
 use crate::plot::{panels, Panel};
 use crate::report::{Report, Row};
 use crate::runner::OUT_ENV;
@@ -21,7 +21,7 @@ use ode_solvers::{solve, Method, OdeTerm, PiController, SaveAt, SolveConfig, Ste
 use ot_flow::{OtFlow, OtFlowConfig};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, SeededRng};
@@ -224,7 +224,7 @@ impl Suite for Toy2dSuite {
         row.insert("diverged".into(), (if nll.is_finite() { "no" } else { "yes" }).into());
         // plot data for the toys study
         if get_str(cfg, "study")? == "toys" {
-            if let Some(out) = std::env::var_os(OUT_ENV) {
+            if std::env::var_os(OUT_ENV).is_some() {
                 let n = 60;
                 let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
                 let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
@@ -233,17 +233,15 @@ impl Suite for Toy2dSuite {
                 let k = 40;
                 let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
                 let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
-                let dir = PathBuf::from(out).join("toy2d-data");
-                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                std::fs::write(dir.join(format!("{model_name}-{}.json", ds.name())), data.to_string()).map_err(|e| e.to_string())?;
+                write_plot_data("toy2d", &format!("{model_name}-{}", ds.name()), &data)?;
             }
         }
         Ok(row)
     }
 
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
-        let load = |model: &str, ds: Toy2d| -> Option<Value> { std::fs::read_to_string(out.join("toy2d-data").join(format!("{model}-{}.json", ds.name()))).ok().and_then(|s| serde_json::from_str(&s).ok()) };
-        let pts = |v: &Value| -> Vec<(f64, f64)> { v.as_array().map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?))).collect()).unwrap_or_default() };
+        let load = |model: &str, ds: Toy2d| read_plot_data(out, "toy2d", &format!("{model}-{}", ds.name()));
+        let pts = json_points;
         for ds in DATASETS {
             let (Some(ot), Some(cn)) = (load("ot-flow", ds), load("cnf", ds)) else { continue };
             let row = |v: &Value| -> Vec<Panel> {
