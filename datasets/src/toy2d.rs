@@ -68,8 +68,7 @@ impl Toy2d {
             // these are built class by class; shuffle as the references do
             pts.shuffle(&mut rng);
         }
-        let data = pts.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect();
-        Matrix { data, rows: n, cols: 2 }
+        to_matrix(&pts)
     }
 
     fn point(self, i: usize, n: usize, rng: &mut rand::rngs::StdRng) -> [f64; 2] {
@@ -86,18 +85,8 @@ impl Toy2d {
                 [x1 * 2.0, x2 * 2.0]
             }
             Self::Moons => {
-                // make_moons: n/2 on the outer half circle, the rest on the inner one
-                let n_out = n / 2;
-                let p = if i < n_out {
-                    let a = PI * i as f64 / (n_out.max(2) - 1) as f64;
-                    [a.cos(), a.sin()]
-                } else {
-                    let n_in = n - n_out;
-                    let a = PI * (i - n_out) as f64 / (n_in.max(2) - 1) as f64;
-                    [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
-                };
-                let (e1, e2) = (normal(rng) * 0.1, normal(rng) * 0.1);
-                [(p[0] + e1) * 2.0 - 1.0, (p[1] + e2) * 2.0 - 0.2]
+                let p = make_moons_point(i, n, 0.1, rng);
+                [p[0] * 2.0 - 1.0, p[1] * 2.0 - 0.2]
             }
             Self::Circles => {
                 // make_circles: angles on a grid without endpoint, inner circle scaled by 0.5
@@ -136,6 +125,50 @@ impl Toy2d {
             }
         }
     }
+}
+
+/// scikit-learn's (and torchdyn's) `make_moons` point i of n: n/2 on the outer half circle, the
+/// rest on the inner one, plus N(0, noise²) jitter.
+fn make_moons_point(i: usize, n: usize, noise: f64, rng: &mut rand::rngs::StdRng) -> [f64; 2] {
+    let n_out = n / 2;
+    let p = if i < n_out {
+        let a = PI * i as f64 / (n_out.max(2) - 1) as f64;
+        [a.cos(), a.sin()]
+    } else {
+        let n_in = n - n_out;
+        let a = PI * (i - n_out) as f64 / (n_in.max(2) - 1) as f64;
+        [1.0 - a.cos(), 1.0 - a.sin() - 0.5]
+    };
+    [p[0] + normal(rng) * noise, p[1] + normal(rng) * noise]
+}
+
+fn to_matrix(pts: &[[f64; 2]]) -> Matrix {
+    Matrix { data: pts.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect(), rows: pts.len(), cols: 2 }
+}
+
+/// torchcfm's `sample_8gaussians` (`torchcfm/utils.py`): centres on the unit circle scaled by 5,
+/// plus N(0, √0.1·I) noise — torchcfm passes var = 0.1 as the covariance √var·I, so the
+/// per-coordinate standard deviation is 0.1^¼ ≈ 0.562. Differs from FFJORD's 8gaussians.
+pub fn torchcfm_8gaussians(n: usize, seed: u64) -> Matrix {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let std = 0.1f64.powf(0.25);
+    let c = [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (FRAC_1_SQRT_2, FRAC_1_SQRT_2), (FRAC_1_SQRT_2, -FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2)];
+    let pts: Vec<[f64; 2]> = (0..n)
+        .map(|_| {
+            let (cx, cy) = c[rng.random_range(0..8)];
+            [5.0 * cx + std * normal(&mut rng), 5.0 * cy + std * normal(&mut rng)]
+        })
+        .collect();
+    to_matrix(&pts)
+}
+
+/// torchcfm's `sample_moons`: torchdyn's `generate_moons(n, noise = 0.2)`, times 3, minus 1,
+/// shuffled.
+pub fn torchcfm_moons(n: usize, seed: u64) -> Matrix {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut pts: Vec<[f64; 2]> = (0..n).map(|i| make_moons_point(i, n, 0.2, &mut rng)).map(|p| [3.0 * p[0] - 1.0, 3.0 * p[1] - 1.0]).collect();
+    pts.shuffle(&mut rng);
+    to_matrix(&pts)
 }
 
 fn normal(rng: &mut rand::rngs::StdRng) -> f64 {

@@ -3,6 +3,7 @@
 
 mod bsds300;
 mod diffusion_curvature;
+mod fm_diffusion;
 mod mp_memory;
 mod ode_solvers_suite;
 mod roundoff;
@@ -39,7 +40,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(diffusion_curvature::DiffusionCurvature)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(fm_diffusion::FmDiffusion), Box::new(diffusion_curvature::DiffusionCurvature)]
 }
 
 /// Reads an unsigned integer field of a row config.
@@ -69,6 +70,19 @@ pub fn read_plot_data(out: &Path, suite: &str, name: &str) -> Option<Value> {
 /// (x, y) pairs from a JSON array of two-element arrays.
 pub fn json_points(v: &Value) -> Vec<(f64, f64)> {
     v.as_array().map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?))).collect()).unwrap_or_default()
+}
+
+/// Runs `benches/reference/<script>` with `python3` and parses the last JSON line it prints.
+/// Err is the reason it could not (no python3, no torch, the script failed), for a "skipped" row.
+pub fn run_python_reference(script: &str, args: &[&std::ffi::OsStr]) -> Result<Value, String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/reference").join(script);
+    let out = std::process::Command::new("python3").arg(&path).args(args).output().map_err(|e| format!("cannot run python3 ({e})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("reference failed ({})", err.lines().last().unwrap_or("no output")));
+    }
+    let line = out.stdout.rsplit(|&c| c == b'\n').find(|l| l.starts_with(b"{")).ok_or("reference printed no JSON")?;
+    serde_json::from_slice(line).map_err(|e| e.to_string())
 }
 
 /// Median and minimum wall time of `reps` runs of `f` after one warm-up run, in seconds.

@@ -6,7 +6,7 @@
 //! EmoryMLIP/OT-Flow named by `$OTFLOW_REPO`; without torch or the checkout the row says
 //! "skipped" and why. continuum never needs Python.
 
-use super::{get_str, get_usize, time_runs, Suite};
+use super::{get_str, get_usize, run_python_reference, time_runs, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -15,7 +15,6 @@ use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
-use std::process::Command;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, SeededRng};
 
@@ -30,10 +29,6 @@ fn configs(quick: bool) -> Vec<(usize, usize, usize, usize)> {
         c.push((63, 1024, 512, 16));
     }
     c
-}
-
-fn reference_script() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../benches/reference/otflow_iteration.py")
 }
 
 impl Suite for TorchParity {
@@ -70,24 +65,19 @@ impl Suite for TorchParity {
                 row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
                 return Ok(row);
             };
-            let out = Command::new("python3")
-                .arg(reference_script())
-                .args(["--otflow-repo".as_ref(), repo.as_os_str()])
-                .args(["--d", &d.to_string(), "--m", &m.to_string(), "--batch", &b.to_string(), "--nt", &nt.to_string(), "--reps", &reps.to_string(), "--threads", "2"])
-                .output();
-            match out {
-                Ok(o) if o.status.success() => {
-                    let v: Value = serde_json::from_slice(o.stdout.rsplit(|&c| c == b'\n').find(|l| l.starts_with(b"{")).unwrap_or(b"{}")).map_err(|e| e.to_string())?;
+            let sizes = [("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
+            let mut args: Vec<&std::ffi::OsStr> = vec!["--otflow-repo".as_ref(), repo.as_os_str()];
+            for (k, v) in &sizes {
+                args.extend([std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]);
+            }
+            match run_python_reference("otflow_iteration.py", &args) {
+                Ok(v) => {
                     row.insert("time_median_s".into(), v["median_s"].clone());
                     row.insert("time_min_s".into(), v["min_s"].clone());
                     row.insert("status".into(), format!("ok (torch {})", v["torch"].as_str().unwrap_or("?")).into());
                 }
-                Ok(o) => {
-                    let err = String::from_utf8_lossy(&o.stderr);
-                    row.insert("status".into(), format!("skipped: reference failed ({})", err.lines().last().unwrap_or("no output")).into());
-                }
-                Err(e) => {
-                    row.insert("status".into(), format!("skipped: cannot run python3 ({e})").into());
+                Err(why) => {
+                    row.insert("status".into(), format!("skipped: {why}").into());
                 }
             }
             return Ok(row);

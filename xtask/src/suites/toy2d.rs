@@ -223,18 +223,16 @@ impl Suite for Toy2dSuite {
         }
         row.insert("diverged".into(), (if nll.is_finite() { "no" } else { "yes" }).into());
         // plot data for the toys study
-        if get_str(cfg, "study")? == "toys" {
-            if std::env::var_os(OUT_ENV).is_some() {
-                let n = 60;
-                let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
-                let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
-                let grid = Tensor::from_vec(grid, (n * n, 2), device).map_err(|e| e.to_string())?;
-                let density: Vec<f64> = trained.log_prob(&grid, s.val_steps)?.exp().and_then(|t| t.flatten_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(|e| e.to_string())?;
-                let k = 40;
-                let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
-                let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
-                write_plot_data("toy2d", &format!("{model_name}-{}", ds.name()), &data)?;
-            }
+        if get_str(cfg, "study")? == "toys" && std::env::var_os(OUT_ENV).is_some() {
+            let n = 60;
+            let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
+            let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
+            let grid = Tensor::from_vec(grid, (n * n, 2), device).map_err(|e| e.to_string())?;
+            let density: Vec<f64> = trained.log_prob(&grid, s.val_steps)?.exp().and_then(|t| t.flatten_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(|e| e.to_string())?;
+            let k = 40;
+            let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
+            let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
+            write_plot_data("toy2d", &format!("{model_name}-{}", ds.name()), &data)?;
         }
         Ok(row)
     }

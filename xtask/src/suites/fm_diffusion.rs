@@ -1,0 +1,274 @@
+//! `fm-diffusion`: simulation-free models on 2-D toys at torchcfm's protocol (MLP 3×64 SELU,
+//! batch 512, AdamW 1e-3, σ = 0.1, 100 Euler steps, exact W2 on held-out points; torchcfm's own
+//! 8gaussians — scale 5 — and moons conventions). Flow matching: I-CFM, OT-CFM (exact assignment),
+//! Sinkhorn OT-CFM, rectified flow (one reflow of I-CFM). VP diffusion (ε-prediction, DSM) sampled
+//! by the reverse SDE, the PF-ODE (Euler and adaptive Dopri5) and the smart-zero member g̃ = g/2.
+//! Tasks: N(0, I) → 8gaussians, N(0, I) → moons, moons → 8gaussians (diffusion needs a Gaussian
+//! source, so it runs on the first two). Also the time per training step next to the same step in
+//! PyTorch (`benches/reference/cfm_step.py`).
+
+use super::{get_str, get_usize, json_points, read_plot_data, run_python_reference, write_plot_data, Suite};
+use crate::plot::{panels, Panel};
+use crate::report::{Report, Row};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use datasets::toy2d::{torchcfm_8gaussians, torchcfm_moons};
+use flow_matching::sample::{kinetic_energy, sample, w2_exact};
+use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling};
+use ode_solvers::{Method, PiController, Steps};
+use plotters::style::RGBColor;
+use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
+use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Instant;
+use tensor_core::nets::Mlp;
+use tensor_core::params::ParamBuilder;
+use tensor_core::{Activation, SeededRng};
+
+pub struct FmDiffusion;
+
+const TASKS: [&str; 3] = ["N→8gaussians", "N→moons", "moons→8gaussians"];
+const FM_METHODS: [&str; 4] = ["i-cfm", "ot-cfm", "sinkhorn-cfm", "rectified-flow"];
+const DIFFUSION_SAMPLERS: [&str; 4] = ["vp reverse-sde", "vp pf-ode euler", "vp pf-ode dopri5", "vp smart-zero c=0.5"];
+const BATCH: usize = 512;
+const WIDTH: usize = 64;
+const T_MIN: f64 = 1e-3;
+
+fn s(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+fn matrix(m: datasets::Matrix, device: &Device) -> Result<Tensor, String> {
+    Tensor::from_vec(m.data, (m.rows, m.cols), device).map_err(s)
+}
+
+/// (source, target) samples of a task: n points each, seeded.
+fn task_samples(task: &str, n: usize, seed: u64, device: &Device) -> Result<(Tensor, Tensor), String> {
+    let gaussian = || SeededRng::new(seed).normal((n, 2), DType::F32, device).map_err(s);
+    match task {
+        "N→8gaussians" => Ok((gaussian()?, matrix(torchcfm_8gaussians(n, seed + 1), device)?)),
+        "N→moons" => Ok((gaussian()?, matrix(torchcfm_moons(n, seed + 1), device)?)),
+        "moons→8gaussians" => Ok((matrix(torchcfm_moons(n, seed + 2), device)?, matrix(torchcfm_8gaussians(n, seed + 1), device)?)),
+        other => Err(format!("unknown task '{other}'")),
+    }
+}
+
+fn mlp(vm: &VarMap, seed: u64, device: &Device) -> Result<Mlp, String> {
+    Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(seed), DType::F32, device), 2, &[WIDTH, WIDTH, WIDTH], 2, Activation::Selu).map_err(s)
+}
+
+fn points(t: &Tensor, n: usize) -> Result<Vec<[f64; 2]>, String> {
+    Ok(t.narrow(0, 0, n.min(t.dim(0).map_err(s)?)).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec2::<f64>()).map_err(s)?.into_iter().map(|r| [r[0], r[1]]).collect())
+}
+
+impl FmDiffusion {
+    fn flow_row(&self, task: &str, method: &str, iters: usize, n_test: usize, device: &Device, seed: u64) -> Result<Row, String> {
+        let (source, data) = task_samples(task, 8192, seed, device)?;
+        let (z, test) = task_samples(task, n_test, seed + 100, device)?;
+        let coupling = match method {
+            "ot-cfm" => Coupling::ExactOt,
+            "sinkhorn-cfm" => Coupling::Sinkhorn { eps: 0.05 },
+            _ => Coupling::Independent,
+        };
+        let cfg = CfmConfig { coupling, sigma: 0.1, iters, batch: BATCH, lr: 1e-3, seed };
+        let vm = VarMap::new();
+        let mut net = mlp(&vm, seed, device)?;
+        let start = Instant::now();
+        train_cfm(&net, &vm, &source, &data, &cfg).map_err(s)?;
+        if method == "rectified-flow" {
+            // one reflow round: pairs (x₀, ODE(x₀)) from the first model, a fresh net trained on them
+            let (x1, _) = sample(&net, &source, Method::Rk4, Steps::uniform(0.0, 1.0, 20).map_err(s)?).map_err(s)?;
+            let vm2 = VarMap::new();
+            let net2 = mlp(&vm2, seed + 7, device)?;
+            train_on_pairs(&net2, &vm2, &source, &x1, &CfmConfig { sigma: 0.0, ..cfg }).map_err(s)?;
+            net = net2;
+        }
+        let train_s = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let (x, stats) = sample(&net, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100).map_err(s)?).map_err(s)?;
+        let sample_s = start.elapsed().as_secs_f64();
+        let w2 = w2_exact(&x, &test).map_err(s)?;
+        let w2_ends = w2_exact(&z, &test).map_err(s)?;
+        let energy = kinetic_energy(&net, &z, 100).map_err(s)?;
+        let mut row = Row::new();
+        row.insert("w2".into(), w2.into());
+        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
+        row.insert("nfe".into(), stats.nfe.into());
+        row.insert("train_time_s".into(), train_s.into());
+        row.insert("sample_time_s".into(), sample_s.into());
+        row.insert("path_energy".into(), energy.into());
+        row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
+        // trajectories for the picture
+        let traj: Vec<Vec<[f64; 2]>> = {
+            let frozen = net.detach().map_err(s)?;
+            let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t as f32, x.device())?)?);
+            let sol = ode_solvers::solve(&v, Method::Euler, &z.narrow(0, 0, 40).map_err(s)?, &ode_solvers::SolveConfig::new(Steps::uniform(0.0, 1.0, 50).map_err(s)?).save_at(ode_solvers::SaveAt::Steps)).map_err(s)?;
+            let frames: Vec<Vec<[f64; 2]>> = sol.ys.iter().map(|y| points(y, 40)).collect::<Result<_, _>>()?;
+            (0..40).map(|i| frames.iter().map(|f| f[i]).collect()).collect()
+        };
+        write_plot_data(self.name(), &format!("{task}-{method}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": traj}))?;
+        Ok(row)
+    }
+
+    fn diffusion_row(&self, task: &str, sampler: &str, iters: usize, n_test: usize, device: &Device, seed: u64) -> Result<Row, String> {
+        let (_, data) = task_samples(task, 8192, seed, device)?;
+        let (_, test) = task_samples(task, n_test, seed + 100, device)?;
+        let sde = ForwardSde::vp(1.0);
+        let vm = VarMap::new();
+        let model = ScoreNet { net: mlp(&vm, seed, device)?, sde, parametrization: Parametrization::Noise };
+        let start = Instant::now();
+        train_dsm(&model, &vm, &data, &DsmConfig { weighting: Weighting::Sigma2, t_min: T_MIN, iters, batch: BATCH, lr: 1e-3, seed }).map_err(s)?;
+        let train_s = start.elapsed().as_secs_f64();
+        let score = model.detach().map_err(s)?;
+        let z = prior_sample(&sde, n_test, 2, &mut SeededRng::new(seed + 200), DType::F32, device).map_err(s)?;
+        let grid = ReverseGrid::full(&sde, T_MIN, 100);
+        let start = Instant::now();
+        let (x, nfe) = match sampler {
+            "vp reverse-sde" => (reverse_sde(&score, &sde, &z, grid, seed + 3).map_err(s)?, 100),
+            "vp smart-zero c=0.5" => (smart_zero(&score, &sde, &z, 0.5, grid, seed + 3).map_err(s)?, 100),
+            "vp pf-ode euler" => {
+                let (x, st) = probability_flow(&score, &sde, &z, Method::Euler, Steps::uniform(sde.t_max(), T_MIN, 100).map_err(s)?).map_err(s)?;
+                (x, st.nfe)
+            }
+            "vp pf-ode dopri5" => {
+                let (x, st) = probability_flow(&score, &sde, &z, Method::Dopri5, Steps::Adaptive { t0: sde.t_max(), t1: T_MIN, controller: PiController::new(1e-3, 1e-3) }).map_err(s)?;
+                (x, st.nfe)
+            }
+            other => return Err(format!("unknown sampler '{other}'")),
+        };
+        let x = tweedie_denoise(&score, &sde, &x, T_MIN).map_err(s)?;
+        let sample_s = start.elapsed().as_secs_f64();
+        let mut row = Row::new();
+        row.insert("w2".into(), w2_exact(&x, &test).map_err(s)?.into());
+        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
+        row.insert("nfe".into(), nfe.into());
+        row.insert("train_time_s".into(), train_s.into());
+        row.insert("sample_time_s".into(), sample_s.into());
+        write_plot_data(self.name(), &format!("{task}-{sampler}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
+        Ok(row)
+    }
+
+    fn step_time_row(&self, side: &str, reps: usize, device: &Device, seed: u64) -> Result<Row, String> {
+        let mut row = Row::new();
+        if side == "pytorch" {
+            let reps = reps.to_string();
+            let words = ["--batch", "512", "--width", "64", "--reps", reps.as_str(), "--threads", "2"];
+            let args: Vec<&std::ffi::OsStr> = words.iter().map(std::ffi::OsStr::new).collect();
+            match run_python_reference("cfm_step.py", &args) {
+                Ok(v) => {
+                    row.insert("step_time_median_s".into(), v["median_s"].clone());
+                    row.insert("status".into(), format!("ok (torch {}, {})", v["torch"].as_str().unwrap_or("?"), v["source"].as_str().unwrap_or("?")).into());
+                }
+                Err(why) => {
+                    row.insert("status".into(), format!("skipped: {why}").into());
+                }
+            }
+            return Ok(row);
+        }
+        let (source, data) = task_samples("N→8gaussians", 8192, seed, device)?;
+        let vm = VarMap::new();
+        let net = mlp(&vm, seed, device)?;
+        let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(vm.all_vars(), candle_nn::ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(s)?;
+        let mut rng = SeededRng::new(seed);
+        let mut times = Vec::new();
+        for _ in 0..reps + 5 {
+            let start = Instant::now();
+            let (x0, x1) = (rng.rows(&source, BATCH).map_err(s)?, rng.rows(&data, BATCH).map_err(s)?);
+            let loss = cfm_loss(&net, &x0, &x1, 0.1, &mut rng).map_err(s)?;
+            candle_nn::Optimizer::backward_step(&mut opt, &loss).map_err(s)?;
+            times.push(start.elapsed().as_secs_f64());
+        }
+        let mut t = times.split_off(5);
+        t.sort_by(f64::total_cmp);
+        row.insert("step_time_median_s".into(), t[t.len() / 2].into());
+        row.insert("status".into(), "ok".into());
+        Ok(row)
+    }
+}
+
+impl Suite for FmDiffusion {
+    fn name(&self) -> &'static str {
+        "fm-diffusion"
+    }
+    fn description(&self) -> &'static str {
+        "flow matching (I-CFM, OT-CFM exact/Sinkhorn, rectified flow) and VP diffusion (reverse SDE, PF-ODE, smart zero) on 2-D toys at torchcfm's protocol"
+    }
+    fn data_source(&self, _quick: bool) -> String {
+        "2-D toys with torchcfm's conventions (8gaussians: scale 5, noise std 0.1^¼; moons: torchdyn noise 0.2, ×3 − 1), generated by datasets::toy2d".into()
+    }
+    fn config(&self, quick: bool) -> Value {
+        json!({"network": "MLP [3, 64, 64, 64, 2] SELU (torchcfm.models.MLP)", "batch": BATCH, "optimizer": "AdamW lr 1e-3", "sigma": 0.1, "eval": "100 Euler steps from held-out source points, exact W2",
+               "iters_fm": iters(quick).0, "iters_diffusion": iters(quick).1, "n_test": n_test(quick), "sinkhorn_eps": 0.05, "diffusion": "VP linear β 0.1→20, T = 1, ε-prediction, σ²-weighted DSM, t_min 1e-3, Tweedie last step",
+               "torchcfm_published_iters": 20000})
+    }
+    fn rows(&self, quick: bool) -> Vec<Row> {
+        let (fm_iters, diff_iters) = iters(quick);
+        let mut rows = Vec::new();
+        for task in TASKS {
+            for m in FM_METHODS {
+                rows.push(json!({"task": task, "method": m, "iters": fm_iters, "n_test": n_test(quick)}));
+            }
+            if task.starts_with("N→") {
+                for m in DIFFUSION_SAMPLERS {
+                    rows.push(json!({"task": task, "method": m, "iters": diff_iters, "n_test": n_test(quick)}));
+                }
+            }
+        }
+        for side in ["continuum", "pytorch"] {
+            rows.push(json!({"task": "train-step time (I-CFM, batch 512)", "method": side, "reps": if quick { 50 } else { 200 }}));
+        }
+        rows.into_iter().filter_map(|r| r.as_object().cloned()).collect()
+    }
+    fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
+        let (task, method) = (get_str(cfg, "task")?, get_str(cfg, "method")?);
+        if task.starts_with("train-step") {
+            return self.step_time_row(method, get_usize(cfg, "reps")?, device, seed);
+        }
+        let (iters, n_test) = (get_usize(cfg, "iters")?, get_usize(cfg, "n_test")?);
+        if method.starts_with("vp ") {
+            self.diffusion_row(task, method, iters, n_test, device, seed)
+        } else {
+            self.flow_row(task, method, iters, n_test, device, seed)
+        }
+    }
+    fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
+        let methods: Vec<&str> = FM_METHODS.iter().chain(&DIFFUSION_SAMPLERS).copied().collect();
+        for task in TASKS {
+            let mut grid = vec![Vec::new(), Vec::new()];
+            let mut names = Vec::new();
+            for m in &methods {
+                let Some(d) = read_plot_data(out, self.name(), &format!("{task}-{m}")) else { continue };
+                names.push(*m);
+                grid[0].push(Panel::Scatter { clouds: vec![(json_points(&d["data"]), RGBColor(160, 160, 160)), (json_points(&d["samples"]), RGBColor(200, 30, 30))] });
+                grid[1].push(Panel::Paths { paths: d["paths"].as_array().map(|a| a.iter().map(json_points).collect()).unwrap_or_default() });
+            }
+            if names.is_empty() {
+                continue;
+            }
+            let file = format!("fm_diffusion_{}.png", task.replace('→', "_to_"));
+            panels(&out.join(&file), &format!("{task}: samples (red) vs data (grey), and trajectories"), &["samples".into(), "paths".into()], &names, &grid, -9.0, 9.0)?;
+            report.plots.push(file);
+        }
+        let get = |task: &str, m: &str, key: &str| report.rows.iter().find(|r| r.get("task").and_then(Value::as_str) == Some(task) && r.get("method").and_then(Value::as_str) == Some(m)).and_then(|r| r.get(key)).and_then(Value::as_f64);
+        if let (Some(ours), Some(theirs)) = (get("train-step time (I-CFM, batch 512)", "continuum", "step_time_median_s"), get("train-step time (I-CFM, batch 512)", "pytorch", "step_time_median_s")) {
+            report.notes.push(format!("train step (I-CFM, MLP 3×64 SELU, batch 512, AdamW): continuum {:.2} ms vs PyTorch {:.2} ms on the same CPU and 2 threads: ratio {:.2}.", ours * 1e3, theirs * 1e3, ours / theirs));
+        }
+        for task in ["N→8gaussians", "moons→8gaussians"] {
+            if let (Some(ot), Some(ind)) = (get(task, "ot-cfm", "normalized_path_energy"), get(task, "i-cfm", "normalized_path_energy")) {
+                report.notes.push(format!("{task}: normalized path energy |E∫‖v‖² − W2²|/W2² OT-CFM {ot:.3} vs I-CFM {ind:.3} (TorchCFM paper: {}).", if task.starts_with('N') { "0.018 vs 0.222" } else { "0.053 vs 2.738" }));
+            }
+        }
+        report.notes.push("W2 is exact (Hungarian) between generated and held-out target points; NFE counts velocity/score evaluations. Diffusion rows have no path energy (their time runs over [t_min, 1] on a different clock). --quick trains far fewer iterations than torchcfm's 20 000: compare methods with each other.".into());
+        report.notes.push("Seed 003's strategy table, measured: CNF / OT-Flow need an ODE solve per training step (see the toy2d suite's train_time_s and nfe_sample on FFJORD's 8gaussians); flow matching and diffusion train simulation-free (train_time_s here). Optimal (min kinetic energy) paths: OT-Flow by construction, OT-CFM approximately (path energy column), I-CFM and diffusion not.".into());
+        Ok(())
+    }
+}
+
+fn iters(quick: bool) -> (usize, usize) {
+    if quick { (1000, 2000) } else { (20000, 20000) }
+}
+
+fn n_test(quick: bool) -> usize {
+    if quick { 500 } else { 1000 }
+}
