@@ -10,6 +10,7 @@
 
 use candle_core::{DType, Tensor};
 use mixed_precision_adjoint::FlowModel;
+use ode_solvers::log_density::integrate_divergence;
 use ode_solvers::{solve, Method, OdeTerm, SolveConfig, Steps};
 use std::cell::RefCell;
 use tensor_core::nets::{TimeLayer, TimeNet};
@@ -66,11 +67,10 @@ impl<L: TimeLayer> Cnf<L> {
 
     /// log p(x) per sample with the exact trace and `steps` RK4 steps, no graph; shape (B, 1).
     pub fn log_prob(&self, x: &Tensor, steps: usize) -> Result<Tensor> {
-        let frozen = Cnf { net: self.net.detach()?, trace: TraceEstimator::Exact, probe_rng: RefCell::new(SeededRng::new(0)) };
-        let dynamics = frozen.dynamics_with(x.dtype(), TraceEstimator::Exact)?;
-        let sol = solve(&dynamics, Method::Rk4, &initial_state(&x.detach())?, &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?;
-        let (z, l) = sol.last();
-        Ok((standard_normal_log_prob(z)? + l)?)
+        let net = self.net.to_dtype(x.dtype())?.detach()?;
+        let field = |t: f64, z: &Tensor| -> ode_solvers::Result<(Tensor, Tensor)> { Ok(net.exact_trace(z, &Tensor::new(t, z.device())?)?) };
+        let (z, l) = integrate_divergence(&field, Method::Rk4, x, 0.0, 1.0, steps)?;
+        Ok((standard_normal_log_prob(&z)? + l)?)
     }
 
     fn flow(&self, x: &Tensor, t0: f64, t1: f64, steps: usize) -> Result<Tensor> {

@@ -33,7 +33,7 @@ pub use controller::PiController;
 pub use error::{Result, SolverError};
 pub use save_at::SaveAt;
 pub use solution::{Solution, Stats};
-pub use solve::{solve, solve_sde, SolveConfig, Steps};
+pub use solve::{solve, solve_sde, uniform_grid, SolveConfig, Steps};
 pub use solver::{Method, SdeMethod};
 pub use state::State;
 pub use term::{Calculus, Noise, OdeTerm, SdeTerm};

@@ -25,11 +25,16 @@ pub enum Steps {
 impl Steps {
     /// N equal steps from t₀ to t₁.
     pub fn uniform(t0: f64, t1: f64, n: usize) -> Result<Self> {
-        if n == 0 {
-            return Err(SolverError::BadGrid("zero steps".into()));
-        }
-        Ok(Self::Grid((0..=n).map(|i| if i == n { t1 } else { t0 + (t1 - t0) * i as f64 / n as f64 }).collect()))
+        Ok(Self::Grid(uniform_grid(t0, t1, n)?))
     }
+}
+
+/// t₀, t₀ + h, …, t₁: the N + 1 nodes of N equal steps (t₁ hit exactly), either direction.
+pub fn uniform_grid(t0: f64, t1: f64, n: usize) -> Result<Vec<f64>> {
+    if n == 0 {
+        return Err(SolverError::BadGrid("zero steps".into()));
+    }
+    Ok((0..=n).map(|i| if i == n { t1 } else { t0 + (t1 - t0) * i as f64 / n as f64 }).collect())
 }
 
 /// Everything about a solve but the term, the method and y₀.

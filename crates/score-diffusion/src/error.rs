@@ -16,3 +16,14 @@ pub enum DiffusionError {
 
 /// `Result` with [`DiffusionError`].
 pub type Result<T> = std::result::Result<T, DiffusionError>;
+
+/// A score evaluated inside an `ode-solvers` term reports through the solver: its own solver
+/// errors pass through unchanged, the rest as one readable line.
+impl From<DiffusionError> for ode_solvers::SolverError {
+    fn from(e: DiffusionError) -> Self {
+        match e {
+            DiffusionError::Solver(inner) => inner,
+            other => ode_solvers::SolverError::Config(other.to_string()),
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub fn log_prob(score: &dyn Score, sde: &ForwardSde, x: &Tensor, t_min: f64, met
         Divergence::Hutchinson { seed } => Some(SeededRng::new(seed).rademacher(x.dims(), x.dtype(), x.device())?),
     };
     let field = |t: f64, x: &Tensor| -> ode_solvers::Result<(Tensor, Tensor)> {
-        let (s, div_s) = score.score_and_divergence(x, t, probe.as_ref()).map_err(|e| ode_solvers::SolverError::Config(e.to_string()))?;
+        let (s, div_s) = score.score_and_divergence(x, t, probe.as_ref())?;
         let (f, g2) = (sde.drift_coefficient(t), sde.diffusion_squared(t));
         let v = ((x * f)? - (s * (0.5 * g2))?)?;
         let div = (div_s * (-0.5 * g2))?.affine(1.0, d as f64 * f)?;

@@ -14,6 +14,7 @@
 use crate::error::{DiffusionError, Result};
 use crate::mixture::{operator_norms, GaussianMixture};
 use candle_core::{DType, Device, Tensor};
+use ode_solvers::uniform_grid;
 use tensor_core::SeededRng;
 
 /// L_r(y) for each row of `y` (B, d).
@@ -77,14 +78,12 @@ pub fn ou_snr(t: f64, beta_inv: f64) -> f64 {
 }
 
 /// ζ*_M(t) = sup_{δ∈[0,1]} [δ − M h_μ(δ, r(t))]/(1 − e^{−2t}) with n Monte Carlo draws and δ on a
-/// uniform grid of `grid_points` points.
-pub fn zeta_star(mu: &GaussianMixture, t: f64, m: f64, beta_inv: f64, n: usize, grid_points: usize, seed: u64) -> Result<f64> {
+/// uniform grid of `grid_steps` steps.
+pub fn zeta_star(mu: &GaussianMixture, t: f64, m: f64, beta_inv: f64, n: usize, grid_steps: usize, seed: u64) -> Result<f64> {
+    if !(t > 0.0 && t.is_finite() && m >= 0.0 && beta_inv > 0.0) {
+        return Err(DiffusionError::Config(format!("ζ*_M(t) needs t > 0, M ≥ 0, β⁻¹ > 0; got t = {t}, M = {m}, β⁻¹ = {beta_inv}")));
+    }
     let profile = LocalizationProfile::draw(mu, ou_snr(t, beta_inv), n, seed)?;
-    let grid = uniform_grid(0.0, 1.0, grid_points.max(2));
+    let grid = uniform_grid(0.0, 1.0, grid_steps)?;
     Ok(profile.net_contraction(m, &grid) / (1.0 - (-2.0 * t).exp()))
-}
-
-/// `n` equally spaced points from a to b inclusive.
-pub fn uniform_grid(a: f64, b: f64, n: usize) -> Vec<f64> {
-    (0..n).map(|i| a + (b - a) * i as f64 / (n - 1).max(1) as f64).collect()
 }

@@ -59,19 +59,6 @@ impl GaussianMixture {
         self.means[0].len()
     }
 
-    /// The normalised weights.
-    pub fn weights(&self) -> &[f64] {
-        &self.weights
-    }
-
-    /// Mean and (scalar) variance of the whole mixture per coordinate: E X and E‖X − EX‖²/d.
-    pub fn moments(&self) -> (Vec<f64>, f64) {
-        let d = self.dim();
-        let mean: Vec<f64> = (0..d).map(|j| self.weights.iter().zip(&self.means).map(|(w, m)| w * m[j]).sum()).collect();
-        let var = self.weights.iter().zip(&self.means).zip(&self.variances).map(|((w, m), v)| w * (v + m.iter().zip(&mean).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / d as f64)).sum();
-        (mean, var)
-    }
-
     /// n samples, shape (n, d).
     pub fn sample(&self, n: usize, rng: &mut SeededRng, dtype: DType, device: &Device) -> Result<Tensor> {
         let d = self.dim();

@@ -12,7 +12,7 @@ use crate::error::{DiffusionError, Result};
 use crate::score::Score;
 use crate::sde::ForwardSde;
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, solve_sde, Adjoint, Calculus, Method, Noise, SaveAt, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
+use ode_solvers::{solve, solve_sde, uniform_grid, Adjoint, Calculus, Method, Noise, SaveAt, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
 use tensor_core::SeededRng;
 
 /// The smart-zero family member g̃ = c·g as an Itô SDE term in reverse time.
@@ -24,7 +24,7 @@ struct SmartZero<'a> {
 
 impl SdeTerm<Tensor> for SmartZero<'_> {
     fn drift(&self, t: f64, x: &Tensor) -> ode_solvers::Result<Tensor> {
-        let s = self.score.score(x, t).map_err(|e| ode_solvers::SolverError::Config(e.to_string()))?;
+        let s = self.score.score(x, t)?;
         let g2 = self.sde.diffusion_squared(t);
         Ok(((x * self.sde.drift_coefficient(t))? - (s * (0.5 * (1.0 + self.c * self.c) * g2))?)?)
     }
@@ -70,10 +70,7 @@ pub fn smart_zero(score: &dyn Score, sde: &ForwardSde, x: &Tensor, c: f64, grid:
         return Err(DiffusionError::Config(format!("smart-zero sampler needs c ≥ 0, t_from > t_to > 0, steps ≥ 1; got c = {c}, {grid:?}")));
     }
     let term = SmartZero { score, sde: *sde, c };
-    let grid = match Steps::uniform(t_from, t_to, steps)? {
-        Steps::Grid(g) => g,
-        Steps::Adaptive { .. } => unreachable!("uniform gives a grid"),
-    };
+    let grid = uniform_grid(t_from, t_to, steps)?;
     let tol = (t_from - t_to) / steps as f64 * 1e-6;
     let brownian = VirtualBrownianTree::new(t_to, t_from, seed, x, Noise::Diagonal, tol)?;
     let sol = solve_sde(&term, SdeMethod::EulerMaruyama, &x.detach(), &grid, &brownian, &SaveAt::Final, Adjoint::FullGraph)?;
@@ -90,7 +87,7 @@ pub fn reverse_sde(score: &dyn Score, sde: &ForwardSde, x: &Tensor, grid: Revers
 /// adaptive). Returns x(t_min) and the solver's statistics (NFE).
 pub fn probability_flow(score: &dyn Score, sde: &ForwardSde, x: &Tensor, method: Method, steps: Steps) -> Result<(Tensor, Stats)> {
     let field = |t: f64, x: &Tensor| -> ode_solvers::Result<Tensor> {
-        let s = score.score(x, t).map_err(|e| ode_solvers::SolverError::Config(e.to_string()))?;
+        let s = score.score(x, t)?;
         Ok(((x * sde.drift_coefficient(t))? - (s * (0.5 * sde.diffusion_squared(t)))?)?)
     };
     let sol = solve(&field, method, &x.detach(), &SolveConfig::new(steps))?;
@@ -107,11 +104,11 @@ pub fn predictor_corrector(score: &dyn Score, sde: &ForwardSde, x: &Tensor, grid
         return Err(DiffusionError::Config(format!("predictor–corrector needs snr > 0 and steps ≥ 1, got {corrector:?}, {grid:?}")));
     }
     let mut rng = SeededRng::new(seed);
-    let at = |i: usize| if i == steps { t_to } else { t_from + (t_to - t_from) * i as f64 / steps as f64 };
+    let nodes = uniform_grid(t_from, t_to, steps)?;
     let mut x = x.detach();
     let mean_norm = |v: &Tensor| -> Result<f64> { Ok(v.sqr()?.sum(1)?.sqrt()?.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-    for i in 0..steps {
-        let (t0, t1) = (at(i), at(i + 1));
+    for w in nodes.windows(2) {
+        let (t0, t1) = (w[0], w[1]);
         x = smart_zero(score, sde, &x, 1.0, ReverseGrid { t_from: t0, t_to: t1, steps: 1 }, rng.next_seed())?;
         for _ in 0..corrector.steps {
             let s = score.score(&x, t1)?;

@@ -39,6 +39,11 @@ fn sigmoid(z: &Tensor) -> Result<Tensor> {
 }
 
 impl Activation {
+    /// Whether σ'' is continuous (every activation but SELU): what a Laplacian needs.
+    pub fn is_c2(self) -> bool {
+        self != Self::Selu
+    }
+
     /// σ(z).
     pub fn value(self, z: &Tensor) -> Result<Tensor> {
         Ok(match self {

@@ -10,7 +10,8 @@ use crate::plot::{line_panels, LinePanel, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
-use score_diffusion::localization::{uniform_grid, zeta_star, LocalizationProfile};
+use ode_solvers::uniform_grid;
+use score_diffusion::localization::{zeta_star, LocalizationProfile};
 use score_diffusion::ot_denoise::{gaussian_ratio, w2_1d, OuChain};
 use score_diffusion::GaussianMixture;
 use std::path::Path;
@@ -45,13 +46,13 @@ fn s(e: impl std::fmt::Display) -> String {
 impl DiffusionCurvature {
     fn run_example(&self, name: &str, n: usize, cloud: usize, seed: u64) -> Result<Row, String> {
         let mu = example(name)?;
-        let grid = uniform_grid(0.0, 1.0, 201);
+        let grid = uniform_grid(0.0, 1.0, 200).map_err(s)?;
         let mut row = Row::new();
         // survival functions at low and high SNR
         let mut survival = serde_json::Map::new();
         for &r in LOW_SNR.iter().chain(&HIGH_SNR) {
             let p = LocalizationProfile::draw(&mu, r, n, seed).map_err(s)?;
-            let us = uniform_grid(0.0, p.max().max(1.2) * 1.02, 160);
+            let us = uniform_grid(0.0, p.max().max(1.2) * 1.02, 159).map_err(s)?;
             survival.insert(format!("{r}"), json!(us.iter().map(|&u| [u, p.survival(u)]).collect::<Vec<_>>()));
             row.insert(format!("P(L>1) r={r}"), p.survival(1.0).into());
         }
@@ -70,7 +71,7 @@ impl DiffusionCurvature {
         for &m in &M_VALUES {
             let mut curve = Vec::new();
             for &t in &ts {
-                curve.push([t, zeta_star(&mu, t, m, BETA_INV, n / 2, 201, seed + 2).map_err(s)?]);
+                curve.push([t, zeta_star(&mu, t, m, BETA_INV, n / 2, 200, seed + 2).map_err(s)?]);
             }
             let worst = curve.iter().map(|c| c[1]).fold(f64::INFINITY, f64::min);
             row.insert(format!("min_t zeta*_{m}"), worst.into());

@@ -7,7 +7,7 @@
 //! source, so it runs on the first two). Also the time per training step next to the same step in
 //! PyTorch (`benches/reference/cfm_step.py`).
 
-use super::{get_str, get_usize, json_points, read_plot_data, run_python_reference, write_plot_data, Suite};
+use super::{get_str, get_usize, json_points, read_plot_data, run_python_reference, time_runs, write_plot_data, Suite};
 use crate::plot::{panels, Panel};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
@@ -171,17 +171,12 @@ impl FmDiffusion {
         let net = mlp(&vm, seed, device)?;
         let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(vm.all_vars(), candle_nn::ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(s)?;
         let mut rng = SeededRng::new(seed);
-        let mut times = Vec::new();
-        for _ in 0..reps + 5 {
-            let start = Instant::now();
+        let (median, _) = time_runs(reps, || {
             let (x0, x1) = (rng.rows(&source, BATCH).map_err(s)?, rng.rows(&data, BATCH).map_err(s)?);
             let loss = cfm_loss(&net, &x0, &x1, 0.1, &mut rng).map_err(s)?;
-            candle_nn::Optimizer::backward_step(&mut opt, &loss).map_err(s)?;
-            times.push(start.elapsed().as_secs_f64());
-        }
-        let mut t = times.split_off(5);
-        t.sort_by(f64::total_cmp);
-        row.insert("step_time_median_s".into(), t[t.len() / 2].into());
+            candle_nn::Optimizer::backward_step(&mut opt, &loss).map_err(s)
+        })?;
+        row.insert("step_time_median_s".into(), median.into());
         row.insert("status".into(), "ok".into());
         Ok(row)
     }

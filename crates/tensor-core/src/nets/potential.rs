@@ -88,8 +88,8 @@ impl Potential {
         if d == 0 || m == 0 || layers < 2 || rank == 0 {
             return Err(Error::Config(format!("Potential needs d ≥ 1, width ≥ 1, layers ≥ 2, rank ≥ 1; got {config:?}")));
         }
-        if activation == Activation::Selu {
-            return Err(Error::Config("SELU's σ'' jumps at 0, so ΔΦ would be discontinuous: pick a C² activation (logcosh, tanh, softplus, swish)".into()));
+        if !activation.is_c2() {
+            return Err(Error::Config(format!("{activation:?}'s σ'' is discontinuous, so ΔΦ would be too: pick a C² activation (logcosh, tanh, softplus, swish)")));
         }
         let rank = rank.min(d + 1);
         let mut k = Vec::with_capacity(layers);
