@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the hot derivative kernels: OT-Flow's Φ (gradient + Laplacian) at
-//! the BSDS300 dimension, and the MLP's JVP and exact trace at the 2-D toy size.
+//! the BSDS300 dimension, the MLP's JVP and exact trace at the 2-D toy size, and the fused tanh
+//! kernel against candle's scalar one on a 512×512 tensor.
 //! Run: `cargo bench -p continuum-benches`.
 
 use candle_core::{DType, Device, Tensor};
@@ -34,5 +35,11 @@ fn mlp(c: &mut Criterion) {
     c.bench_function("mlp_exact_trace d2 w64 b1024", |bench| bench.iter(|| net.exact_trace(&x, &t).unwrap()));
 }
 
-criterion_group!(benches, potential, mlp);
+fn tanh(c: &mut Criterion) {
+    let z = SeededRng::new(0).normal((512, 512), DType::F32, &Device::Cpu).unwrap();
+    c.bench_function("tanh fused 512x512 f32", |bench| bench.iter(|| tensor_core::kernels::tanh(&z).unwrap()));
+    c.bench_function("tanh candle 512x512 f32", |bench| bench.iter(|| z.tanh().unwrap()));
+}
+
+criterion_group!(benches, potential, mlp, tanh);
 criterion_main!(benches);

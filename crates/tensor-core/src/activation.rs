@@ -2,6 +2,7 @@
 //! derivatives (JVP, traces, ∇Φ, ΔΦ) are themselves differentiable by first-order backprop.
 
 use crate::error::Result;
+use crate::kernels;
 use candle_core::Tensor;
 use std::str::FromStr;
 
@@ -47,7 +48,7 @@ impl Activation {
     /// σ(z).
     pub fn value(self, z: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Self::Tanh => z.tanh()?,
+            Self::Tanh => kernels::tanh(z)?,
             // relu(z) + log(1 + e^{-|z|}): no overflow for large |z|
             Self::Softplus => (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?,
             Self::Swish => (z * sigmoid(z)?)?,
@@ -64,14 +65,14 @@ impl Activation {
     /// σ'(z).
     pub fn derivative(self, z: &Tensor) -> Result<Tensor> {
         Ok(match self {
-            Self::Tanh => (1.0 - z.tanh()?.sqr()?)?,
+            Self::Tanh => (1.0 - kernels::tanh(z)?.sqr()?)?,
             Self::Softplus => sigmoid(z)?,
             Self::Swish => {
                 let s = sigmoid(z)?;
                 // s + z s (1 − s)
                 (&s + (z * (&s * (1.0 - &s)?)?)?)?
             }
-            Self::LogCosh => z.tanh()?,
+            Self::LogCosh => kernels::tanh(z)?,
             Self::Selu => {
                 let (pos, e) = selu_pieces(z)?;
                 ((&pos + ((e * (1.0 - &pos)?)? * SELU_ALPHA)?)? * SELU_LAMBDA)?
@@ -83,7 +84,7 @@ impl Activation {
     pub fn second_derivative(self, z: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Tanh => {
-                let th = z.tanh()?;
+                let th = kernels::tanh(z)?;
                 ((&th * -2.0)? * (1.0 - th.sqr()?)?)?
             }
             Self::Softplus => {
@@ -96,7 +97,7 @@ impl Activation {
                 let ds = (&s * (1.0 - &s)?)?;
                 (ds * ((z * (1.0 - (&s * 2.0)?)?)? + 2.0)?)?
             }
-            Self::LogCosh => (1.0 - z.tanh()?.sqr()?)?,
+            Self::LogCosh => (1.0 - kernels::tanh(z)?.sqr()?)?,
             Self::Selu => {
                 let (pos, e) = selu_pieces(z)?;
                 ((e * (1.0 - pos)?)? * (SELU_ALPHA * SELU_LAMBDA))?
@@ -108,7 +109,7 @@ impl Activation {
     pub fn value_and_derivative(self, z: &Tensor) -> Result<(Tensor, Tensor)> {
         match self {
             Self::Tanh => {
-                let th = z.tanh()?;
+                let th = kernels::tanh(z)?;
                 let d = (1.0 - th.sqr()?)?;
                 Ok((th, d))
             }

@@ -5,6 +5,7 @@
 //! - [`rng`]: seeded tensors (candle's CPU RNG cannot be seeded).
 //! - [`params`]: seeded parameters in a `VarMap`, safetensors checkpoints.
 //! - [`activation`]: σ, σ', σ'' as candle ops.
+//! - [`kernels`]: fused CPU kernels (vectorised tanh) with the composite candle ops one switch away.
 //! - [`nets`]: networks with analytic derivatives — [`nets::Mlp`], [`nets::ConcatSquashNet`]
 //!   (JVP, exact and Hutchinson traces) and OT-Flow's [`nets::Potential`] (∇Φ, exact ΔΦ).
 //! - [`optim`]: the AdamW loop of simulation-free (regression) training.
@@ -17,6 +18,7 @@
 pub mod activation;
 pub mod device;
 pub mod error;
+pub mod kernels;
 pub mod memory;
 pub mod nets;
 pub mod optim;

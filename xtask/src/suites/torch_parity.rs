@@ -1,10 +1,12 @@
-//! `torch-parity`: the same computation in continuum and in the authors' PyTorch code on the same
-//! CPU and thread count, rows interleaved, medians. For now one OT-Flow training iteration
-//! (forward through RK4 with the exact Laplacian, the three costs, backward, Adam step) at the toy
-//! size and at a BSDS300-shaped size (the full run adds rampde's width 1024 / batch 512).
-//! The PyTorch side runs `benches/reference/otflow_iteration.py` against a checkout of
-//! EmoryMLIP/OT-Flow named by `$OTFLOW_REPO`; without torch or the checkout the row says
-//! "skipped" and why. continuum never needs Python.
+//! `torch-parity`: the same computation in continuum and in PyTorch on the same CPU and thread
+//! count, rows interleaved, medians. Cases: a tanh MLP forward+backward (d = 63, width 512,
+//! batch 512; `benches/reference/mlp_fwd_bwd.py`), and one OT-Flow training iteration (forward
+//! through RK4 with the exact Laplacian, the three costs, backward, Adam step) at the toy size and
+//! at a BSDS300-shaped size (the full run adds rampde's width 1024 / batch 512) against the
+//! authors' code (`benches/reference/otflow_iteration.py` with a checkout of EmoryMLIP/OT-Flow
+//! named by `$OTFLOW_REPO`). continuum runs with its fused kernels and, one switch away, with the
+//! composite candle ops (`tensor_core::kernels::set_fused`). Without torch or the checkout a
+//! PyTorch row says "skipped" and why; continuum never needs Python.
 
 use super::{get_str, get_usize, run_python_reference, time_runs, Suite};
 use crate::report::{Report, Row};
@@ -15,8 +17,9 @@ use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
+use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Precision, SeededRng};
+use tensor_core::{Activation, Precision, SeededRng};
 
 pub struct TorchParity;
 
@@ -48,8 +51,11 @@ impl Suite for TorchParity {
     fn rows(&self, quick: bool) -> Vec<Row> {
         let reps = if quick { 3 } else { 5 };
         let mut rows = Vec::new();
+        for side in ["continuum fused", "continuum composite", "pytorch"] {
+            rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 4 * reps}));
+        }
         for (d, m, b, nt) in configs(quick) {
-            for side in ["continuum full-graph", "continuum checkpointed", "pytorch (OT-Flow code)"] {
+            for side in ["continuum full-graph", "continuum checkpointed", "continuum checkpointed composite", "pytorch (OT-Flow code)"] {
                 rows.push(json!({"case": "otflow-iteration", "side": side, "d": d, "width": m, "batch": b, "nt": nt, "reps": reps}));
             }
         }
@@ -57,9 +63,13 @@ impl Suite for TorchParity {
     }
 
     fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
+        let side = get_str(cfg, "side")?;
+        tensor_core::kernels::set_fused(!side.ends_with("composite"));
+        if get_str(cfg, "case")? == "mlp-fwd-bwd" {
+            return mlp_row(cfg, side, device, seed);
+        }
         let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
         let mut row = Row::new();
-        let side = get_str(cfg, "side")?;
         if side.starts_with("pytorch") {
             let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
                 row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
@@ -70,19 +80,9 @@ impl Suite for TorchParity {
             for (k, v) in &sizes {
                 args.extend([std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]);
             }
-            match run_python_reference("otflow_iteration.py", &args) {
-                Ok(v) => {
-                    row.insert("time_median_s".into(), v["median_s"].clone());
-                    row.insert("time_min_s".into(), v["min_s"].clone());
-                    row.insert("status".into(), format!("ok (torch {})", v["torch"].as_str().unwrap_or("?")).into());
-                }
-                Err(why) => {
-                    row.insert("status".into(), format!("skipped: {why}").into());
-                }
-            }
-            return Ok(row);
+            return Ok(reference_row("otflow_iteration.py", &args));
         }
-        let mode = if side.ends_with("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
+        let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, width: m, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
@@ -105,12 +105,58 @@ impl Suite for TorchParity {
 
     fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
         let rows = report.rows.clone();
+        let mlp = |side: &str| rows.iter().find(|r| r.get("case").and_then(Value::as_str) == Some("mlp-fwd-bwd") && r.get("side").and_then(Value::as_str) == Some(side)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
+        if let (Some(fused), Some(composite)) = (mlp("continuum fused"), mlp("continuum composite")) {
+            let torch = mlp("pytorch").map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {:.1} ms)", fused / p, composite / p, p * 1e3));
+            report.notes.push(format!("MLP 63→512→512→63 tanh, batch 512, forward+backward: fused {:.1} ms, composite {:.1} ms; {torch}.", fused * 1e3, composite * 1e3));
+        }
         for (d, m, b, nt) in configs(false) {
             let t = |side: &str| rows.iter().find(|r| r.get("side").and_then(Value::as_str) == Some(side) && r.get("width").and_then(Value::as_u64) == Some(m as u64) && r.get("d").and_then(Value::as_u64) == Some(d as u64)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
             if let (Some(ours), Some(theirs)) = (t("continuum full-graph"), t("pytorch (OT-Flow code)")) {
-                report.notes.push(format!("d = {d}, m = {m}, batch {b}, nt {nt}: continuum / PyTorch = {:.2} (full graph), {:.2} (checkpointed)", ours / theirs, t("continuum checkpointed").unwrap_or(f64::NAN) / theirs));
+                report.notes.push(format!("OT-Flow iteration d = {d}, m = {m}, batch {b}, nt {nt}: continuum / PyTorch = {:.2} (full graph), {:.2} (checkpointed), {:.2} (checkpointed, composite kernels)", ours / theirs, t("continuum checkpointed").unwrap_or(f64::NAN) / theirs, t("continuum checkpointed composite").unwrap_or(f64::NAN) / theirs));
             }
         }
         Ok(())
     }
+}
+
+/// A tanh MLP on (x, t), forward and backward of the sum of squared outputs (no optimiser step).
+fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
+    let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
+    if side == "pytorch" {
+        let sizes = [("--d", d), ("--width", m), ("--batch", b), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
+        let args: Vec<&std::ffi::OsStr> = sizes.iter().flat_map(|(k, v)| [std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]).collect();
+        return Ok(reference_row("mlp_fwd_bwd.py", &args));
+    }
+    let mut row = Row::new();
+    let e = |e: tensor_core::Error| e.to_string();
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(seed);
+    let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m], d, Activation::Tanh).map_err(e)?;
+    let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
+    let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
+    let (median, min) = time_runs(reps, || {
+        let out = net.forward(&x, &t).map_err(e)?;
+        out.sqr().and_then(|o| o.sum_all()).and_then(|l| l.backward()).map(|_| ()).map_err(|e| e.to_string())
+    })?;
+    row.insert("time_median_s".into(), median.into());
+    row.insert("time_min_s".into(), min.into());
+    row.insert("status".into(), "ok".into());
+    Ok(row)
+}
+
+/// A PyTorch row: the reference script's median and minimum time, or why it was skipped.
+fn reference_row(script: &str, args: &[&std::ffi::OsStr]) -> Row {
+    let mut row = Row::new();
+    match run_python_reference(script, args) {
+        Ok(v) => {
+            row.insert("time_median_s".into(), v["median_s"].clone());
+            row.insert("time_min_s".into(), v["min_s"].clone());
+            row.insert("status".into(), format!("ok (torch {})", v["torch"].as_str().unwrap_or("?")).into());
+        }
+        Err(why) => {
+            row.insert("status".into(), format!("skipped: {why}").into());
+        }
+    }
+    row
 }
