@@ -18,6 +18,8 @@ pub struct Report {
     pub notes: Vec<String>,
     /// File names of the plots written next to the report.
     pub plots: Vec<String>,
+    /// Further Markdown sections (a derived table with its heading), printed after the notes.
+    pub sections: Vec<String>,
 }
 
 fn git_revision() -> String {
@@ -86,6 +88,9 @@ impl Report {
                 s += &format!("- {n}\n");
             }
         }
+        for section in &self.sections {
+            s += &format!("\n{section}\n");
+        }
         for p in &self.plots {
             s += &format!("\n![{p}]({p})\n");
         }
@@ -104,6 +109,7 @@ impl Report {
             "rows": self.rows,
             "notes": self.notes,
             "plots": self.plots,
+            "sections": self.sections,
         });
         std::fs::write(dir.join(format!("{}.json", self.suite)), serde_json::to_string_pretty(&json)? + "\n")?;
         std::fs::write(dir.join(format!("{}.md", self.suite)), self.markdown())
@@ -130,7 +136,7 @@ mod tests {
         let mut r2 = Row::new();
         r2.insert("method".into(), "b".into());
         r2.insert("peak_mem_mb".into(), 12.into());
-        let rep = Report { suite: "x".into(), device: "cpu".into(), data_source: "none".into(), config: Value::Null, rows: vec![r1, r2], notes: vec!["n".into()], plots: vec![] };
+        let rep = Report { suite: "x".into(), device: "cpu".into(), data_source: "none".into(), config: Value::Null, rows: vec![r1, r2], notes: vec!["n".into()], plots: vec![], sections: vec![] };
         let md = rep.markdown();
         assert!(md.contains("| method | time_s | peak_mem_mb |"), "{md}");
         assert!(md.contains("| a | 0.5000 |  |"), "{md}");

@@ -80,6 +80,7 @@ pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed:
             rows,
             notes: Vec::new(),
             plots: Vec::new(),
+            sections: Vec::new(),
         };
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         suite.finish(&mut report, out)?;

@@ -17,9 +17,11 @@ pub enum Coupling {
     Independent,
     /// The exact squared-distance OT assignment: x₁ permuted (OT-CFM, exact).
     ExactOt,
-    /// Pairs drawn from the entropic plan with ε relative to the largest squared distance
-    /// (torchcfm normalises the cost the same way; its default ε is 0.05).
-    Sinkhorn { eps: f64 },
+    /// Pairs drawn from the entropic plan for the squared-distance cost at regularisation ε.
+    /// `normalize` divides the cost by its largest entry first (torchcfm's `normalize_cost=True`;
+    /// its default ε is 0.05 on the raw cost). Schrödinger-bridge CFM with bridge noise σ uses
+    /// ε = 2σ² on the raw cost.
+    Sinkhorn { eps: f64, normalize: bool },
 }
 
 impl Coupling {
@@ -28,7 +30,7 @@ impl Coupling {
         match self {
             Self::Independent => "independent".into(),
             Self::ExactOt => "exact-ot".into(),
-            Self::Sinkhorn { eps } => format!("sinkhorn(eps={eps})"),
+            Self::Sinkhorn { eps, normalize } => format!("sinkhorn(eps={eps}{})", if *normalize { ", normalized cost" } else { "" }),
         }
     }
 
@@ -46,10 +48,10 @@ impl Coupling {
                 let idx: Vec<u32> = sigma.iter().map(|&j| j as u32).collect();
                 Ok((x0.clone(), x1.index_select(&Tensor::new(idx.as_slice(), x1.device())?, 0)?))
             }
-            Self::Sinkhorn { eps } => {
-                let max = cost.max_all()?.to_scalar::<f64>()?.max(1e-300);
+            Self::Sinkhorn { eps, normalize } => {
+                let scale = if *normalize { cost.max_all()?.to_scalar::<f64>()?.max(1e-300) } else { 1.0 };
                 let w = Tensor::full(1.0 / n as f64, n, cost.device())?;
-                let plan = sinkhorn(&(cost / max)?, &w, &w, SinkhornConfig { tol: 1e-6, ..SinkhornConfig::new(*eps) })?.plan;
+                let plan = sinkhorn(&(cost / scale)?, &w, &w, SinkhornConfig { tol: 1e-6, ..SinkhornConfig::new(*eps) })?.plan;
                 // draw n index pairs from the plan (with replacement, as torchcfm does)
                 let p = plan.flatten_all()?.to_vec1::<f64>()?;
                 let total: f64 = p.iter().sum();

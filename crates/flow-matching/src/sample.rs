@@ -8,6 +8,7 @@ use candle_core::{DType, Tensor};
 use ode_solvers::{solve, Method, SolveConfig, Stats, Steps};
 use tensor_core::nets::{TimeLayer, TimeNet};
 use ode_solvers::log_density::integrate_divergence;
+use ode_solvers::path_energy::path_energy;
 use tensor_core::stats::{sq_distances, standard_normal_log_prob};
 
 /// x(1) from x(0) = `z` along v_θ, with the solver's statistics (NFE).
@@ -31,14 +32,8 @@ pub fn log_prob<L: TimeLayer>(net: &TimeNet<L>, x: &Tensor, steps: usize) -> Res
 /// E∫₀¹‖v(x(t), t)‖² dt along the flow from `z`, RK4 with `steps` steps.
 pub fn kinetic_energy<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, steps: usize) -> Result<f64> {
     let frozen = net.detach()?;
-    let f = |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> {
-        let v = frozen.forward(&s.0, &Tensor::new(t, s.0.device())?)?;
-        let e = v.sqr()?.sum_keepdim(1)?;
-        Ok((v, e))
-    };
-    let e0 = Tensor::zeros((z.dim(0)?, 1), z.dtype(), z.device())?;
-    let sol = solve(&f, Method::Rk4, &(z.detach(), e0), &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?;
-    Ok(sol.last().1.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)
+    let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t, x.device())?)?);
+    Ok(path_energy(&v, Method::Rk4, z, 0.0, 1.0, steps)?.0)
 }
 
 /// The exact 2-Wasserstein distance between two equal-size point clouds (uniform weights):

@@ -10,6 +10,9 @@
 use crate::error::{FmError, Result};
 use candle_core::{DType, Tensor};
 
+/// Sinkhorn updates per ε-scaling stage above the target ε: a warm start only needs a few.
+const STAGE_ITERS: usize = 3;
+
 /// Settings of [`sinkhorn`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SinkhornConfig {
@@ -58,34 +61,45 @@ pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, cfg: SinkhornConfig) -> R
         return Err(FmError::Config(format!("sinkhorn: need eps > 0 and 0 < scaling < 1, got {cfg:?}")));
     }
     let (c, a, b) = (cost.to_dtype(DType::F64)?, a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?);
-    let (log_a, log_b) = (a.log()?.unsqueeze(1)?, b.log()?.unsqueeze(0)?);
-    let update = |g: &Tensor, eps: f64| -> Result<(Tensor, Tensor)> {
-        let f = ((((g.broadcast_sub(&c))? / eps)?.broadcast_add(&log_b)?.log_sum_exp(1)? * -eps)?).unsqueeze(1)?;
-        let g = ((((f.broadcast_sub(&c))? / eps)?.broadcast_add(&log_a)?.log_sum_exp(0)? * -eps)?).unsqueeze(0)?;
+    let (log_a, log_b) = (a.log()?.unsqueeze(0)?, b.log()?.unsqueeze(0)?);
+    // f and g are kept as rows; −C/ε and its transpose are formed once per ε so that both
+    // half-updates reduce along contiguous rows (one broadcast add and a log-sum-exp each)
+    let kernels = |eps: f64| -> Result<(Tensor, Tensor)> {
+        let k = (&c / -eps)?;
+        let kt = k.t()?.contiguous()?;
+        Ok((k, kt))
+    };
+    let update = |g: &Tensor, eps: f64, (k, kt): &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
+        let f = (k.broadcast_add(&((g / eps)? + &log_b)?)?.log_sum_exp(1)? * -eps)?.unsqueeze(0)?;
+        let g = (kt.broadcast_add(&((&f / eps)? + &log_a)?)?.log_sum_exp(1)? * -eps)?.unsqueeze(0)?;
         Ok((f, g))
     };
-    let plan_of = |f: &Tensor, g: &Tensor, eps: f64| -> Result<Tensor> { Ok(((f.broadcast_add(g)?.broadcast_sub(&c)? / eps)?.broadcast_add(&log_a)?.broadcast_add(&log_b)?).exp()?) };
     let mut eps = c.abs()?.max_all()?.to_scalar::<f64>()?.max(cfg.eps);
-    let (mut f, mut g) = update(&Tensor::zeros((1, m), DType::F64, c.device())?, eps)?;
+    let mut g = Tensor::zeros((1, m), DType::F64, c.device())?;
     while eps > cfg.eps {
-        for _ in 0..10 {
-            (f, g) = update(&g, eps)?;
+        let k = kernels(eps)?;
+        for _ in 0..STAGE_ITERS {
+            g = update(&g, eps, &k)?.1;
         }
         eps = (eps * cfg.scaling).max(cfg.eps);
     }
+    let k = kernels(cfg.eps)?;
+    let plan_of = |f: &Tensor, g: &Tensor| -> Result<Tensor> { Ok(k.0.broadcast_add(&((f / cfg.eps)? + &log_a)?.t()?)?.broadcast_add(&((g / cfg.eps)? + &log_b)?)?.exp()?) };
+    let mut f;
+    (f, g) = update(&g, cfg.eps, &k)?;
     let mut err = f64::INFINITY;
     let mut iterations = 0;
     while iterations < cfg.max_iters {
-        (f, g) = update(&g, cfg.eps)?;
+        (f, g) = update(&g, cfg.eps, &k)?;
         iterations += 1;
         if iterations % 10 == 0 {
-            err = marginal_error(&plan_of(&f, &g, cfg.eps)?, &a, &b)?;
+            err = marginal_error(&plan_of(&f, &g)?, &a, &b)?;
             if err < cfg.tol {
                 break;
             }
         }
     }
-    let plan = plan_of(&f, &g, cfg.eps)?;
+    let plan = plan_of(&f, &g)?;
     err = err.min(marginal_error(&plan, &a, &b)?);
     if err >= cfg.tol {
         return Err(FmError::NotConverged { error: err, iterations });

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use flow_matching::assignment::exact_assignment;
 use flow_matching::sample::{kinetic_energy, log_prob, sample, w2_exact};
 use flow_matching::sinkhorn::{sinkhorn, SinkhornConfig};
-use flow_matching::{train_cfm, train_on_pairs, CfmConfig, Coupling, Result};
+use flow_matching::{train_cfm, train_on_pairs, CfmConfig, Coupling, Path, Result};
 use ode_solvers::{Method, Steps};
 use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
@@ -106,17 +106,18 @@ fn cfm_learns_8gaussians_and_ot_pairs_straighten_paths() -> Result<()> {
     let z = SeededRng::new(5).normal((500, 2), DType::F32, &DEV)?;
     let baseline = w2_exact(&z, &test)?;
     let mut energies = Vec::new();
-    for coupling in [Coupling::Independent, Coupling::ExactOt] {
+    // I-CFM, OT-CFM, and Schrödinger-bridge CFM (exact coupling, torchcfm's default, with bridge noise)
+    for (coupling, path) in [(Coupling::Independent, Path::Straight { sigma: 0.0 }), (Coupling::ExactOt, Path::Straight { sigma: 0.0 }), (Coupling::ExactOt, Path::BrownianBridge { sigma: 0.2 })] {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(6);
         let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &DEV), 2, &[64, 64, 64], 2, Activation::Swish)?;
-        let cfg = CfmConfig { coupling, sigma: 0.0, iters: 400, batch: 256, lr: 1e-3, seed: 7 };
+        let cfg = CfmConfig { coupling, path, iters: 400, batch: 256, lr: 1e-3, seed: 7 };
         train_cfm(&net, &vm, &source, &data, &cfg)?;
         let (x, stats) = sample(&net, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100)?)?;
         let w2 = w2_exact(&x, &test)?;
         let ke = kinetic_energy(&net, &z, 20)?;
-        println!("{}: W2 {w2:.3} (noise vs data {baseline:.3}), kinetic energy {ke:.3}, NFE {}", coupling.name(), stats.nfe);
-        assert!(w2 < 0.35 * baseline, "{}: W2 {w2} vs {baseline} before training", coupling.name());
+        println!("{} {}: W2 {w2:.3} (noise vs data {baseline:.3}), kinetic energy {ke:.3}, NFE {}", coupling.name(), path.name(), stats.nfe);
+        assert!(w2 < 0.35 * baseline, "{} {}: W2 {w2} vs {baseline} before training", coupling.name(), path.name());
         energies.push(ke);
         if coupling == Coupling::Independent {
             // rectified flow: one reflow round on (z, ODE(z)) pairs straightens the independent flow
@@ -168,9 +169,36 @@ fn couplings_pair_as_their_plans_say() -> Result<()> {
         assert_eq!(a.dims(), b.dims());
         Ok((a - b)?.sqr()?.sum_keepdim(1)?.mean_all()?.to_scalar::<f64>()?)
     };
-    let (exact, sink, indep) = (cost(Coupling::ExactOt)?, cost(Coupling::Sinkhorn { eps: 0.01 })?, cost(Coupling::Independent)?);
+    let (exact, indep) = (cost(Coupling::ExactOt)?, cost(Coupling::Independent)?);
+    let (sink, sink_raw) = (cost(Coupling::Sinkhorn { eps: 0.01, normalize: true })?, cost(Coupling::Sinkhorn { eps: 0.5, normalize: false })?);
     assert!((exact - w2_exact(&x0, &x1)?.powi(2)).abs() < 1e-9);
     assert!(sink < exact + 0.3 * (indep - exact), "sinkhorn {sink}, exact {exact}, independent {indep}");
+    assert!(sink_raw < exact + 0.3 * (indep - exact), "sinkhorn on the raw cost {sink_raw}, exact {exact}, independent {indep}");
     assert!(indep > exact);
+    Ok(())
+}
+
+/// Both conditional paths: u_t is the time derivative of x_t = μ_t + σ_t ε at fixed ε (central
+/// differences), and the bridge pins both ends (σ_t → 0 as t → 0 or 1).
+#[test]
+fn conditional_targets_are_time_derivatives_of_the_paths() -> Result<()> {
+    let mut rng = SeededRng::new(11);
+    let (x0, x1, noise) = (rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?);
+    let t = rng.uniform((16, 1), 0.05, 0.95, DType::F64, &DEV)?;
+    let h = 1e-5;
+    for path in [Path::Straight { sigma: 0.3 }, Path::BrownianBridge { sigma: 0.3 }, Path::BrownianBridge { sigma: 1.5 }] {
+        let (_, u) = path.point_and_target(&x0, &x1, &t, &noise)?;
+        let (plus, _) = path.point_and_target(&x0, &x1, &(&t + h)?, &noise)?;
+        let (minus, _) = path.point_and_target(&x0, &x1, &(&t - h)?, &noise)?;
+        let fd = ((plus - minus)? / (2.0 * h))?;
+        let err = (&fd - &u)?.abs()?.max_all()?.to_scalar::<f64>()? / u.abs()?.max_all()?.to_scalar::<f64>()?;
+        println!("{}: max |FD − u_t| / max |u_t| = {err:.1e}", path.name());
+        assert!(err < 1e-7, "{}: {err}", path.name());
+    }
+    let ends = Tensor::new(&[[1e-12f64], [1.0 - 1e-12]], &DEV)?;
+    let (a, b) = (Tensor::new(&[[1f64, 2.0], [3.0, 4.0]], &DEV)?, Tensor::new(&[[-1f64, 0.0], [5.0, 6.0]], &DEV)?);
+    let (xt, _) = Path::BrownianBridge { sigma: 1.0 }.point_and_target(&a, &b, &ends, &Tensor::ones((2, 2), DType::F64, &DEV)?)?;
+    let want = Tensor::new(&[[1f64, 2.0], [5.0, 6.0]], &DEV)?;
+    assert!((xt - want)?.abs()?.max_all()?.to_scalar::<f64>()? < 1e-5);
     Ok(())
 }

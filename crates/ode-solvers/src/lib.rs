@@ -12,6 +12,7 @@
 //! | gradients: full graph, checkpointed discrete adjoint, continuous adjoint | [`adjoint`] |
 //! | the result: outputs, statistics | [`Solution`] |
 //! | likelihood along a flow: the instantaneous change of variables | [`log_density`] |
+//! | kinetic energy of a flow's paths, E∫‖v‖² dt | [`path_energy`] |
 //!
 //! The crate knows nothing of models: a CNF or OT-Flow builds its augmented dynamics as a term.
 
@@ -20,6 +21,7 @@ pub mod brownian;
 pub mod controller;
 pub mod error;
 pub mod log_density;
+pub mod path_energy;
 pub mod save_at;
 pub mod solution;
 pub mod solve;

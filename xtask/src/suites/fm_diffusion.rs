@@ -1,11 +1,14 @@
 //! `fm-diffusion`: simulation-free models on 2-D toys at torchcfm's protocol (MLP 3×64 SELU,
 //! batch 512, AdamW 1e-3, σ = 0.1, 100 Euler steps, exact W2 on held-out points; torchcfm's own
 //! 8gaussians — scale 5 — and moons conventions). Flow matching: I-CFM, OT-CFM (exact assignment),
-//! Sinkhorn OT-CFM, rectified flow (one reflow of I-CFM). VP diffusion (ε-prediction, DSM) sampled
-//! by the reverse SDE, the PF-ODE (Euler and adaptive Dopri5) and the smart-zero member g̃ = g/2.
+//! Sinkhorn OT-CFM, Schrödinger-bridge CFM (exact coupling, Brownian-bridge path), rectified flow
+//! (one reflow of I-CFM). VP diffusion (ε-prediction, DSM) sampled by the reverse SDE, the PF-ODE
+//! (Euler and adaptive Dopri5) and the smart-zero member g̃ = g/2.
 //! Tasks: N(0, I) → 8gaussians, N(0, I) → moons, moons → 8gaussians (diffusion needs a Gaussian
-//! source, so it runs on the first two). Also the time per training step next to the same step in
-//! PyTorch (`benches/reference/cfm_step.py`).
+//! source, so it runs on the first two). On N → 8gaussians also a CNF and OT-Flow trained by
+//! maximum likelihood (an ODE solve per step), which fills seed 003's strategy table with
+//! measured costs. Also the time per training step next to the same step in PyTorch
+//! (`benches/reference/cfm_step.py`).
 
 use super::{get_str, get_usize, json_points, read_plot_data, run_python_reference, time_runs, write_plot_data, Suite};
 use crate::plot::{panels, Panel};
@@ -14,22 +17,31 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use datasets::toy2d::{torchcfm_8gaussians, torchcfm_moons};
 use flow_matching::sample::{kinetic_energy, sample, w2_exact};
-use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling};
-use ode_solvers::{Method, PiController, Steps};
+use cnf::{Cnf, TraceEstimator};
+use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling, Path as CfmPath};
+use mixed_precision_adjoint::{train, FlowModel, GradientMode, TrainConfig};
+use ode_solvers::path_energy::path_energy;
+use ode_solvers::{Method, OdeTerm, PiController, Steps};
+use ot_flow::{OtFlow, OtFlowConfig};
 use plotters::style::RGBColor;
 use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Instant;
-use tensor_core::nets::Mlp;
+use tensor_core::nets::{ConcatSquashNet, Mlp};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
 
 pub struct FmDiffusion;
 
 const TASKS: [&str; 3] = ["N→8gaussians", "N→moons", "moons→8gaussians"];
-const FM_METHODS: [&str; 4] = ["i-cfm", "ot-cfm", "sinkhorn-cfm", "rectified-flow"];
+const FM_METHODS: [&str; 5] = ["i-cfm", "ot-cfm", "sinkhorn-cfm", "sb-cfm", "rectified-flow"];
+/// Models trained by maximum likelihood through an ODE solve (data at t = 0, noise at t = 1).
+const MLE_MODELS: [&str; 2] = ["cnf", "ot-flow"];
+/// RK4 steps per training solve of the MLE models (OT-Flow's published 8gaussians nt), doubled to sample.
+const MLE_STEPS: usize = 8;
+const SIGMA: f64 = 0.1;
 const DIFFUSION_SAMPLERS: [&str; 4] = ["vp reverse-sde", "vp pf-ode euler", "vp pf-ode dopri5", "vp smart-zero c=0.5"];
 const BATCH: usize = 512;
 const WIDTH: usize = 64;
@@ -66,12 +78,13 @@ impl FmDiffusion {
     fn flow_row(&self, task: &str, method: &str, iters: usize, n_test: usize, device: &Device, seed: u64) -> Result<Row, String> {
         let (source, data) = task_samples(task, 8192, seed, device)?;
         let (z, test) = task_samples(task, n_test, seed + 100, device)?;
-        let coupling = match method {
-            "ot-cfm" => Coupling::ExactOt,
-            "sinkhorn-cfm" => Coupling::Sinkhorn { eps: 0.05 },
-            _ => Coupling::Independent,
+        let (coupling, path) = match method {
+            "ot-cfm" => (Coupling::ExactOt, CfmPath::Straight { sigma: SIGMA }),
+            "sinkhorn-cfm" => (Coupling::Sinkhorn { eps: 0.05, normalize: true }, CfmPath::Straight { sigma: SIGMA }),
+            "sb-cfm" => (Coupling::ExactOt, CfmPath::BrownianBridge { sigma: SIGMA }),
+            _ => (Coupling::Independent, CfmPath::Straight { sigma: SIGMA }),
         };
-        let cfg = CfmConfig { coupling, sigma: 0.1, iters, batch: BATCH, lr: 1e-3, seed };
+        let cfg = CfmConfig { coupling, path, iters, batch: BATCH, lr: 1e-3, seed };
         let vm = VarMap::new();
         let mut net = mlp(&vm, seed, device)?;
         let start = Instant::now();
@@ -81,7 +94,7 @@ impl FmDiffusion {
             let (x1, _) = sample(&net, &source, Method::Rk4, Steps::uniform(0.0, 1.0, 20).map_err(s)?).map_err(s)?;
             let vm2 = VarMap::new();
             let net2 = mlp(&vm2, seed + 7, device)?;
-            train_on_pairs(&net2, &vm2, &source, &x1, &CfmConfig { sigma: 0.0, ..cfg }).map_err(s)?;
+            train_on_pairs(&net2, &vm2, &source, &x1, &CfmConfig { path: CfmPath::Straight { sigma: 0.0 }, ..cfg }).map_err(s)?;
             net = net2;
         }
         let train_s = start.elapsed().as_secs_f64();
@@ -96,6 +109,8 @@ impl FmDiffusion {
         row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
         row.insert("nfe".into(), stats.nfe.into());
         row.insert("train_time_s".into(), train_s.into());
+        row.insert("train_ms_per_iter".into(), (1e3 * train_s / (iters * if method == "rectified-flow" { 2 } else { 1 }) as f64).into());
+        row.insert("train_nfe_per_iter".into(), 1.into());
         row.insert("sample_time_s".into(), sample_s.into());
         row.insert("path_energy".into(), energy.into());
         row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
@@ -144,8 +159,57 @@ impl FmDiffusion {
         row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
         row.insert("nfe".into(), nfe.into());
         row.insert("train_time_s".into(), train_s.into());
+        row.insert("train_ms_per_iter".into(), (1e3 * train_s / iters as f64).into());
+        row.insert("train_nfe_per_iter".into(), 1.into());
         row.insert("sample_time_s".into(), sample_s.into());
         write_plot_data(self.name(), &format!("{task}-{sampler}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
+        Ok(row)
+    }
+
+    /// A CNF (concat-squash 64-64 tanh, exact trace) or OT-Flow (width 32, 2 layers, OT-Flow's
+    /// 8gaussians α and learning rate) trained by maximum likelihood, data at t = 0 → N(0, I) at
+    /// t = 1, RK4 with [`MLE_STEPS`] steps, checkpointed gradients; sampled from N(0, I) back to
+    /// t = 0 with twice the steps.
+    fn mle_row(&self, task: &str, model: &str, iters: usize, n_test: usize, device: &Device, seed: u64) -> Result<Row, String> {
+        let (_, data) = task_samples(task, 8192, seed, device)?;
+        let (z, test) = task_samples(task, n_test, seed + 100, device)?;
+        let (_, val) = task_samples(task, n_test, seed + 300, device)?;
+        let vm = VarMap::new();
+        let mut rng = SeededRng::new(seed);
+        let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
+        let (lr, drop_every) = if model == "ot-flow" { (0.1, (iters / 10).max(1)) } else { (1e-2, 0) };
+        let tc = TrainConfig { iters, batch: BATCH, lr, drop_every, lr_drop: 2.0, steps: MLE_STEPS, val_steps: 12, val_every: (iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed, checkpoint: None, clamp: None };
+        let e = |e: mixed_precision_adjoint::MpError| e.to_string();
+        let (train_s, velocity): (f64, Box<dyn OdeTerm<Tensor>>) = match model {
+            "ot-flow" => {
+                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: [1.0, 30.0, 1.0], ..OtFlowConfig::toy() }).map_err(e)?;
+                (timed_train(&m, &vm, &data, &val, &tc)?, Box::new(m.velocity(DType::F32).map_err(e)?))
+            }
+            "cnf" => {
+                let net = ConcatSquashNet::new(&mut pb, 2, &[64, 64], 2, Activation::Tanh).map_err(s)?;
+                let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
+                let train_s = timed_train(&m, &vm, &data, &val, &tc)?;
+                let frozen = m.net.detach().map_err(s)?;
+                (train_s, Box::new(move |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t as f32, x.device())?)?)))
+            }
+            other => return Err(format!("unknown model '{other}'")),
+        };
+        let start = Instant::now();
+        let (energy, x) = path_energy(velocity.as_ref(), Method::Rk4, &z, 1.0, 0.0, 2 * MLE_STEPS).map_err(s)?;
+        let sample_s = start.elapsed().as_secs_f64();
+        let w2 = w2_exact(&x, &test).map_err(s)?;
+        let w2_ends = w2_exact(&z, &test).map_err(s)?;
+        let mut row = Row::new();
+        row.insert("w2".into(), w2.into());
+        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
+        row.insert("nfe".into(), (4 * 2 * MLE_STEPS).into());
+        row.insert("train_time_s".into(), train_s.into());
+        row.insert("train_ms_per_iter".into(), (1e3 * train_s / iters as f64).into());
+        row.insert("train_nfe_per_iter".into(), (4 * MLE_STEPS).into());
+        row.insert("sample_time_s".into(), sample_s.into());
+        row.insert("path_energy".into(), energy.into());
+        row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
+        write_plot_data(self.name(), &format!("{task}-{model}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
         Ok(row)
     }
 
@@ -173,7 +237,7 @@ impl FmDiffusion {
         let mut rng = SeededRng::new(seed);
         let (median, _) = time_runs(reps, || {
             let (x0, x1) = (rng.rows(&source, BATCH).map_err(s)?, rng.rows(&data, BATCH).map_err(s)?);
-            let loss = cfm_loss(&net, &x0, &x1, 0.1, &mut rng).map_err(s)?;
+            let loss = cfm_loss(&net, &x0, &x1, CfmPath::Straight { sigma: SIGMA }, &mut rng).map_err(s)?;
             candle_nn::Optimizer::backward_step(&mut opt, &loss).map_err(s)
         })?;
         row.insert("step_time_median_s".into(), median.into());
@@ -194,7 +258,9 @@ impl Suite for FmDiffusion {
     }
     fn config(&self, quick: bool) -> Value {
         json!({"network": "MLP [3, 64, 64, 64, 2] SELU (torchcfm.models.MLP)", "batch": BATCH, "optimizer": "AdamW lr 1e-3", "sigma": 0.1, "eval": "100 Euler steps from held-out source points, exact W2",
-               "iters_fm": iters(quick).0, "iters_diffusion": iters(quick).1, "n_test": n_test(quick), "sinkhorn_eps": 0.05, "diffusion": "VP linear β 0.1→20, T = 1, ε-prediction, σ²-weighted DSM, t_min 1e-3, Tweedie last step",
+               "iters_fm": iters(quick).0, "iters_diffusion": iters(quick).1, "iters_cnf_otflow": mle_iters(quick),
+               "sinkhorn_coupling": "ε = 0.05 on the cost divided by its maximum (torchcfm's normalize_cost=True)", "sb_cfm": "exact OT coupling (torchcfm's default ot_method), Brownian-bridge path σ√(t(1−t)) with σ = 0.1",
+               "cnf": "concat-squash [2, 64, 64, 2] tanh, exact trace, Adam 1e-2", "ot_flow": "width 32, 2 layers, α = (1, 30, 1), lr 0.1 halved every tenth of the run", "mle_solver": "RK4, 8 steps to train, 16 to sample, checkpointed gradients", "n_test": n_test(quick), "diffusion": "VP linear β 0.1→20, T = 1, ε-prediction, σ²-weighted DSM, t_min 1e-3, Tweedie last step",
                "torchcfm_published_iters": 20000})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
@@ -203,6 +269,11 @@ impl Suite for FmDiffusion {
         for task in TASKS {
             for m in FM_METHODS {
                 rows.push(json!({"task": task, "method": m, "iters": fm_iters, "n_test": n_test(quick)}));
+            }
+            if task == "N→8gaussians" {
+                for m in MLE_MODELS {
+                    rows.push(json!({"task": task, "method": m, "iters": mle_iters(quick), "n_test": n_test(quick)}));
+                }
             }
             if task.starts_with("N→") {
                 for m in DIFFUSION_SAMPLERS {
@@ -223,12 +294,14 @@ impl Suite for FmDiffusion {
         let (iters, n_test) = (get_usize(cfg, "iters")?, get_usize(cfg, "n_test")?);
         if method.starts_with("vp ") {
             self.diffusion_row(task, method, iters, n_test, device, seed)
+        } else if MLE_MODELS.contains(&method) {
+            self.mle_row(task, method, iters, n_test, device, seed)
         } else {
             self.flow_row(task, method, iters, n_test, device, seed)
         }
     }
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
-        let methods: Vec<&str> = FM_METHODS.iter().chain(&DIFFUSION_SAMPLERS).copied().collect();
+        let methods: Vec<&str> = FM_METHODS.iter().chain(&MLE_MODELS).chain(&DIFFUSION_SAMPLERS).copied().collect();
         for task in TASKS {
             let mut grid = vec![Vec::new(), Vec::new()];
             let mut names = Vec::new();
@@ -255,7 +328,7 @@ impl Suite for FmDiffusion {
             }
         }
         report.notes.push("W2 is exact (Hungarian) between generated and held-out target points; NFE counts velocity/score evaluations. Diffusion rows have no path energy (their time runs over [t_min, 1] on a different clock). --quick trains far fewer iterations than torchcfm's 20 000: compare methods with each other.".into());
-        report.notes.push("Seed 003's strategy table, measured: CNF / OT-Flow need an ODE solve per training step (see the toy2d suite's train_time_s and nfe_sample on FFJORD's 8gaussians); flow matching and diffusion train simulation-free (train_time_s here). Optimal (min kinetic energy) paths: OT-Flow by construction, OT-CFM approximately (path energy column), I-CFM and diffusion not.".into());
+        report.sections.push(strategy_table(&get));
         Ok(())
     }
 }
@@ -264,6 +337,34 @@ fn iters(quick: bool) -> (usize, usize) {
     if quick { (1000, 2000) } else { (20000, 20000) }
 }
 
+/// Trains an MLE model and returns the seconds it took.
+fn timed_train<M: FlowModel>(m: &M, vm: &VarMap, data: &Tensor, val: &Tensor, tc: &TrainConfig) -> Result<f64, String> {
+    let start = Instant::now();
+    train(m, vm, data, val, tc, &mut |_| {}).map_err(|e| e.to_string())?;
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Iterations of the CNF and OT-Flow rows (each runs an ODE solve with backprop: ~100× a CFM
+/// step); the full preset is OT-Flow's published 8gaussians run length.
+fn mle_iters(quick: bool) -> usize {
+    if quick { 300 } else { 5000 }
+}
+
 fn n_test(quick: bool) -> usize {
     if quick { 500 } else { 1000 }
+}
+
+/// Seed 003's table ("Method | PDE | Optimal? | Train | Sample") with the measured numbers on
+/// N(0, I) → 8gaussians: training cost per iteration and velocity evaluations per iteration,
+/// sampling NFE and time, W2 to held-out data, and the normalised path energy as the measure of
+/// optimality (0 = straight constant-speed paths, the OT map's).
+fn strategy_table(get: &dyn Fn(&str, &str, &str) -> Option<f64>) -> String {
+    let task = "N→8gaussians";
+    let mut t = String::from("### Seed 003's strategy table, measured (N(0, I) → 8gaussians)\n\n| method | PDE | seed's \"optimal?\" | normalised path energy | train ms/iter | train NFE/iter | sample NFE | sample s | W2 |\n|---|---|---|---|---|---|---|---|---|\n");
+    let rows = [("CNF (MLE, exact trace)", "cnf", "continuity", "no"), ("OT-Flow", "ot-flow", "continuity", "yes"), ("flow matching (I-CFM)", "i-cfm", "continuity", "no"), ("flow matching (OT-CFM)", "ot-cfm", "continuity", "no"), ("diffusion (reverse SDE)", "vp reverse-sde", "Fokker–Planck", "no"), ("diffusion (PF-ODE, Dopri5)", "vp pf-ode dopri5", "Fokker–Planck", "no")];
+    let f = |m: &str, k: &str| get(task, m, k).map_or("—".to_string(), |v| if v.fract() == 0.0 && v.abs() < 1e9 { format!("{v}") } else { crate::report::format_figure(v) });
+    for (label, m, pde, optimal) in rows {
+        t += &format!("| {label} | {pde} | {optimal} | {} | {} | {} | {} | {} | {} |\n", f(m, "normalized_path_energy"), f(m, "train_ms_per_iter"), f(m, "train_nfe_per_iter"), f(m, "nfe"), f(m, "sample_time_s"), f(m, "w2"));
+    }
+    t + "\nTrain NFE/iter counts forward velocity evaluations per training step (CNF/OT-Flow: RK4 × 8 steps, plus their backward); diffusion rows have no path energy (their clock runs over [t_min, 1] with a different schedule). The CNF and OT-Flow rows train fewer iterations than the others (see config)."
 }

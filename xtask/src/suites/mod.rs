@@ -6,6 +6,7 @@ mod diffusion_curvature;
 mod fm_diffusion;
 mod mp_memory;
 mod ode_solvers_suite;
+mod ot_couplings;
 mod roundoff;
 mod sde_adjoint;
 mod stiff_ode;
@@ -40,7 +41,7 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(fm_diffusion::FmDiffusion), Box::new(diffusion_curvature::DiffusionCurvature)]
+    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(ot_couplings::OtCouplings), Box::new(fm_diffusion::FmDiffusion), Box::new(diffusion_curvature::DiffusionCurvature)]
 }
 
 /// Reads an unsigned integer field of a row config.
