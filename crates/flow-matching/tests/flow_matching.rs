@@ -64,6 +64,16 @@ fn one_dimensional_ot_is_the_monotone_matching() -> Result<()> {
     ys.sort_by(f64::total_cmp);
     let closed_form = (xs.iter().zip(&ys).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 50.0).sqrt();
     assert!((w2_exact(&x, &y)? - closed_form).abs() < 1e-12);
+    // Sinkhorn on the same cost: within [OT, OT + ε ln n] of the sorted matching, ε → 0
+    let c = sq_distances(&x, &y)?;
+    let scale = c.max_all()?.to_scalar::<f64>()?;
+    let w = Tensor::full(1.0 / 50.0, 50, &DEV)?;
+    let ot = closed_form.powi(2) / scale;
+    for eps in [0.05, 0.01, 0.002] {
+        let r = sinkhorn(&(&c / scale)?, &w, &w, SinkhornConfig::new(eps))?;
+        println!("1-D, ε = {eps}: entropic {:.6} vs closed form {ot:.6} ({} iterations)", r.cost, r.iterations);
+        assert!(r.cost >= ot - 1e-9 && r.cost - ot <= eps * 50f64.ln(), "ε = {eps}: {} vs {ot}", r.cost);
+    }
     Ok(())
 }
 
