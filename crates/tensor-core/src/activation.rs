@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::kernels;
+use crate::kernels::selu::{SELU_ALPHA, SELU_LAMBDA};
 use candle_core::Tensor;
 use std::str::FromStr;
 
@@ -22,10 +23,6 @@ pub enum Activation {
     /// for a potential's Laplacian.
     Selu,
 }
-
-/// SELU's λ and α (Klambauer et al. 2017, eq. 14).
-const SELU_LAMBDA: f64 = 1.050_700_987_355_480_5;
-const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 
 /// (1[z > 0], e^{min(z, 0)}): the two pieces every SELU formula is made of.
 fn selu_pieces(z: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -57,8 +54,8 @@ impl Activation {
                 let a = z.abs()?;
                 ((&a + ((&a * -2.0)?.exp()? + 1.0)?.log()?)? - std::f64::consts::LN_2)?
             }
-            // λ(relu z + α(e^{min(z,0)} − 1))
-            Self::Selu => ((z.relu()? + ((z.minimum(0.0)?.exp()? - 1.0)? * SELU_ALPHA)?)? * SELU_LAMBDA)?,
+            // λ(relu z + α(e^{min(z,0)} − 1)), one vectorised pass where the kernel applies
+            Self::Selu => kernels::selu(z)?,
         })
     }
 

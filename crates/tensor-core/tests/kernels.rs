@@ -1,6 +1,6 @@
 //! The fused kernels equal their composite candle references: values and gradients to 1e-5
 //! relative in f32 and 1e-12 in f64, on odd shapes, alone and inside the networks (OT-Flow's
-//! potential with its ∇Φ and Laplacian; a tanh MLP with its exact trace).
+//! potential with its ∇Φ and Laplacian; tanh and SELU MLPs with their exact traces).
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -22,25 +22,31 @@ fn tol(dtype: DType) -> f64 {
     if dtype == DType::F64 { 1e-12 } else { 1e-5 }
 }
 
+type Elementwise = fn(&Tensor) -> Result<Tensor>;
+
 #[test]
-fn tanh_kernel_equals_composite_values_and_gradients() -> Result<()> {
+fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
     let mut rng = SeededRng::new(1);
-    for dtype in [DType::F32, DType::F64] {
-        for shape in [(1, 1), (7, 13), (33, 65), (512, 3)] {
-            let z = Var::from_tensor(&(rng.normal(shape, dtype, &DEV)? * 3.0)?)?;
-            let w = rng.normal(shape, dtype, &DEV)?;
-            let fused = kernels::tanh(z.as_tensor())?;
-            let composite = z.as_tensor().tanh()?;
-            let e = rel_err(&fused, &composite)?;
-            assert!(e <= tol(dtype), "{dtype:?} {shape:?}: value {e:e}");
-            let g_fused = (&fused * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
-            let g_comp = (&composite * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
-            let e = rel_err(&g_fused, &g_comp)?;
-            assert!(e <= tol(dtype), "{dtype:?} {shape:?}: gradient {e:e}");
+    let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
+    let cases: [(&str, Elementwise, Elementwise); 2] = [("tanh", kernels::tanh, tanh_composite), ("selu", kernels::selu, kernels::selu_composite)];
+    for (name, fused_op, composite_op) in cases {
+        for dtype in [DType::F32, DType::F64] {
+            for shape in [(1, 1), (7, 13), (33, 65), (512, 3)] {
+                let z = Var::from_tensor(&(rng.normal(shape, dtype, &DEV)? * 3.0)?)?;
+                let w = rng.normal(shape, dtype, &DEV)?;
+                let fused = fused_op(z.as_tensor())?;
+                let composite = composite_op(z.as_tensor())?;
+                let e = rel_err(&fused, &composite)?;
+                assert!(e <= tol(dtype), "{name} {dtype:?} {shape:?}: value {e:e}");
+                let g_fused = (&fused * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
+                let g_comp = (&composite * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
+                let e = rel_err(&g_fused, &g_comp)?;
+                assert!(e <= tol(dtype), "{name} {dtype:?} {shape:?}: gradient {e:e}");
+            }
+            // a strided input (a transpose) takes the composite path and is still right
+            let z = rng.normal((5, 9), dtype, &DEV)?.t()?;
+            assert!(rel_err(&fused_op(&z)?, &composite_op(&z)?)? <= tol(dtype), "{name}: strided input");
         }
-        // a strided input (a transpose) takes the composite path and is still right
-        let z = rng.normal((5, 9), dtype, &DEV)?.t()?;
-        assert!(rel_err(&kernels::tanh(&z)?, &z.tanh()?)? <= tol(dtype));
     }
     Ok(())
 }
@@ -82,7 +88,14 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (v, tr) = mlp.exact_trace(&x, &t)?;
             Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
         };
-        for (name, vm, f) in [("potential", &vm, &potential as &dyn Fn() -> Result<Tensor>), ("mlp", &vm2, &velocity)] {
+        // a SELU MLP (torchcfm's network): velocity and exact trace
+        let vm3 = VarMap::new();
+        let selu_mlp = Mlp::new(&mut ParamBuilder::new(&vm3, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, Activation::Selu)?;
+        let selu_velocity = || -> Result<Tensor> {
+            let (v, tr) = selu_mlp.exact_trace(&x, &t)?;
+            Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
+        };
+        for (name, vm, f) in [("potential", &vm, &potential as &dyn Fn() -> Result<Tensor>), ("tanh mlp", &vm2, &velocity), ("selu mlp", &vm3, &selu_velocity)] {
             for (fo, co, fg, cg) in both_ways(vm, f)? {
                 let (ev, eg) = (rel_err(&fo, &co)?, rel_err(&fg, &cg)?);
                 assert!(ev <= tol(dtype) && eg <= tol(dtype), "{name} {dtype:?}: value {ev:e}, gradient {eg:e}");

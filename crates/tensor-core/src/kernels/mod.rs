@@ -6,8 +6,12 @@
 //! (f16/bf16 follow the precision policy's composite ops), strided inputs and CUDA tensors take
 //! the composite path.
 //!
-//! - [`tanh`]: a vectorised tanh (see [`tanh`](mod@tanh)'s accuracy notes).
+//! - [`tanh()`]: a vectorised tanh (accuracy notes in [`mod@tanh`]);
+//! - [`selu()`]: a vectorised SELU ([`mod@selu`]);
+//! - `elementwise`: the shared eˣ − 1 and the runtime-dispatched slice-kernel macro.
 
+mod elementwise;
+pub mod selu;
 pub mod tanh;
 
 use crate::error::Result;
@@ -35,34 +39,52 @@ pub fn set_fused(on: bool) {
     MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
-struct Tanh;
+/// The elementwise kernels, as one candle custom op.
+#[derive(Clone, Copy)]
+enum Elementwise {
+    Tanh,
+    Selu,
+}
 
-impl CustomOp1 for Tanh {
+impl CustomOp1 for Elementwise {
     fn name(&self) -> &'static str {
-        "continuum-tanh"
+        match self {
+            Self::Tanh => "continuum-tanh",
+            Self::Selu => "continuum-selu",
+        }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("continuum-tanh: needs a contiguous input".into()))?;
+        let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{}: needs a contiguous input", self.name())))?;
         let out = match storage {
             CpuStorage::F32(x) => {
                 let mut out = vec![0f32; end - start];
-                tanh::tanh_f32(&x[start..end], &mut out);
+                match self {
+                    Self::Tanh => tanh::tanh_f32(&x[start..end], &mut out),
+                    Self::Selu => selu::selu_f32(&x[start..end], &mut out),
+                }
                 CpuStorage::F32(out)
             }
             CpuStorage::F64(x) => {
                 let mut out = vec![0f64; end - start];
-                tanh::tanh_f64(&x[start..end], &mut out);
+                match self {
+                    Self::Tanh => tanh::tanh_f64(&x[start..end], &mut out),
+                    Self::Selu => selu::selu_f64(&x[start..end], &mut out),
+                }
                 CpuStorage::F64(out)
             }
-            _ => return Err(candle_core::Error::Msg("continuum-tanh: f32 or f64 only".into())),
+            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only", self.name()))),
         };
         Ok((out, layout.shape().clone()))
     }
 
-    /// d tanh = (1 − tanh²) · grad.
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(grad_res.mul(&(1.0 - res.sqr()?)?)?))
+    /// d tanh = (1 − tanh²) · grad; d selu = σ'(z) · grad (σ' from `Activation`).
+    fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let local = match self {
+            Self::Tanh => (1.0 - res.sqr()?)?,
+            Self::Selu => crate::Activation::Selu.derivative(arg).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+        };
+        Ok(Some(grad_res.mul(&local)?))
     }
 }
 
@@ -72,5 +94,15 @@ fn kernel_applies(z: &Tensor) -> bool {
 
 /// tanh z elementwise: the vectorised kernel where it applies, else candle's `tanh`.
 pub fn tanh(z: &Tensor) -> Result<Tensor> {
-    Ok(if kernel_applies(z) { z.apply_op1(Tanh)? } else { z.tanh()? })
+    Ok(if kernel_applies(z) { z.apply_op1(Elementwise::Tanh)? } else { z.tanh()? })
+}
+
+/// SELU elementwise: the vectorised kernel where it applies, else [`selu_composite`].
+pub fn selu(z: &Tensor) -> Result<Tensor> {
+    if kernel_applies(z) { Ok(z.apply_op1(Elementwise::Selu)?) } else { selu_composite(z) }
+}
+
+/// SELU in candle ops, λ(relu z + α(e^{min(z,0)} − 1)): the reference of [`selu`].
+pub fn selu_composite(z: &Tensor) -> Result<Tensor> {
+    Ok(((z.relu()? + ((z.minimum(0.0)?.exp()? - 1.0)? * selu::SELU_ALPHA)?)? * selu::SELU_LAMBDA)?)
 }

@@ -3,81 +3,26 @@
 //! branch-free arithmetic that compiles to SIMD, with AVX-512 / AVX2 code paths picked at run
 //! time, so one portable binary uses the widest vectors the CPU has.
 //!
-//! Evaluation in f64 for both types: tanh|x| = m/(m + 2) with m = exp(2|x|) − 1, by Cody–Waite
-//! reduction 2|x| = k ln 2 + r, |r| ≤ ½ ln 2, eʳ − 1 from its Taylor polynomial to r¹³ (no
-//! constant term, so small arguments keep full relative accuracy), and m = 2ᵏ(eʳ − 1) + (2ᵏ − 1)
-//! with 2ᵏ built from its exponent bits; the sign is restored at the end and |x| is clamped at
-//! 20, where tanh = 1 to f64 precision.
+//! Evaluation in f64 for both types: tanh|x| = m/(m + 2) with m = exp(2|x|) − 1 from
+//! `elementwise::expm1_core`; the sign is restored at the end and |x| is clamped at 20, where tanh = 1 to
+//! f64 precision.
 //! f32 results are within 1 ulp of the correctly rounded value; f64 within a few 1e-16 relative
 //! (both checked against libm in the tests).
 
+use super::elementwise::{expm1_core, slice_kernel};
+
 /// tanh of one value; the body every slice kernel inlines.
 #[inline(always)]
-fn tanh_core(x: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // 1.5·2⁵²: adding it rounds to an integer held in the low mantissa bits
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+pub(crate) fn tanh_core(x: f64) -> f64 {
     // a comparison, not f64::min, so that NaN stays NaN
     let a = if x.abs() > 20.0 { 20.0 } else { x.abs() };
-    let y = 2.0 * a;
-    let kf = y.mul_add(LOG2E, SHIFTER);
-    let k_bits = kf.to_bits();
-    let k = kf - SHIFTER;
-    let r = k.mul_add(-LN2_LO, k.mul_add(-LN2_HI, y));
-    // eʳ − 1 = r + r²/2! + … + r¹³/13!, without the constant term so that it keeps full
-    // relative accuracy for small r
-    let mut p: f64 = 1.0 / 6_227_020_800.0;
-    for c in [1.0 / 479_001_600.0, 1.0 / 39_916_800.0, 1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0] {
-        p = p.mul_add(r, c);
-    }
-    let expm1_r = p * r;
-    // 2ᵏ from its exponent bits (0 ≤ k ≤ 58); 2ᵏ − 1 is exact
-    let scale = f64::from_bits((k_bits.wrapping_sub(SHIFTER.to_bits()).wrapping_add(1023)) << 52);
-    let expm1 = scale.mul_add(expm1_r, scale - 1.0);
-    let t = expm1 / (expm1 + 2.0);
+    let m = expm1_core(2.0 * a);
     // NaN propagates through a; the sign of x (including −0) is restored
-    t.copysign(x)
+    (m / (m + 2.0)).copysign(x)
 }
 
-macro_rules! slice_kernel {
-    ($name:ident, $ty:ty, $doc:literal) => {
-        #[doc = $doc]
-        pub fn $name(x: &[$ty], out: &mut [$ty]) {
-            assert_eq!(x.len(), out.len(), "tanh kernel: input and output lengths differ");
-            #[inline(always)]
-            fn body(x: &[$ty], out: &mut [$ty]) {
-                for (o, &v) in out.iter_mut().zip(x) {
-                    *o = tanh_core(f64::from(v)) as $ty;
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512dq,fma")]
-                unsafe fn avx512(x: &[$ty], out: &mut [$ty]) {
-                    body(x, out)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2(x: &[$ty], out: &mut [$ty]) {
-                    body(x, out)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: the features the function is compiled for were detected above
-                    return unsafe { avx512(x, out) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-                    // SAFETY: as above
-                    return unsafe { avx2(x, out) };
-                }
-            }
-            body(x, out)
-        }
-    };
-}
-
-slice_kernel!(tanh_f32, f32, "out[i] = tanh(x[i]) for f32 slices of equal length.");
-slice_kernel!(tanh_f64, f64, "out[i] = tanh(x[i]) for f64 slices of equal length.");
+slice_kernel!(tanh_f32, f32, tanh_core, "out[i] = tanh(x[i]) for f32 slices of equal length.");
+slice_kernel!(tanh_f64, f64, tanh_core, "out[i] = tanh(x[i]) for f64 slices of equal length.");
 
 #[cfg(test)]
 mod tests {
