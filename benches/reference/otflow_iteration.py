@@ -1,8 +1,11 @@
-"""Times one OT-Flow training iteration with the authors' PyTorch code, for `cargo xtask bench torch-parity`.
+"""Times the authors' OT-Flow PyTorch code, for `cargo xtask bench torch-parity`.
 
 Usage: python3 otflow_iteration.py --otflow-repo PATH --d 63 --m 128 --batch 256 --nt 16 --reps 3 --threads 2
+       python3 otflow_iteration.py --otflow-repo PATH --case phi --d 63 --m 512 --batch 512 --reps 3
 PATH is a checkout of https://github.com/EmoryMLIP/OT-Flow (its code is imported from there, never copied).
-Prints one JSON line: median and min seconds per iteration (forward + backward + Adam step).
+--case iteration (default): one training iteration, OTFlowProblem forward + backward + Adam step.
+--case phi: Φ(x, t), (∇Φ, ΔΦ) = Phi.trHess(x), loss = ΣΦ + Σ‖∇Φ‖² + ΣΔΦ, backward to every parameter.
+Prints one JSON line: median and min seconds per repetition.
 """
 import argparse
 import json
@@ -17,7 +20,8 @@ p.add_argument("--otflow-repo", required=True)
 p.add_argument("--d", type=int, required=True)
 p.add_argument("--m", type=int, required=True)
 p.add_argument("--batch", type=int, required=True)
-p.add_argument("--nt", type=int, required=True)
+p.add_argument("--case", choices=["iteration", "phi"], default="iteration")
+p.add_argument("--nt", type=int, default=16)
 p.add_argument("--alph", default="1.0,2000.0,800.0")
 p.add_argument("--reps", type=int, default=3)
 p.add_argument("--threads", type=int, default=2)
@@ -33,13 +37,26 @@ alph = [float(v) for v in a.alph.split(",")]
 net = Phi(nTh=2, m=a.m, d=a.d, alph=alph)
 opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 x = torch.randn(a.batch, a.d)
-times = []
-for r in range(a.reps + 1):
-    t0 = time.perf_counter()
+xt = torch.cat([x, torch.full((a.batch, 1), 0.3)], dim=1)
+
+
+def iteration():
     opt.zero_grad()
     loss, costs = OTFlowProblem(x, net, [0, 1], nt=a.nt, stepper="rk4", alph=alph)
     loss.backward()
     opt.step()
+
+
+def phi():
+    net.zero_grad(set_to_none=True)
+    grad, lap = net.trHess(xt)
+    (net(xt).sum() + grad.pow(2).sum() + lap.sum()).backward()
+
+
+times = []
+for r in range(a.reps + 1):
+    t0 = time.perf_counter()
+    iteration() if a.case == "iteration" else phi()
     times.append(time.perf_counter() - t0)
 times = times[1:]  # the first run warms up
 print(json.dumps({"median_s": statistics.median(times), "min_s": min(times), "torch": torch.__version__, "threads": torch.get_num_threads()}))

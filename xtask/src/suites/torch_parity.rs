@@ -1,6 +1,8 @@
 //! `torch-parity`: the same computation in continuum and in PyTorch on the same CPU and thread
 //! count, rows interleaved, medians. Cases: a tanh MLP forward+backward (d = 63, width 512,
-//! batch 512; `benches/reference/mlp_fwd_bwd.py`), and one OT-Flow training iteration (forward
+//! batch 512; `benches/reference/mlp_fwd_bwd.py`); OT-Flow's Φ with ∇Φ and the exact Laplacian
+//! and their backward (d = 63, width 512 — and 1024 in the full run — batch 512; the authors'
+//! `Phi.trHess` through `benches/reference/otflow_iteration.py --case phi`); and one OT-Flow training iteration (forward
 //! through RK4 with the exact Laplacian, the three costs, backward, Adam step) at the toy size and
 //! at a BSDS300-shaped size (the full run adds rampde's width 1024 / batch 512) against the
 //! authors' code (`benches/reference/otflow_iteration.py` with a checkout of EmoryMLIP/OT-Flow
@@ -17,7 +19,7 @@ use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
-use tensor_core::nets::Mlp;
+use tensor_core::nets::{Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, SeededRng};
 
@@ -54,6 +56,11 @@ impl Suite for TorchParity {
         for side in ["continuum fused", "continuum composite", "pytorch"] {
             rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 4 * reps}));
         }
+        for m in if quick { vec![512] } else { vec![512, 1024] } {
+            for side in ["continuum fused", "continuum composite", "pytorch (OT-Flow code)"] {
+                rows.push(json!({"case": "phi-derivatives", "side": side, "d": 63, "width": m, "batch": 512, "reps": reps}));
+            }
+        }
         for (d, m, b, nt) in configs(quick) {
             for side in ["continuum full-graph", "continuum checkpointed", "continuum checkpointed composite", "pytorch (OT-Flow code)"] {
                 rows.push(json!({"case": "otflow-iteration", "side": side, "d": d, "width": m, "batch": b, "nt": nt, "reps": reps}));
@@ -65,8 +72,10 @@ impl Suite for TorchParity {
     fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
         let side = get_str(cfg, "side")?;
         tensor_core::kernels::set_fused(!side.ends_with("composite"));
-        if get_str(cfg, "case")? == "mlp-fwd-bwd" {
-            return mlp_row(cfg, side, device, seed);
+        match get_str(cfg, "case")? {
+            "mlp-fwd-bwd" => return mlp_row(cfg, side, device, seed),
+            "phi-derivatives" => return phi_row(cfg, side, device, seed),
+            _ => {}
         }
         let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
         let mut row = Row::new();
@@ -110,6 +119,13 @@ impl Suite for TorchParity {
             let torch = mlp("pytorch").map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {:.1} ms)", fused / p, composite / p, p * 1e3));
             report.notes.push(format!("MLP 63→512→512→63 tanh, batch 512, forward+backward: fused {:.1} ms, composite {:.1} ms; {torch}.", fused * 1e3, composite * 1e3));
         }
+        for m in [512u64, 1024] {
+            let phi = |side: &str| rows.iter().find(|r| r.get("case").and_then(Value::as_str) == Some("phi-derivatives") && r.get("width").and_then(Value::as_u64) == Some(m) && r.get("side").and_then(Value::as_str) == Some(side)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
+            if let (Some(fused), Some(composite)) = (phi("continuum fused"), phi("continuum composite")) {
+                let torch = phi("pytorch (OT-Flow code)").map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (OT-Flow's Phi.trHess {:.0} ms)", fused / p, composite / p, p * 1e3));
+                report.notes.push(format!("Φ + ∇Φ + ΔΦ + backward, d = 63, m = {m}, batch 512: fused {:.0} ms, composite {:.0} ms; {torch}.", fused * 1e3, composite * 1e3));
+            }
+        }
         for (d, m, b, nt) in configs(false) {
             let t = |side: &str| rows.iter().find(|r| r.get("side").and_then(Value::as_str) == Some(side) && r.get("width").and_then(Value::as_u64) == Some(m as u64) && r.get("d").and_then(Value::as_u64) == Some(d as u64)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
             if let (Some(ours), Some(theirs)) = (t("continuum full-graph"), t("pytorch (OT-Flow code)")) {
@@ -139,6 +155,40 @@ fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
         let out = net.forward(&x, &t).map_err(e)?;
         out.sqr().and_then(|o| o.sum_all()).and_then(|l| l.backward()).map(|_| ()).map_err(|e| e.to_string())
     })?;
+    row.insert("time_median_s".into(), median.into());
+    row.insert("time_min_s".into(), min.into());
+    row.insert("status".into(), "ok".into());
+    Ok(row)
+}
+
+/// OT-Flow's Φ: value, ∇Φ, ∂ₜΦ and the exact Laplacian, then backward of
+/// ΣΦ + Σ‖∇Φ‖² + ΣΔΦ to every parameter (what `otflow_iteration.py --case phi` does with `Phi.trHess`).
+fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
+    let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
+    if side.starts_with("pytorch") {
+        let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
+            let mut row = Row::new();
+            row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
+            return Ok(row);
+        };
+        let sizes = [("--d", d), ("--m", m), ("--batch", b), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
+        let mut args: Vec<&std::ffi::OsStr> = vec!["--otflow-repo".as_ref(), repo.as_os_str(), "--case".as_ref(), "phi".as_ref()];
+        args.extend(sizes.iter().flat_map(|(k, v)| [std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]));
+        return Ok(reference_row("otflow_iteration.py", &args));
+    }
+    let e = |e: tensor_core::Error| e.to_string();
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(seed);
+    let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m)).map_err(e)?;
+    let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
+    let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
+    let (median, min) = time_runs(reps, || {
+        let dv = phi.derivatives(&x, &t).map_err(e)?;
+        let value = phi.value(&x, &t).map_err(e)?;
+        let loss = value.sum_all().and_then(|v| v + dv.grad_x.sqr()?.sum_all()?).and_then(|v| v + dv.grad_t.sqr()?.sum_all()?).and_then(|v| v + dv.laplacian.sum_all()?).map_err(|e| e.to_string())?;
+        loss.backward().map(|_| ()).map_err(|e| e.to_string())
+    })?;
+    let mut row = Row::new();
     row.insert("time_median_s".into(), median.into());
     row.insert("time_min_s".into(), min.into());
     row.insert("status".into(), "ok".into());
