@@ -101,19 +101,10 @@ impl FmDiffusion {
         let start = Instant::now();
         let (x, stats) = sample(&net, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100).map_err(s)?).map_err(s)?;
         let sample_s = start.elapsed().as_secs_f64();
-        let w2 = w2_exact(&x, &test).map_err(s)?;
-        let w2_ends = w2_exact(&z, &test).map_err(s)?;
         let energy = kinetic_energy(&net, &z, 100).map_err(s)?;
-        let mut row = Row::new();
-        row.insert("w2".into(), w2.into());
-        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
-        row.insert("nfe".into(), stats.nfe.into());
-        row.insert("train_time_s".into(), train_s.into());
-        row.insert("train_ms_per_iter".into(), (1e3 * train_s / (iters * if method == "rectified-flow" { 2 } else { 1 }) as f64).into());
-        row.insert("train_nfe_per_iter".into(), 1.into());
-        row.insert("sample_time_s".into(), sample_s.into());
-        row.insert("path_energy".into(), energy.into());
-        row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
+        let train_iters = iters * if method == "rectified-flow" { 2 } else { 1 };
+        let mut row = sample_metrics(&x, &test, stats.nfe, Cost { train_s, train_iters, train_nfe_per_iter: 1, sample_s })?;
+        insert_path_energy(&mut row, energy, &z, &test)?;
         // trajectories for the picture
         let traj: Vec<Vec<[f64; 2]>> = {
             let frozen = net.detach().map_err(s)?;
@@ -154,14 +145,7 @@ impl FmDiffusion {
         };
         let x = tweedie_denoise(&score, &sde, &x, T_MIN).map_err(s)?;
         let sample_s = start.elapsed().as_secs_f64();
-        let mut row = Row::new();
-        row.insert("w2".into(), w2_exact(&x, &test).map_err(s)?.into());
-        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
-        row.insert("nfe".into(), nfe.into());
-        row.insert("train_time_s".into(), train_s.into());
-        row.insert("train_ms_per_iter".into(), (1e3 * train_s / iters as f64).into());
-        row.insert("train_nfe_per_iter".into(), 1.into());
-        row.insert("sample_time_s".into(), sample_s.into());
+        let row = sample_metrics(&x, &test, nfe, Cost { train_s, train_iters: iters, train_nfe_per_iter: 1, sample_s })?;
         write_plot_data(self.name(), &format!("{task}-{sampler}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
         Ok(row)
     }
@@ -197,18 +181,8 @@ impl FmDiffusion {
         let start = Instant::now();
         let (energy, x) = path_energy(velocity.as_ref(), Method::Rk4, &z, 1.0, 0.0, 2 * MLE_STEPS).map_err(s)?;
         let sample_s = start.elapsed().as_secs_f64();
-        let w2 = w2_exact(&x, &test).map_err(s)?;
-        let w2_ends = w2_exact(&z, &test).map_err(s)?;
-        let mut row = Row::new();
-        row.insert("w2".into(), w2.into());
-        row.insert("mmd".into(), tensor_core::stats::mmd(&x, &test, 1.0).map_err(s)?.into());
-        row.insert("nfe".into(), (4 * 2 * MLE_STEPS).into());
-        row.insert("train_time_s".into(), train_s.into());
-        row.insert("train_ms_per_iter".into(), (1e3 * train_s / iters as f64).into());
-        row.insert("train_nfe_per_iter".into(), (4 * MLE_STEPS).into());
-        row.insert("sample_time_s".into(), sample_s.into());
-        row.insert("path_energy".into(), energy.into());
-        row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
+        let mut row = sample_metrics(&x, &test, 4 * 2 * MLE_STEPS, Cost { train_s, train_iters: iters, train_nfe_per_iter: 4 * MLE_STEPS, sample_s })?;
+        insert_path_energy(&mut row, energy, &z, &test)?;
         write_plot_data(self.name(), &format!("{task}-{model}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
         Ok(row)
     }
@@ -335,6 +309,38 @@ impl Suite for FmDiffusion {
 
 fn iters(quick: bool) -> (usize, usize) {
     if quick { (1000, 2000) } else { (20000, 20000) }
+}
+
+/// What a row's model cost to train and to sample.
+struct Cost {
+    train_s: f64,
+    train_iters: usize,
+    /// Forward velocity evaluations per training step.
+    train_nfe_per_iter: usize,
+    sample_s: f64,
+}
+
+/// The columns every row shares: exact W2 and MMD of samples `x` against held-out `test`, NFE,
+/// and the training and sampling cost.
+fn sample_metrics(x: &Tensor, test: &Tensor, nfe: usize, cost: Cost) -> Result<Row, String> {
+    let mut row = Row::new();
+    row.insert("w2".into(), w2_exact(x, test).map_err(s)?.into());
+    row.insert("mmd".into(), tensor_core::stats::mmd(x, test, 1.0).map_err(s)?.into());
+    row.insert("nfe".into(), nfe.into());
+    row.insert("train_time_s".into(), cost.train_s.into());
+    row.insert("train_ms_per_iter".into(), (1e3 * cost.train_s / cost.train_iters as f64).into());
+    row.insert("train_nfe_per_iter".into(), cost.train_nfe_per_iter.into());
+    row.insert("sample_time_s".into(), cost.sample_s.into());
+    Ok(row)
+}
+
+/// The path energy E∫‖v‖² dt of a flow and TorchCFM's normalised form |E∫‖v‖² − W2²|/W2², with
+/// W2 between the flow's source points `z` and the held-out targets.
+fn insert_path_energy(row: &mut Row, energy: f64, z: &Tensor, test: &Tensor) -> Result<(), String> {
+    let w2_ends = w2_exact(z, test).map_err(s)?;
+    row.insert("path_energy".into(), energy.into());
+    row.insert("normalized_path_energy".into(), ((energy - w2_ends * w2_ends).abs() / (w2_ends * w2_ends)).into());
+    Ok(())
 }
 
 /// Trains an MLE model and returns the seconds it took.

@@ -78,19 +78,10 @@ impl Suite for TorchParity {
             _ => {}
         }
         let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
-        let mut row = Row::new();
         if side.starts_with("pytorch") {
-            let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
-                row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
-                return Ok(row);
-            };
-            let sizes = [("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
-            let mut args: Vec<&std::ffi::OsStr> = vec!["--otflow-repo".as_ref(), repo.as_os_str()];
-            for (k, v) in &sizes {
-                args.extend([std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]);
-            }
-            return Ok(reference_row("otflow_iteration.py", &args));
+            return Ok(otflow_reference("iteration", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
         }
+        let mut row = Row::new();
         let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
@@ -140,9 +131,7 @@ impl Suite for TorchParity {
 fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
     let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
     if side == "pytorch" {
-        let sizes = [("--d", d), ("--width", m), ("--batch", b), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
-        let args: Vec<&std::ffi::OsStr> = sizes.iter().flat_map(|(k, v)| [std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]).collect();
-        return Ok(reference_row("mlp_fwd_bwd.py", &args));
+        return Ok(reference_row("mlp_fwd_bwd.py", &[], &[("--d", d), ("--width", m), ("--batch", b), ("--reps", reps)]));
     }
     let mut row = Row::new();
     let e = |e: tensor_core::Error| e.to_string();
@@ -166,15 +155,7 @@ fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
 fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
     let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
     if side.starts_with("pytorch") {
-        let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
-            let mut row = Row::new();
-            row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
-            return Ok(row);
-        };
-        let sizes = [("--d", d), ("--m", m), ("--batch", b), ("--reps", reps), ("--threads", 2)].map(|(k, v)| (k, v.to_string()));
-        let mut args: Vec<&std::ffi::OsStr> = vec!["--otflow-repo".as_ref(), repo.as_os_str(), "--case".as_ref(), "phi".as_ref()];
-        args.extend(sizes.iter().flat_map(|(k, v)| [std::ffi::OsStr::new(k), std::ffi::OsStr::new(v)]));
-        return Ok(reference_row("otflow_iteration.py", &args));
+        return Ok(otflow_reference("phi", &[("--d", d), ("--m", m), ("--batch", b), ("--reps", reps)]));
     }
     let e = |e: tensor_core::Error| e.to_string();
     let vm = VarMap::new();
@@ -196,9 +177,16 @@ fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
 }
 
 /// A PyTorch row: the reference script's median and minimum time, or why it was skipped.
-fn reference_row(script: &str, args: &[&std::ffi::OsStr]) -> Row {
+/// `leading` arguments come first; every size is passed as `--name value`, with 2 threads.
+fn reference_row(script: &str, leading: &[&std::ffi::OsStr], sizes: &[(&str, usize)]) -> Row {
+    let values: Vec<String> = sizes.iter().map(|(_, v)| v.to_string()).collect();
+    let mut args: Vec<&std::ffi::OsStr> = leading.to_vec();
+    for ((name, _), value) in sizes.iter().zip(&values) {
+        args.extend([std::ffi::OsStr::new(name), std::ffi::OsStr::new(value)]);
+    }
+    args.extend([std::ffi::OsStr::new("--threads"), std::ffi::OsStr::new("2")]);
     let mut row = Row::new();
-    match run_python_reference(script, args) {
+    match run_python_reference(script, &args) {
         Ok(v) => {
             row.insert("time_median_s".into(), v["median_s"].clone());
             row.insert("time_min_s".into(), v["min_s"].clone());
@@ -209,4 +197,15 @@ fn reference_row(script: &str, args: &[&std::ffi::OsStr]) -> Row {
         }
     }
     row
+}
+
+/// A row timed by the authors' OT-Flow code (`otflow_iteration.py --case <case>`), which needs
+/// `$OTFLOW_REPO`; without it the row says so.
+fn otflow_reference(case: &str, sizes: &[(&str, usize)]) -> Row {
+    let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
+        let mut row = Row::new();
+        row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
+        return row;
+    };
+    reference_row("otflow_iteration.py", &["--otflow-repo".as_ref(), repo.as_os_str(), "--case".as_ref(), case.as_ref()], sizes)
 }

@@ -27,13 +27,14 @@ pub(crate) fn expm1_core(y: f64) -> f64 {
     scale.mul_add(expm1_r, scale - 1.0)
 }
 
-/// `pub fn $name(x: &[$ty], out: &mut [$ty])` applying `$core` (an `f64 → f64` function) to every
-/// element, compiled three times — AVX-512, AVX2+FMA, baseline — and dispatched at run time.
+/// `pub(crate) fn $name(x: &[$ty], out: &mut [$ty])` applying `$core` (an `f64 → f64` function)
+/// to every element (equal lengths: the callers allocate `out`), compiled three times —
+/// AVX-512, AVX2+FMA, baseline — and dispatched at run time.
 macro_rules! slice_kernel {
     ($name:ident, $ty:ty, $core:path, $doc:literal) => {
         #[doc = $doc]
-        pub fn $name(x: &[$ty], out: &mut [$ty]) {
-            assert_eq!(x.len(), out.len(), "tanh kernel: input and output lengths differ");
+        pub(crate) fn $name(x: &[$ty], out: &mut [$ty]) {
+            debug_assert_eq!(x.len(), out.len(), "elementwise kernel: input and output lengths differ");
             #[inline(always)]
             fn body(x: &[$ty], out: &mut [$ty]) {
                 for (o, &v) in out.iter_mut().zip(x) {
