@@ -5,6 +5,8 @@ Usage: python3 otflow_iteration.py --otflow-repo PATH --d 63 --m 128 --batch 256
 PATH is a checkout of https://github.com/EmoryMLIP/OT-Flow (its code is imported from there, never copied).
 --case iteration (default): one training iteration, OTFlowProblem forward + backward + Adam step.
 --case phi: Φ(x, t), (∇Φ, ΔΦ) = Phi.trHess(x), loss = ΣΦ + Σ‖∇Φ‖² + ΣΔΦ, backward to every parameter.
+--case rk4-step: one stepRK4 of OT-Flow's augmented dynamics (odefun: x, log-det, L, HJB) from
+  t = 0 to 1/nt, loss = the sum of every entry of the new state, backward to every parameter.
 Prints one JSON line: median and min seconds per repetition.
 """
 import argparse
@@ -20,7 +22,7 @@ p.add_argument("--otflow-repo", required=True)
 p.add_argument("--d", type=int, required=True)
 p.add_argument("--m", type=int, required=True)
 p.add_argument("--batch", type=int, required=True)
-p.add_argument("--case", choices=["iteration", "phi"], default="iteration")
+p.add_argument("--case", choices=["iteration", "phi", "rk4-step"], default="iteration")
 p.add_argument("--nt", type=int, default=16)
 p.add_argument("--alph", default="1.0,2000.0,800.0")
 p.add_argument("--reps", type=int, default=3)
@@ -28,7 +30,7 @@ p.add_argument("--threads", type=int, default=2)
 a = p.parse_args()
 
 sys.path.insert(0, a.otflow_repo)
-from src.OTFlowProblem import OTFlowProblem  # noqa: E402
+from src.OTFlowProblem import OTFlowProblem, odefun, stepRK4  # noqa: E402
 from src.Phi import Phi  # noqa: E402
 
 torch.set_num_threads(a.threads)
@@ -53,10 +55,17 @@ def phi():
     (net(xt).sum() + grad.pow(2).sum() + lap.sum()).backward()
 
 
+def rk4_step():
+    net.zero_grad(set_to_none=True)
+    z = torch.nn.functional.pad(x, (0, 3, 0, 0), value=0)
+    stepRK4(odefun, z, net, alph, 0.0, 1.0 / a.nt).sum().backward()
+
+
+cases = {"iteration": iteration, "phi": phi, "rk4-step": rk4_step}
 times = []
 for r in range(a.reps + 1):
     t0 = time.perf_counter()
-    iteration() if a.case == "iteration" else phi()
+    cases[a.case]()
     times.append(time.perf_counter() - t0)
 times = times[1:]  # the first run warms up
 print(json.dumps({"median_s": statistics.median(times), "min_s": min(times), "torch": torch.__version__, "threads": torch.get_num_threads()}))

@@ -13,6 +13,11 @@ mod train_cli;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Freed tensors of 32 MiB and more are kept for the next step instead of going back to the OS
+/// (see `tensor_core::alloc`); at most 1 GiB is held.
+#[global_allocator]
+static ALLOC: tensor_core::alloc::LargeBlockCache = tensor_core::alloc::LargeBlockCache::new(1 << 30);
+
 #[derive(Parser)]
 #[command(name = "xtask", about = "continuum's benchmark and reproduction suites")]
 struct Cli {

@@ -26,23 +26,29 @@ fn row_label(cfg: &Row) -> String {
 /// Environment variable through which a child row learns the output folder (for plot data).
 pub const OUT_ENV: &str = "CONTINUUM_BENCH_OUT";
 
-/// glibc malloc settings for the row processes: blocks up to 32 MiB from the heap instead of
-/// fresh mmaps, and freed memory kept instead of trimmed, so the per-op tensor allocations of a
-/// training step stop paying page faults (MLP 63→512→512→63 fwd+bwd at batch 512 on 2 cores:
-/// 14.2 → 9.8 ms; `cargo xtask bench torch-parity`). The peak resident memory the suites report
-/// is unchanged in meaning (the high-water mark of the process). A user's own GLIBC_TUNABLES wins.
-const MALLOC_TUNABLES: &str = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296";
+/// The environment rows run under, each entry overridable by the user's own value:
+/// - `GLIBC_TUNABLES`: blocks up to 32 MiB from glibc's heap instead of fresh mmaps, and freed
+///   memory kept instead of trimmed, so the per-op tensor allocations of a training step stop
+///   paying page faults (MLP 63→512→512→63 fwd+bwd at batch 512 on 2 cores: 14.2 → 9.8 ms;
+///   larger blocks are kept by the xtask binary's `tensor_core::alloc::LargeBlockCache`);
+/// - `CANDLE_BARRIER_POOL_SPIN_LIMIT`: candle's elementwise worker threads spin 25 000 times
+///   before they sleep, competing with the matmul threads for 2 cores; 1000 spins take the same
+///   MLP from 5.8 to 4.5 ms and leave the larger rows unchanged (`cargo xtask bench torch-parity`).
+///
+/// The peak resident memory the suites report keeps its meaning (the high-water mark of the
+/// process, retained blocks included).
+const ROW_ENV: [(&str, &str); 2] = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000")];
 
-/// The malloc settings rows run under.
-fn malloc_tunables() -> String {
-    std::env::var("GLIBC_TUNABLES").unwrap_or_else(|_| MALLOC_TUNABLES.into())
+/// The environment rows run under: [`ROW_ENV`], where the user has not set a variable.
+fn row_env() -> Vec<(&'static str, String)> {
+    ROW_ENV.iter().map(|&(k, v)| (k, std::env::var(k).unwrap_or_else(|_| v.into()))).collect()
 }
 
 fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let out = Command::new(exe)
         .env(OUT_ENV, out_dir)
-        .env("GLIBC_TUNABLES", malloc_tunables())
+        .envs(row_env())
         .args(["bench-row", "--suite", suite, "--device", device, "--seed", &seed.to_string(), "--config", &Value::Object(cfg.clone()).to_string()])
         .output()
         .map_err(|e| format!("cannot start child: {e}"))?;
@@ -97,7 +103,8 @@ pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed:
         };
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         suite.finish(&mut report, out)?;
-        report.notes.push(format!("rows ran in child processes with GLIBC_TUNABLES={} (see xtask/src/runner.rs)", malloc_tunables()));
+        let env: Vec<String> = row_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        report.notes.push(format!("rows ran in child processes with {} (see xtask/src/runner.rs)", env.join(" ")));
         report.write(out).map_err(|e| format!("{}: {e}", out.display()))?;
         println!("{}", report.markdown());
         println!("wrote {}/{}.{{json,md}}", out.display(), suite.name());

@@ -16,6 +16,7 @@
 //! ordinary candle ops, so one first-order backward pass trains through it.
 
 pub mod activation;
+pub mod alloc;
 pub mod device;
 pub mod error;
 pub mod kernels;

@@ -18,6 +18,13 @@ fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(num / den.max(1e-300))
 }
 
+/// The kernel switch is global and tests run in parallel: each test holds this while it runs.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn hold_switch() -> std::sync::MutexGuard<'static, ()> {
+    SWITCH.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn tol(dtype: DType) -> f64 {
     if dtype == DType::F64 { 1e-12 } else { 1e-5 }
 }
@@ -26,6 +33,8 @@ type Elementwise = fn(&Tensor) -> Result<Tensor>;
 
 #[test]
 fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
     let mut rng = SeededRng::new(1);
     let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
     let cases: [(&str, Elementwise, Elementwise); 2] = [("tanh", kernels::tanh, tanh_composite), ("selu", kernels::selu, kernels::selu_composite)];
@@ -51,6 +60,43 @@ fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
     Ok(())
 }
 
+#[test]
+fn bias_add_and_column_sum_equal_composite_values_and_gradients() -> Result<()> {
+    let _switch = hold_switch();
+    let mut rng = SeededRng::new(2);
+    for dtype in [DType::F32, DType::F64] {
+        for (rows, m) in [(1, 1), (7, 13), (33, 65), (512, 3)] {
+            let z = Var::from_tensor(&rng.normal((rows, m), dtype, &DEV)?)?;
+            let b = Var::from_tensor(&rng.normal((1, m), dtype, &DEV)?)?;
+            let w = rng.normal((rows, m), dtype, &DEV)?;
+            let run = |on: bool| -> Result<(Tensor, Tensor, Tensor)> {
+                set_fused(on);
+                let y = kernels::bias_add(z.as_tensor(), b.as_tensor())?;
+                let g = (&y * &w)?.sum_all()?.backward()?;
+                Ok((y, g.get(z.as_tensor()).cloned().expect("dz"), g.get(b.as_tensor()).cloned().expect("db")))
+            };
+            let (fused, composite) = (run(true)?, run(false)?);
+            for (what, f, c) in [("value", &fused.0, &composite.0), ("dz", &fused.1, &composite.1), ("db", &fused.2, &composite.2)] {
+                let e = rel_err(f, c)?;
+                assert!(e <= tol(dtype), "bias_add {dtype:?} ({rows}, {m}): {what} {e:e}");
+            }
+            // column sums of a strided tensor (a transpose), with their gradient
+            let g = Var::from_tensor(&rng.normal((m, rows), dtype, &DEV)?)?;
+            let v = rng.normal((1, m), dtype, &DEV)?;
+            let sums = |on: bool| -> Result<(Tensor, Tensor)> {
+                set_fused(on);
+                let s = kernels::column_sum(&g.as_tensor().t()?)?;
+                let grad = (&s * &v)?.sum_all()?.backward()?.get(g.as_tensor()).cloned().expect("dg");
+                Ok((s, grad))
+            };
+            let (f, c) = (sums(true)?, sums(false)?);
+            assert!(rel_err(&f.0, &c.0)? <= tol(dtype) && rel_err(&f.1, &c.1)? <= tol(dtype), "column_sum {dtype:?} ({rows}, {m})");
+        }
+    }
+    set_fused(true);
+    Ok(())
+}
+
 /// Parameter gradients of a scalar built from `f`, under the fused kernels and the composite ops.
 fn both_ways(vm: &VarMap, f: &dyn Fn() -> Result<Tensor>) -> Result<Vec<(Tensor, Tensor, Tensor, Tensor)>> {
     let run = |on: bool| -> Result<(Tensor, Vec<Tensor>)> {
@@ -69,6 +115,7 @@ fn both_ways(vm: &VarMap, f: &dyn Fn() -> Result<Tensor>) -> Result<Vec<(Tensor,
 
 #[test]
 fn networks_with_fused_kernels_equal_composite() -> Result<()> {
+    let _switch = hold_switch();
     for dtype in [DType::F32, DType::F64] {
         let mut rng = SeededRng::new(2);
         let x = rng.normal((17, 5), dtype, &DEV)?;

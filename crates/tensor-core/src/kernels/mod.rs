@@ -8,8 +8,11 @@
 //!
 //! - [`tanh()`]: a vectorised tanh (accuracy notes in [`mod@tanh`]);
 //! - [`selu()`]: a vectorised SELU ([`mod@selu`]);
+//! - [`bias_add`] and [`column_sum`]: a dense layer's bias and its gradient, without candle's
+//!   strided dim-0 reduction (`bias`);
 //! - `elementwise`: the shared eˣ − 1 and the runtime-dispatched slice-kernel macro.
 
+mod bias;
 mod elementwise;
 pub mod selu;
 pub mod tanh;
@@ -105,4 +108,22 @@ pub fn selu(z: &Tensor) -> Result<Tensor> {
 /// SELU in candle ops, λ(relu z + α(e^{min(z,0)} − 1)): the reference of [`selu`].
 pub fn selu_composite(z: &Tensor) -> Result<Tensor> {
     Ok(((z.relu()? + ((z.minimum(0.0)?.exp()? - 1.0)? * selu::SELU_ALPHA)?)? * selu::SELU_LAMBDA)?)
+}
+
+/// z + 1bᵀ for z of shape (B, m) and b of shape (1, m) (a dense layer's bias): one pass, and a
+/// backward whose ∂b is [`column_sum`]; elsewhere candle's `broadcast_add`.
+pub fn bias_add(z: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let fits = matches!(z.dims(), [_, m] if *m > 0 && b.elem_count() == *m) && z.dtype() == b.dtype();
+    Ok(if fits && kernel_applies(z) && kernel_applies(b) { z.apply_op2(b, bias::BiasAdd)? } else { z.broadcast_add(b)? })
+}
+
+/// 1ᵀg, the sum of the rows of a (B, m) tensor, as a (1, m) tensor: a row-by-row accumulation
+/// where the kernel applies (strided input is copied first), else candle's `sum_keepdim(0)`.
+pub fn column_sum(g: &Tensor) -> Result<Tensor> {
+    let fits = matches!(g.dims(), [_, m] if *m > 0);
+    Ok(if fits && fused() && g.device().is_cpu() && matches!(g.dtype(), candle_core::DType::F32 | candle_core::DType::F64) {
+        g.contiguous()?.apply_op1(bias::ColumnSum)?
+    } else {
+        g.sum_keepdim(0)?
+    })
 }

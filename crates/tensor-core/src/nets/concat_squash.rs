@@ -3,6 +3,7 @@
 
 use super::time_net::{build_layers, tangent_matmul, TimeLayer, TimeNet};
 use crate::activation::Activation;
+use crate::kernels;
 use crate::error::Result;
 use crate::params::{Init, ParamBuilder};
 use candle_core::Tensor;
@@ -45,7 +46,7 @@ impl TimeLayer for ConcatSquashLinear {
         self.w.dims()[0]
     }
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let lin = a.matmul(&self.w.t()?)?.broadcast_add(&self.b)?;
+        let lin = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
         Ok(lin.mul(&self.gate(t)?)?.add(&t.matmul(&self.hyper_bias_w)?)?)
     }
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor> {

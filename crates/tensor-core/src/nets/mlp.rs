@@ -3,6 +3,7 @@
 
 use super::time_net::{build_layers, tangent_matmul, TimeLayer, TimeNet};
 use crate::activation::Activation;
+use crate::kernels;
 use crate::error::Result;
 use crate::params::{Init, ParamBuilder};
 use candle_core::Tensor;
@@ -36,7 +37,7 @@ impl TimeLayer for ConcatLinear {
         self.w.dims()[0]
     }
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let z = a.matmul(&self.w.t()?)?.broadcast_add(&self.b)?;
+        let z = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
         Ok(match &self.w_t {
             Some(w_t) => z.add(&t.matmul(w_t)?)?,
             None => z,

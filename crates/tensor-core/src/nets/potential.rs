@@ -10,6 +10,7 @@
 //! products. Everything is candle ops: backprop through ∇Φ and ΔΦ trains Φ with first-order AD.
 
 use crate::activation::Activation;
+use crate::kernels;
 use crate::error::{expect_matrix, Error, Result};
 use crate::nets::time_net::time_column;
 use crate::params::{Init, ParamBuilder};
@@ -163,12 +164,12 @@ impl Potential {
         let h = self.h();
         let mut pre = Vec::with_capacity(self.config.layers);
         let mut d1 = Vec::with_capacity(self.config.layers);
-        let p0 = s.matmul(&self.k[0].t()?)?.broadcast_add(&self.bias[0])?;
+        let p0 = kernels::bias_add(&s.matmul(&self.k[0].t()?)?, &self.bias[0])?;
         let (mut u, d0) = self.activation.value_and_derivative(&p0)?;
         pre.push(p0);
         d1.push(d0);
         for (k, b) in self.k.iter().zip(&self.bias).skip(1) {
-            let p = u.matmul(&k.t()?)?.broadcast_add(b)?;
+            let p = kernels::bias_add(&u.matmul(&k.t()?)?, b)?;
             let (sp, dp) = self.activation.value_and_derivative(&p)?;
             u = (u + (sp * h)?)?;
             pre.push(p);
@@ -181,8 +182,9 @@ impl Potential {
     pub fn value(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
         let sw = self.sweep(x, t, "Potential::value")?;
         let quad = (sw.s.matmul(&self.sym_a()?)? * &sw.s)?.sum_keepdim(1)?;
-        let lin = sw.s.broadcast_mul(&self.b_lin)?.sum_keepdim(1)?;
-        Ok(((sw.u_last.broadcast_mul(&self.w)?.sum_keepdim(1)? + (quad * 0.5)?)? + lin)?.broadcast_add(&self.c)?)
+        // row-vector products as matmuls: their backward is a matmul too, not a strided dim-0 sum
+        let lin = sw.s.matmul(&self.b_lin.t()?)?;
+        Ok(((sw.u_last.matmul(&self.w.t()?)? + (quad * 0.5)?)? + lin)?.broadcast_add(&self.c)?)
     }
 
     /// The adjoint sweep: the cotangents z_{i+1} that layer i sees (terms[i], i = 1…M−1; terms[0]
@@ -191,7 +193,8 @@ impl Potential {
         let h = self.h();
         let layers = self.config.layers;
         let b = sw.s.dim(0)?;
-        let mut terms = vec![self.w.broadcast_as((b, self.config.width))?.contiguous()?; layers];
+        // 1wᵀ as a matmul, for the same reason as in `value`
+        let mut terms = vec![Tensor::ones((b, 1), self.w.dtype(), self.w.device())?.matmul(&self.w)?; layers];
         let mut z = terms[layers - 1].clone();
         for i in (1..layers).rev() {
             terms[i] = z.clone();
@@ -203,7 +206,7 @@ impl Potential {
     }
 
     fn full_gradient(&self, sw: &Sweep, z0: &Tensor) -> Result<Tensor> {
-        Ok((z0 + sw.s.matmul(&self.sym_a()?)?)?.broadcast_add(&self.b_lin)?)
+        kernels::bias_add(&(z0 + sw.s.matmul(&self.sym_a()?)?)?, &self.b_lin)
     }
 
     fn split(&self, grad_s: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -232,12 +235,14 @@ impl Potential {
         let d2_0 = self.activation.second_derivative(&sw.pre[0])?;
         let mut lap = (&d2_0 * &terms[0])?.matmul(&k0x.sqr()?.sum_keepdim(1)?)?;
         // J (m, B, d): row j, sample b holds ∂u_j/∂x of that sample.
-        let mut jac = to_mb1(&sw.d1[0])?.broadcast_mul(&k0x.unsqueeze(1)?)?;
+        // (an outer product per row j, as a batched matmul: its backward needs no strided sum)
+        let mut jac = to_mb1(&sw.d1[0])?.matmul(&k0x.unsqueeze(1)?.contiguous()?)?;
         let layers = self.k.iter().zip(&sw.pre).zip(&sw.d1).zip(&terms).skip(1);
         for (i, (((k, pre), d1), term)) in layers.enumerate() {
             let kj = k.matmul(&jac.reshape((m, b * d))?)?.reshape((m, b, d))?;
-            let coef = to_mb1(&(self.activation.second_derivative(pre)? * term)?)?;
-            let t_i = coef.broadcast_mul(&kj.sqr()?)?.sum(2)?.sum(0)?.reshape((b, 1))?;
+            // t_i[b] = Σ_j coef[b, j] Σ_k kj[j, b, k]²
+            let coef = (self.activation.second_derivative(pre)? * term)?.t()?.contiguous()?;
+            let t_i = kernels::column_sum(&(kj.sqr()?.sum(2)? * coef)?)?.reshape((b, 1))?;
             lap = (lap + (t_i * h)?)?;
             if i + 2 < self.config.layers {
                 jac = (jac + (to_mb1(d1)?.broadcast_mul(&kj)? * h)?)?;
