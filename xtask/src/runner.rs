@@ -39,9 +39,13 @@ pub const OUT_ENV: &str = "CONTINUUM_BENCH_OUT";
 /// process, retained blocks included).
 const ROW_ENV: [(&str, &str); 2] = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000")];
 
-/// The environment rows run under: [`ROW_ENV`], where the user has not set a variable.
+/// The environment rows run under: [`ROW_ENV`] and `RAYON_NUM_THREADS`, where the user has not
+/// set a variable. `RAYON_NUM_THREADS` defaults to the cores this process may use: without it
+/// candle re-reads /proc/cpuinfo on every matmul to count physical cores, ≈ 2 ms of a 5 ms CNF
+/// exact-trace step (concat-squash 2→64→64→64→2, batch 1024; `cargo xtask bench torch-parity`).
 fn row_env() -> Vec<(&'static str, String)> {
-    ROW_ENV.iter().map(|&(k, v)| (k, std::env::var(k).unwrap_or_else(|_| v.into()))).collect()
+    let cores = std::thread::available_parallelism().map_or(1, usize::from).to_string();
+    ROW_ENV.iter().map(|&(k, v)| (k, v.to_string())).chain(std::iter::once(("RAYON_NUM_THREADS", cores))).map(|(k, v)| (k, std::env::var(k).unwrap_or(v))).collect()
 }
 
 fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {

@@ -5,7 +5,7 @@
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use tensor_core::kernels::{self, set_fused};
-use tensor_core::nets::{Mlp, Potential, PotentialConfig};
+use tensor_core::nets::{ConcatSquashNet, Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Result, SeededRng};
 
@@ -142,7 +142,16 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (v, tr) = selu_mlp.exact_trace(&x, &t)?;
             Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
         };
-        for (name, vm, f) in [("potential", &vm, &potential as &dyn Fn() -> Result<Tensor>), ("tanh mlp", &vm2, &velocity), ("selu mlp", &vm3, &selu_velocity)] {
+        // FFJORD's concat-squash net, with a time shared by the batch and with one time per sample
+        let vm4 = VarMap::new();
+        let squash = ConcatSquashNet::new(&mut ParamBuilder::new(&vm4, &mut SeededRng::new(6), dtype, &DEV), 5, &[13, 7], 5, Activation::Tanh)?;
+        let per_sample_t = rng.uniform((17, 1), 0.0, 1.0, dtype, &DEV)?;
+        let squash_velocity = || -> Result<Tensor> {
+            let (v, tr) = squash.exact_trace(&x, &t)?;
+            let (w, tr_w) = squash.exact_trace(&x, &per_sample_t)?;
+            Ok((((v.sqr()?.sum_all()? + tr.sum_all()?)? + w.sqr()?.sum_all()?)? + tr_w.sum_all()?)?)
+        };
+        for (name, vm, f) in [("potential", &vm, &potential as &dyn Fn() -> Result<Tensor>), ("tanh mlp", &vm2, &velocity), ("selu mlp", &vm3, &selu_velocity), ("concat-squash", &vm4, &squash_velocity)] {
             for (fo, co, fg, cg) in both_ways(vm, f)? {
                 let (ev, eg) = (rel_err(&fo, &co)?, rel_err(&fg, &cg)?);
                 assert!(ev <= tol(dtype) && eg <= tol(dtype), "{name} {dtype:?}: value {ev:e}, gradient {eg:e}");

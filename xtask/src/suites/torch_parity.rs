@@ -19,7 +19,7 @@ use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
-use tensor_core::nets::{Mlp, Potential, PotentialConfig};
+use tensor_core::nets::{ConcatSquashNet, Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, SeededRng};
 
@@ -56,6 +56,12 @@ impl Suite for TorchParity {
         for side in ["continuum fused", "continuum composite", "pytorch"] {
             rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 4 * reps}));
         }
+        for side in ["continuum fused", "continuum composite", "pytorch"] {
+            rows.push(json!({"case": "cnf-trace", "side": side, "d": 2, "width": 64, "batch": 1024, "reps": 4 * reps}));
+        }
+        for side in ["continuum fused", "continuum composite", "pytorch (OT-Flow code)"] {
+            rows.push(json!({"case": "rk4-step", "side": side, "d": 63, "width": 512, "batch": 512, "nt": 16, "reps": reps}));
+        }
         for m in if quick { vec![512] } else { vec![512, 1024] } {
             for side in ["continuum fused", "continuum composite", "pytorch (OT-Flow code)"] {
                 rows.push(json!({"case": "phi-derivatives", "side": side, "d": 63, "width": m, "batch": 512, "reps": reps}));
@@ -75,13 +81,14 @@ impl Suite for TorchParity {
         match get_str(cfg, "case")? {
             "mlp-fwd-bwd" => return mlp_row(cfg, side, device, seed),
             "phi-derivatives" => return phi_row(cfg, side, device, seed),
+            "cnf-trace" => return cnf_trace_row(cfg, side, device, seed),
+            "rk4-step" => return rk4_step_row(cfg, side, device, seed),
             _ => {}
         }
         let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
         if side.starts_with("pytorch") {
             return Ok(otflow_reference("iteration", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
         }
-        let mut row = Row::new();
         let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
@@ -93,32 +100,36 @@ impl Suite for TorchParity {
         let mut scaler = DynamicScaler::new(Precision::F32);
         let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
         let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
-        let (median, min) = time_runs(reps, || {
+        timed_row(reps, || {
             let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| Ok(ot_flow::loss::costs(ALPHA, z)?.total)).map_err(|e| e.to_string())?;
             opt.step(&grads).map_err(|e| e.to_string())
-        })?;
-        row.insert("time_median_s".into(), median.into());
-        row.insert("time_min_s".into(), min.into());
-        row.insert("status".into(), "ok".into());
-        Ok(row)
+        })
     }
 
     fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
         let rows = report.rows.clone();
-        let mlp = |side: &str| rows.iter().find(|r| r.get("case").and_then(Value::as_str) == Some("mlp-fwd-bwd") && r.get("side").and_then(Value::as_str) == Some(side)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
-        if let (Some(fused), Some(composite)) = (mlp("continuum fused"), mlp("continuum composite")) {
-            let torch = mlp("pytorch").map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {:.1} ms)", fused / p, composite / p, p * 1e3));
-            report.notes.push(format!("MLP 63→512→512→63 tanh, batch 512, forward+backward: fused {:.1} ms, composite {:.1} ms; {torch}.", fused * 1e3, composite * 1e3));
-        }
-        for m in [512u64, 1024] {
-            let phi = |side: &str| rows.iter().find(|r| r.get("case").and_then(Value::as_str) == Some("phi-derivatives") && r.get("width").and_then(Value::as_u64) == Some(m) && r.get("side").and_then(Value::as_str) == Some(side)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
-            if let (Some(fused), Some(composite)) = (phi("continuum fused"), phi("continuum composite")) {
-                let torch = phi("pytorch (OT-Flow code)").map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (OT-Flow's Phi.trHess {:.0} ms)", fused / p, composite / p, p * 1e3));
-                report.notes.push(format!("Φ + ∇Φ + ΔΦ + backward, d = 63, m = {m}, batch 512: fused {:.0} ms, composite {:.0} ms; {torch}.", fused * 1e3, composite * 1e3));
+        // the median of the row with this case, side and sizes
+        let median = |case: &str, side: &str, sizes: &[(&str, u64)]| {
+            rows.iter()
+                .find(|r| r.get("case").and_then(Value::as_str) == Some(case) && r.get("side").and_then(Value::as_str) == Some(side) && sizes.iter().all(|(k, v)| r.get(*k).and_then(Value::as_u64) == Some(*v)))
+                .and_then(|r| r.get("time_median_s"))
+                .and_then(Value::as_f64)
+        };
+        // "fused X ms, composite Y ms; continuum / PyTorch = …" for a case with both kernel paths
+        let mut fused_vs_torch = |label: String, case: &str, torch_side: &str, sizes: &[(&str, u64)]| {
+            if let (Some(fused), Some(composite)) = (median(case, "continuum fused", sizes), median(case, "continuum composite", sizes)) {
+                let torch = median(case, torch_side, sizes).map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {})", fused / p, composite / p, ms(p)));
+                report.notes.push(format!("{label}: fused {}, composite {}; {torch}.", ms(fused), ms(composite)));
             }
+        };
+        fused_vs_torch("MLP 63→512→512→63 tanh, batch 512, forward+backward".into(), "mlp-fwd-bwd", "pytorch", &[]);
+        fused_vs_torch("CNF velocity (concat-squash 2→64→64→64→2, tanh) with exact trace and backward, batch 1024 (PyTorch: FFJORD's brute-force divergence)".into(), "cnf-trace", "pytorch", &[]);
+        fused_vs_torch("One RK4 step of OT-Flow's augmented dynamics with backward, d = 63, m = 512, batch 512 (PyTorch: OT-Flow's stepRK4)".into(), "rk4-step", "pytorch (OT-Flow code)", &[]);
+        for m in [512u64, 1024] {
+            fused_vs_torch(format!("Φ + ∇Φ + ΔΦ + backward, d = 63, m = {m}, batch 512 (PyTorch: OT-Flow's Phi.trHess)"), "phi-derivatives", "pytorch (OT-Flow code)", &[("width", m)]);
         }
         for (d, m, b, nt) in configs(false) {
-            let t = |side: &str| rows.iter().find(|r| r.get("side").and_then(Value::as_str) == Some(side) && r.get("width").and_then(Value::as_u64) == Some(m as u64) && r.get("d").and_then(Value::as_u64) == Some(d as u64)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64);
+            let t = |side: &str| median("otflow-iteration", side, &[("d", d as u64), ("width", m as u64)]);
             if let (Some(ours), Some(theirs)) = (t("continuum full-graph"), t("pytorch (OT-Flow code)")) {
                 report.notes.push(format!("OT-Flow iteration d = {d}, m = {m}, batch {b}, nt {nt}: continuum / PyTorch = {:.2} (full graph), {:.2} (checkpointed), {:.2} (checkpointed, composite kernels)", ours / theirs, t("continuum checkpointed").unwrap_or(f64::NAN) / theirs, t("continuum checkpointed composite").unwrap_or(f64::NAN) / theirs));
             }
@@ -127,27 +138,78 @@ impl Suite for TorchParity {
     }
 }
 
+/// Seconds as "12.3 ms" (or "1.23 s").
+fn ms(seconds: f64) -> String {
+    if seconds >= 1.0 { format!("{seconds:.2} s") } else { format!("{:.1} ms", seconds * 1e3) }
+}
+
+/// A row's median and minimum of `reps` timed runs of `f`.
+fn timed_row(reps: usize, f: impl FnMut() -> Result<(), String>) -> Result<Row, String> {
+    let (median, min) = time_runs(reps, f)?;
+    let mut row = Row::new();
+    row.insert("time_median_s".into(), median.into());
+    row.insert("time_min_s".into(), min.into());
+    row.insert("status".into(), "ok".into());
+    Ok(row)
+}
+
+/// FFJORD's toy CNF velocity (concat-squash d → w → w → w → d, tanh) with its exact trace:
+/// backward of Σ f² + Σ tr ∂f/∂x to every parameter.
+fn cnf_trace_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
+    let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
+    if side == "pytorch" {
+        return Ok(reference_row("cnf_trace.py", &[], &[("--d", d), ("--width", m), ("--batch", b), ("--reps", reps)]));
+    }
+    let e = |e: tensor_core::Error| e.to_string();
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(seed);
+    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m, m], d, Activation::Tanh).map_err(e)?;
+    let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
+    let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
+    timed_row(reps, || {
+        let (f, tr) = net.exact_trace(&x, &t).map_err(e)?;
+        f.sqr().and_then(|f| f.sum_all()? + tr.sum_all()?).and_then(|l| l.backward()).map(|_| ()).map_err(|e| e.to_string())
+    })
+}
+
+/// One RK4 step (t = 0 → 1/nt) of OT-Flow's augmented dynamics from (x, 0, 0, 0), backward of
+/// the sum of every entry of the new state (what `otflow_iteration.py --case rk4-step` does).
+fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
+    let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
+    if side.starts_with("pytorch") {
+        return Ok(otflow_reference("rk4-step", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
+    }
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(seed);
+    let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, width: m, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
+    let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
+    let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
+    let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
+    let config = ode_solvers::SolveConfig::new(ode_solvers::Steps::Grid(vec![0.0, 1.0 / nt as f64]));
+    timed_row(reps, || {
+        let solution = ode_solvers::solve(&dynamics, Method::Rk4, &y0, &config).map_err(|e| e.to_string())?;
+        let y1 = solution.last();
+        let total = y1.0.sum_all().and_then(|s| s + y1.1.sum_all()?).and_then(|s| s + y1.2.sum_all()?).and_then(|s| s + y1.3.sum_all()?).map_err(|e| e.to_string())?;
+        total.backward().map(|_| ()).map_err(|e| e.to_string())
+    })
+}
+
 /// A tanh MLP on (x, t), forward and backward of the sum of squared outputs (no optimiser step).
 fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
     let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
     if side == "pytorch" {
         return Ok(reference_row("mlp_fwd_bwd.py", &[], &[("--d", d), ("--width", m), ("--batch", b), ("--reps", reps)]));
     }
-    let mut row = Row::new();
     let e = |e: tensor_core::Error| e.to_string();
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
     let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m], d, Activation::Tanh).map_err(e)?;
     let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
     let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
-    let (median, min) = time_runs(reps, || {
+    timed_row(reps, || {
         let out = net.forward(&x, &t).map_err(e)?;
         out.sqr().and_then(|o| o.sum_all()).and_then(|l| l.backward()).map(|_| ()).map_err(|e| e.to_string())
-    })?;
-    row.insert("time_median_s".into(), median.into());
-    row.insert("time_min_s".into(), min.into());
-    row.insert("status".into(), "ok".into());
-    Ok(row)
+    })
 }
 
 /// OT-Flow's Φ: value, ∇Φ, ∂ₜΦ and the exact Laplacian, then backward of
@@ -163,17 +225,12 @@ fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
     let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m)).map_err(e)?;
     let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
     let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
-    let (median, min) = time_runs(reps, || {
+    timed_row(reps, || {
         let dv = phi.derivatives(&x, &t).map_err(e)?;
         let value = phi.value(&x, &t).map_err(e)?;
         let loss = value.sum_all().and_then(|v| v + dv.grad_x.sqr()?.sum_all()?).and_then(|v| v + dv.grad_t.sqr()?.sum_all()?).and_then(|v| v + dv.laplacian.sum_all()?).map_err(|e| e.to_string())?;
         loss.backward().map(|_| ()).map_err(|e| e.to_string())
-    })?;
-    let mut row = Row::new();
-    row.insert("time_median_s".into(), median.into());
-    row.insert("time_min_s".into(), min.into());
-    row.insert("status".into(), "ok".into());
-    Ok(row)
+    })
 }
 
 /// A PyTorch row: the reference script's median and minimum time, or why it was skipped.

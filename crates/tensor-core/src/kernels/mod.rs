@@ -10,10 +10,13 @@
 //! - [`selu()`]: a vectorised SELU ([`mod@selu`]);
 //! - [`bias_add`] and [`column_sum`]: a dense layer's bias and its gradient, without candle's
 //!   strided dim-0 reduction (`bias`);
+//! - [`scale_tangents`]: K tangents times a per-sample factor, ȧ = s ⊙ ż, whose ∂s needs no
+//!   strided middle-axis reduction (`tangents`);
 //! - `elementwise`: the shared eˣ − 1 and the runtime-dispatched slice-kernel macro.
 
 mod bias;
 mod elementwise;
+mod tangents;
 pub mod selu;
 pub mod tanh;
 
@@ -111,9 +114,10 @@ pub fn selu_composite(z: &Tensor) -> Result<Tensor> {
 }
 
 /// z + 1bᵀ for z of shape (B, m) and b of shape (1, m) (a dense layer's bias): one pass, and a
-/// backward whose ∂b is [`column_sum`]; elsewhere candle's `broadcast_add`.
+/// backward whose ∂b is [`column_sum`]; any other pair of shapes goes to candle's
+/// `broadcast_add` (so a (B, m) `b` adds elementwise).
 pub fn bias_add(z: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let fits = matches!(z.dims(), [_, m] if *m > 0 && b.elem_count() == *m) && z.dtype() == b.dtype();
+    let fits = matches!(z.dims(), [_, m] if *m > 0 && (b.dims() == [1, *m] || b.dims() == [*m])) && z.dtype() == b.dtype();
     Ok(if fits && kernel_applies(z) && kernel_applies(b) { z.apply_op2(b, bias::BiasAdd)? } else { z.broadcast_add(b)? })
 }
 
@@ -125,5 +129,20 @@ pub fn column_sum(g: &Tensor) -> Result<Tensor> {
         g.contiguous()?.apply_op1(bias::ColumnSum)?
     } else {
         g.sum_keepdim(0)?
+    })
+}
+
+/// ȧ[b, k, :] = s[b, :] ⊙ ż[b, k, :] for K tangents ż of shape (B, K, m) and s of shape (B, m)
+/// (σ'(z), or a per-sample time gate) or (1, m) (one factor for the whole batch): one pass, with a
+/// backward whose ∂s is accumulated row by row; elsewhere candle's `broadcast_mul`.
+pub fn scale_tangents(z_dot: &Tensor, s: &Tensor) -> Result<Tensor> {
+    let (b, k, m) = z_dot.dims3()?;
+    let shared = s.dims() == [1, m] && b != 1;
+    let fits = (s.dims() == [b, m] || shared) && k > 0 && m > 0 && z_dot.dtype() == s.dtype() && kernel_applies(z_dot) && kernel_applies(s);
+    Ok(match (fits, shared) {
+        // one factor for all B·K rows: the same kernel on (1, B·K, m)
+        (true, true) => z_dot.reshape((1, b * k, m))?.apply_op2(s, tangents::ScaleTangents)?.reshape((b, k, m))?,
+        (true, false) => z_dot.apply_op2(s, tangents::ScaleTangents)?,
+        (false, _) => z_dot.broadcast_mul(&s.unsqueeze(1)?)?,
     })
 }

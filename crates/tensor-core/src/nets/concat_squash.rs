@@ -33,7 +33,7 @@ impl ConcatSquashLinear {
     }
 
     fn gate(&self, t: &Tensor) -> Result<Tensor> {
-        let g = t.matmul(&self.gate_w)?.broadcast_add(&self.gate_b)?;
+        let g = kernels::bias_add(&t.matmul(&self.gate_w)?, &self.gate_b)?;
         Ok((g.neg()?.exp()? + 1.0)?.recip()?)
     }
 }
@@ -47,10 +47,12 @@ impl TimeLayer for ConcatSquashLinear {
     }
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
         let lin = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
-        Ok(lin.mul(&self.gate(t)?)?.add(&t.matmul(&self.hyper_bias_w)?)?)
+        // the gate and the hyper-bias have one row for a shared time, B rows otherwise
+        let gated = kernels::scale_tangents(&lin.unsqueeze(1)?, &self.gate(t)?)?.squeeze(1)?;
+        kernels::bias_add(&gated, &t.matmul(&self.hyper_bias_w)?)
     }
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor> {
-        Ok(tangent_matmul(a_dot, &self.w)?.broadcast_mul(&self.gate(t)?.unsqueeze(1)?)?)
+        kernels::scale_tangents(&tangent_matmul(a_dot, &self.w)?, &self.gate(t)?)
     }
     fn params(&self) -> Vec<Tensor> {
         vec![self.w.clone(), self.b.clone(), self.gate_w.clone(), self.gate_b.clone(), self.hyper_bias_w.clone()]

@@ -39,7 +39,8 @@ impl TimeLayer for ConcatLinear {
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
         let z = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
         Ok(match &self.w_t {
-            Some(w_t) => z.add(&t.matmul(w_t)?)?,
+            // t w_tᵀ is one row for a shared time (a second bias), B rows otherwise
+            Some(w_t) => kernels::bias_add(&z, &t.matmul(w_t)?)?,
             None => z,
         })
     }

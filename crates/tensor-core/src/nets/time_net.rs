@@ -13,7 +13,8 @@ pub trait TimeLayer: Clone {
     fn in_dim(&self) -> usize;
     /// Output width.
     fn out_dim(&self) -> usize;
-    /// z = L(a, t) for a of shape (B, in) and t of shape (B, 1).
+    /// z = L(a, t) for a of shape (B, in) and t of shape (B, 1), or (1, 1) for a time shared by
+    /// the batch.
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor>;
     /// ż = (∂L/∂a) ȧ for K tangents ȧ of shape (B, K, in), same t; returns (B, K, out).
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor>;
@@ -33,6 +34,16 @@ pub fn time_column(t: &Tensor, x: &Tensor) -> Result<Tensor> {
         n if n == b => Ok(t.reshape((b, 1))?),
         _ => Err(Error::Shape { context: "time input", expected: format!("1 or {b} elements"), got: t.dims().to_vec() }),
     }
+}
+
+/// The time as the layers see it: a (1, 1) tensor for a scalar time shared by the batch (so a
+/// layer's time terms are computed once, for one row, and broadcast), else a (B, 1) column.
+fn time_rows(t: &Tensor, x: &Tensor) -> Result<Tensor> {
+    if t.elem_count() == 1 {
+        let t = if t.dtype() == x.dtype() { t.clone() } else { t.to_dtype(x.dtype())? };
+        return Ok(t.reshape((1, 1))?);
+    }
+    time_column(t, x)
 }
 
 /// Linear map of K tangents: (B, K, in) @ Wᵀ → (B, K, out), done as one 2-D matmul.
@@ -125,7 +136,7 @@ impl<L: TimeLayer> TimeNet<L> {
     /// f(x, t) for x of shape (B, d_in); t holds 1 or B times.
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
         self.check_input(x, "TimeNet::forward")?;
-        let t = time_column(t, x)?;
+        let t = time_rows(t, x)?;
         let mut a = x.clone();
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -142,7 +153,7 @@ impl<L: TimeLayer> TimeNet<L> {
             [vb, _, vd] if *vb == b && *vd == self.in_dim() => {}
             dims => return Err(Error::Shape { context: "TimeNet::tangents (directions)", expected: format!("({b}, K, {})", self.in_dim()), got: dims.to_vec() }),
         }
-        let t = time_column(t, x)?;
+        let t = time_rows(t, x)?;
         let (mut a, mut a_dot) = (x.clone(), v.clone());
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -152,7 +163,7 @@ impl<L: TimeLayer> TimeNet<L> {
                 return Ok((z, z_dot));
             }
             let (s, ds) = self.activation.value_and_derivative(&z)?;
-            a_dot = z_dot.broadcast_mul(&ds.unsqueeze(1)?)?;
+            a_dot = crate::kernels::scale_tangents(&z_dot, &ds)?;
             a = s;
         }
         unreachable!("the loop returns at the last layer")
