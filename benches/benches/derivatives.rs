@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the hot derivative kernels: OT-Flow's Φ (gradient + Laplacian) at
-//! the BSDS300 dimension, the MLP's JVP and exact trace at the 2-D toy size, and the fused tanh
-//! kernel against candle's scalar one on a 512×512 tensor.
+//! the BSDS300 dimension, the MLP's JVP and exact trace at the 2-D toy size, and each vectorised
+//! activation kernel against its composite candle-op formula on a 512×512 tensor.
 //! Run: `cargo bench -p continuum-benches`.
 
 use candle_core::{DType, Device, Tensor};
@@ -35,11 +35,26 @@ fn mlp(c: &mut Criterion) {
     c.bench_function("mlp_exact_trace d2 w64 b1024", |bench| bench.iter(|| net.exact_trace(&x, &t).unwrap()));
 }
 
-fn tanh(c: &mut Criterion) {
+type Elementwise = fn(&Tensor) -> tensor_core::Result<Tensor>;
+
+/// Each vectorised activation against its composite candle-op formula.
+fn activations(c: &mut Criterion) {
+    use tensor_core::kernels;
     let z = SeededRng::new(0).normal((512, 512), DType::F32, &Device::Cpu).unwrap();
-    c.bench_function("tanh fused 512x512 f32", |bench| bench.iter(|| tensor_core::kernels::tanh(&z).unwrap()));
-    c.bench_function("tanh candle 512x512 f32", |bench| bench.iter(|| z.tanh().unwrap()));
+    let tanh_candle: Elementwise = |z| Ok(z.tanh()?);
+    let cases: [(&str, Elementwise, Elementwise); 6] = [
+        ("tanh", kernels::tanh, tanh_candle),
+        ("selu", kernels::selu, kernels::selu_composite),
+        ("sigmoid", kernels::sigmoid, kernels::sigmoid_composite),
+        ("softplus", kernels::softplus, kernels::softplus_composite),
+        ("swish", kernels::swish, kernels::swish_composite),
+        ("log_cosh", kernels::log_cosh, kernels::log_cosh_composite),
+    ];
+    for (name, fused, composite) in cases {
+        c.bench_function(&format!("{name} fused 512x512 f32"), |bench| bench.iter(|| fused(&z).unwrap()));
+        c.bench_function(&format!("{name} composite 512x512 f32"), |bench| bench.iter(|| composite(&z).unwrap()));
+    }
 }
 
-criterion_group!(benches, potential, mlp, tanh);
+criterion_group!(benches, potential, mlp, activations);
 criterion_main!(benches);

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use cnf::{Cnf, Result, TraceEstimator};
 use mixed_precision_adjoint::{train, GradientMode, TrainConfig};
 use ode_solvers::{solve, Method, SolveConfig, Steps};
-use tensor_core::nets::{ConcatSquashNet, Mlp};
+use tensor_core::nets::{ConcatSquashNet, HyperNet, Mlp, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
 
@@ -55,8 +55,19 @@ fn hutchinson_estimates_the_exact_divergence() -> Result<()> {
 #[test]
 fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let vm = VarMap::new();
-    let mut rng = SeededRng::new(2);
-    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &DEV), 2, &[32, 32], 2, Activation::Tanh)?;
+    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(2), DType::F32, &DEV), 2, &[32, 32], 2, Activation::Tanh)?;
+    train_on_8gaussians(net, &vm, "concat-squash")
+}
+
+/// rampde's 2-D CNF: torchdiffeq's hypernetwork velocity (hidden 32, width 64).
+#[test]
+fn hypernetwork_cnf_trains_on_8gaussians_and_inverts() -> Result<()> {
+    let vm = VarMap::new();
+    let net = HyperNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(2), DType::F32, &DEV), 2, 32, 64)?;
+    train_on_8gaussians(net, &vm, "hypernetwork")
+}
+
+fn train_on_8gaussians<L: TimeLayer>(net: TimeNet<L>, vm: &VarMap, label: &str) -> Result<()> {
     let cnf = Cnf::new(net, TraceEstimator::Exact, 3)?;
     let to_tensor = |d: datasets::Matrix| Tensor::from_vec(d.data, (d.rows, d.cols), &DEV);
     let train_x = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(4096, 1))?;
@@ -65,13 +76,13 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
         iters: 200, batch: 512, lr: 1e-2, drop_every: 0, lr_drop: 1.0, steps: 6, val_steps: 12, val_every: 50,
         early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
     };
-    let history = train(&cnf, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
+    let history = train(&cnf, vm, &train_x, &val_x, &cfg, &mut |_| {})?;
     let nll = history.iter().filter_map(|r| r.validation.as_ref().map(|v| v[0])).fold(f64::INFINITY, f64::min);
-    println!("CNF 8gaussians best validation NLL {nll:.3}");
-    assert!(nll < 4.0, "NLL {nll}: should beat the best Gaussian fit (≈ 4.25 nats)");
+    println!("{label} CNF 8gaussians best validation NLL {nll:.3}");
+    assert!(nll < 4.0, "{label}: NLL {nll}, should beat the best Gaussian fit (≈ 4.25 nats)");
     let x = val_x.to_dtype(DType::F32)?.narrow(0, 0, 128)?;
     let back = cnf.sample(&cnf.encode(&x, 32)?, 32)?;
     let err = (back - &x)?.abs()?.max_all()?.to_scalar::<f32>()?;
-    assert!(err < 1e-3, "inverse error {err} (f32)");
+    assert!(err < 1e-3, "{label}: inverse error {err} (f32)");
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! derivatives (JVP, traces, ∇Φ, ΔΦ) are themselves differentiable by first-order backprop.
 
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, sigmoid};
 use crate::kernels::selu::{SELU_ALPHA, SELU_LAMBDA};
 use candle_core::Tensor;
 use std::str::FromStr;
@@ -31,10 +31,6 @@ fn selu_pieces(z: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((positive, exp_neg))
 }
 
-fn sigmoid(z: &Tensor) -> Result<Tensor> {
-    // 1 / (1 + e^{-z}); e^{-z} → ∞ gives 0, the right limit.
-    Ok((z.neg()?.exp()? + 1.0)?.recip()?)
-}
 
 impl Activation {
     /// Whether σ'' is continuous (every activation but SELU): what a Laplacian needs.
@@ -46,14 +42,9 @@ impl Activation {
     pub fn value(self, z: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Tanh => kernels::tanh(z)?,
-            // relu(z) + log(1 + e^{-|z|}): no overflow for large |z|
-            Self::Softplus => (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?,
-            Self::Swish => (z * sigmoid(z)?)?,
-            // |z| + log(1 + e^{-2|z|}) − log 2
-            Self::LogCosh => {
-                let a = z.abs()?;
-                ((&a + ((&a * -2.0)?.exp()? + 1.0)?.log()?)? - std::f64::consts::LN_2)?
-            }
+            Self::Softplus => kernels::softplus(z)?,
+            Self::Swish => kernels::swish(z)?,
+            Self::LogCosh => kernels::log_cosh(z)?,
             // λ(relu z + α(e^{min(z,0)} − 1)), one vectorised pass where the kernel applies
             Self::Selu => kernels::selu(z)?,
         })

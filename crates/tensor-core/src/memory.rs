@@ -48,14 +48,15 @@ pub fn device_memory_used_bytes(device: &candle_core::Device) -> Result<Option<u
 mod tests {
     use super::*;
 
+    /// Other tests of this binary allocate in parallel, so the checks only use what this test
+    /// holds: 64 MiB of touched pages are resident, and the peak is at least the current size.
     #[test]
     fn peak_tracks_a_large_allocation() -> Result<()> {
-        let before = peak_rss_bytes()?;
         let v = vec![1u8; 64 << 20];
         std::hint::black_box(&v);
-        let after = peak_rss_bytes()?;
-        assert!(after >= before + (60 << 20), "peak {before} -> {after}");
-        assert!(current_rss_bytes()? > 0);
+        let now = current_rss_bytes()?;
+        assert!(now >= 60 << 20, "resident {now} while holding 64 MiB");
+        assert!(peak_rss_bytes()? >= now, "peak below the current resident size");
         drop(v);
         Ok(())
     }

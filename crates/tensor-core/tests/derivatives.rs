@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use tensor_core::nets::{ConcatSquashNet, Mlp, Potential, PotentialConfig, TimeLayer, TimeNet};
+use tensor_core::nets::{ConcatSquashNet, HyperNet, Mlp, Potential, PotentialConfig, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Result, SeededRng};
 
@@ -40,19 +40,26 @@ fn unit(b: usize, d: usize, k: usize) -> Result<Tensor> {
     Ok(Tensor::from_vec(v, (b, d), &DEV)?)
 }
 
+/// JVP, exact trace and Hutchinson probes against finite differences, with one time per sample
+/// and with one time shared by the batch (which the layers see as a single row).
 fn check_time_net<L: TimeLayer>(net: &TimeNet<L>, rng: &mut SeededRng, label: &str) -> Result<()> {
+    let per_sample = rng.uniform(5, 0.0, 1.0, DType::F64, &DEV)?;
+    check_time_net_at(net, rng, &per_sample, &format!("{label}, per-sample t"))?;
+    check_time_net_at(net, rng, &Tensor::new(0.37f64, &DEV)?, &format!("{label}, shared t"))
+}
+
+fn check_time_net_at<L: TimeLayer>(net: &TimeNet<L>, rng: &mut SeededRng, t: &Tensor, label: &str) -> Result<()> {
     let (b, d) = (5, net.in_dim());
     let x = rng.normal((b, d), DType::F64, &DEV)?;
-    let t = rng.uniform(b, 0.0, 1.0, DType::F64, &DEV)?; // one time per sample
     let v = rng.normal((b, d), DType::F64, &DEV)?;
-    let f = |y: &Tensor| net.forward(y, &t);
+    let f = |y: &Tensor| net.forward(y, t);
 
-    let (f0, jv) = net.jvp(&x, &t, &v)?;
-    assert_close(&format!("{label}: forward inside jvp"), &f0, &net.forward(&x, &t)?)?;
+    let (f0, jv) = net.jvp(&x, t, &v)?;
+    assert_close(&format!("{label}: forward inside jvp"), &f0, &net.forward(&x, t)?)?;
     assert_close(&format!("{label}: jvp"), &jv, &fd(&f, &x, &v)?)?;
 
     // exact trace = Σ_k (∂f_k/∂x_k) by finite differences
-    let (_, tr) = net.exact_trace(&x, &t)?;
+    let (_, tr) = net.exact_trace(&x, t)?;
     let mut tr_fd = Tensor::zeros((b, 1), DType::F64, &DEV)?;
     for k in 0..d {
         tr_fd = (tr_fd + fd(&f, &x, &unit(b, d, k)?)?.narrow(1, k, 1)?)?;
@@ -60,13 +67,13 @@ fn check_time_net<L: TimeLayer>(net: &TimeNet<L>, rng: &mut SeededRng, label: &s
     assert_close(&format!("{label}: exact trace"), &tr, &tr_fd)?;
 
     // Hutchinson: εᵀJε exactly, and its mean over all 2^d Rademacher probes is the trace
-    let (_, est) = net.hutchinson_trace(&x, &t, &v)?;
+    let (_, est) = net.hutchinson_trace(&x, t, &v)?;
     assert_close(&format!("{label}: hutchinson probe"), &est, &(fd(&f, &x, &v)? * &v)?.sum_keepdim(1)?)?;
     let mut mean = Tensor::zeros((b, 1), DType::F64, &DEV)?;
     for signs in 0..(1u32 << d) {
         let e: Vec<f64> = (0..b * d).map(|i| if signs >> (i % d) & 1 == 1 { 1.0 } else { -1.0 }).collect();
         let e = Tensor::from_vec(e, (b, d), &DEV)?;
-        mean = (mean + net.hutchinson_trace(&x, &t, &e)?.1)?;
+        mean = (mean + net.hutchinson_trace(&x, t, &e)?.1)?;
     }
     assert_close(&format!("{label}: E[hutchinson] over all probes"), &(mean / f64::from(1u32 << d))?, &tr)?;
     Ok(())
@@ -84,6 +91,37 @@ fn mlp_derivatives_match_finite_differences() -> Result<()> {
             check_time_net(&net, &mut rng, &format!("Mlp {act:?} d={d} hidden={hidden:?}"))?;
         }
     }
+    Ok(())
+}
+
+#[test]
+fn hypernetwork_derivatives_match_finite_differences() -> Result<()> {
+    let mut rng = SeededRng::new(13);
+    for (d, hidden, width) in [(2, 8, 6), (3, 4, 5)] {
+        let vm = VarMap::new();
+        let mut init = SeededRng::new(9);
+        let net = HyperNet::new(&mut ParamBuilder::new(&vm, &mut init, DType::F64, &DEV), d, hidden, width)?;
+        check_time_net(&net, &mut rng, &format!("HyperNet d={d} hidden={hidden} width={width}"))?;
+        // every hypernetwork parameter is listed once
+        assert_eq!(net.params().len(), 6, "three linear layers, weight and bias each");
+    }
+    // the field is torchdiffeq's (1/w) Σᵢ Uᵢ tanh(Wᵢᵀz + bᵢ), Uᵢ = Ũᵢ ⊙ sigmoid(Gᵢ), read off the
+    // hypernetwork's output by hand
+    let vm = VarMap::new();
+    let (d, w) = (2, 3);
+    let net = HyperNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(4), DType::F64, &DEV), d, 5, w)?;
+    let z = rng.normal((4, d), DType::F64, &DEV)?;
+    let t = Tensor::new(0.6f64, &DEV)?;
+    let p: Vec<f64> = net.layers()[0].hyper_output(&t)?.flatten_all()?.to_vec1()?;
+    let zs: Vec<Vec<f64>> = z.to_vec2()?;
+    let sigmoid = |g: f64| 1.0 / (1.0 + (-g).exp());
+    let expected: Vec<f64> = zs.iter().flat_map(|zr| {
+        (0..d).map(|k| (0..w).map(|i| {
+            let pre = (0..d).map(|j| p[i * d + j] * zr[j]).sum::<f64>() + p[3 * w * d + i];
+            p[w * d + i * d + k] * sigmoid(p[2 * w * d + i * d + k]) * pre.tanh()
+        }).sum::<f64>() / w as f64).collect::<Vec<_>>()
+    }).collect();
+    assert_close("HyperNet vs torchdiffeq's formula", &net.forward(&z, &t)?, &Tensor::from_vec(expected, (4, d), &DEV)?)?;
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! The fused kernels equal their composite candle references: values and gradients to 1e-5
 //! relative in f32 and 1e-12 in f64, on odd shapes, alone and inside the networks (OT-Flow's
-//! potential with its ∇Φ and Laplacian; tanh and SELU MLPs with their exact traces).
+//! potential with its ∇Φ and Laplacian; tanh and SELU MLPs and a concat-squash net with their
+//! exact traces) — the elementwise kernels being tanh, SELU, sigmoid, softplus, swish, log cosh.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -37,7 +38,14 @@ fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
     set_fused(true);
     let mut rng = SeededRng::new(1);
     let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
-    let cases: [(&str, Elementwise, Elementwise); 2] = [("tanh", kernels::tanh, tanh_composite), ("selu", kernels::selu, kernels::selu_composite)];
+    let cases: [(&str, Elementwise, Elementwise); 6] = [
+        ("tanh", kernels::tanh, tanh_composite),
+        ("selu", kernels::selu, kernels::selu_composite),
+        ("sigmoid", kernels::sigmoid, kernels::sigmoid_composite),
+        ("softplus", kernels::softplus, kernels::softplus_composite),
+        ("swish", kernels::swish, kernels::swish_composite),
+        ("log cosh", kernels::log_cosh, kernels::log_cosh_composite),
+    ];
     for (name, fused_op, composite_op) in cases {
         for dtype in [DType::F32, DType::F64] {
             for shape in [(1, 1), (7, 13), (33, 65), (512, 3)] {

@@ -8,7 +8,8 @@
 //! validation) — meant for a GPU. OT-Flow's original BSDS300 preset (width 512, batch 300,
 //! 14/30 steps) is recorded in the config for reference.
 
-use super::{get_str, gradient_mode, measure_peak, Suite};
+use super::{get_str, gradient_mode, measure_peak, read_plot_data, write_plot_data, Suite};
+use crate::plot::{line_panels, LinePanel, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -52,6 +53,11 @@ fn preset(quick: bool) -> Preset {
     } else {
         Preset { width: 1024, batch: 512, steps: 16, val_steps: 30, iters: 2000, lr: 1e-3, n_train: 1_000_000, n_val: 50_000 }
     }
+}
+
+/// A row's name in plots and plot-data files: mode-precision-scaling.
+fn row_name(cfg: &Row) -> Result<String, String> {
+    Ok(format!("{}-{}-{}", get_str(cfg, "mode")?, get_str(cfg, "precision")?, get_str(cfg, "scaling")?))
 }
 
 /// The real BSDS300 if present, else the stand-in with the requested sizes.
@@ -108,6 +114,13 @@ impl Suite for Bsds300Suite {
         let mut row = Row::new();
         match result {
             Ok(history) => {
+                // training curves for the plot: loss against iteration and against wall time
+                let mut clock = 0.0;
+                let curve: Vec<(f64, f64, f64)> = history.iter().enumerate().map(|(i, r)| {
+                    clock += r.seconds;
+                    (i as f64 + 1.0, clock, r.loss)
+                }).collect();
+                write_plot_data(self.name(), &row_name(cfg)?, &json!({"loss": curve}))?;
                 let v = history.iter().rev().find_map(|r| r.validation.clone()).unwrap_or_default();
                 row.insert("val_nll_nats".into(), v.get(2).copied().unwrap_or(f64::NAN).into());
                 row.insert("val_hjb".into(), v.get(3).copied().unwrap_or(f64::NAN).into());
@@ -122,8 +135,22 @@ impl Suite for Bsds300Suite {
         Ok(row)
     }
 
-    fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
+    fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
         let rows = report.rows.clone();
+        let (mut by_iter, mut by_time) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let Some(d) = read_plot_data(out, self.name(), &row_name(r)?) else { continue };
+            let curve: Vec<(f64, f64, f64)> = d["loss"].as_array().map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?, p.get(2)?.as_f64()?))).filter(|p| p.2.is_finite()).collect()).unwrap_or_default();
+            let label = row_name(r)?;
+            by_iter.push(Series { label: label.clone(), points: curve.iter().map(|p| (p.0, p.2)).collect() });
+            by_time.push(Series { label, points: curve.iter().map(|p| (p.1, p.2)).collect() });
+        }
+        if !by_iter.is_empty() {
+            let panel = |x: &str, series| LinePanel { title: format!("training loss J = a0 L + a1 C + a2 R against {x}"), x_label: x.into(), y_label: "J (training batch)".into(), series, legend: true };
+            let data = if bsds300::find().is_ok() { "BSDS300" } else { "BSDS300 stand-in" };
+            line_panels(&out.join("bsds300_training.png"), &format!("OT-Flow, d = 63, {data}: training curves"), 2, &[panel("iteration", by_iter), panel("wall time (s)", by_time)])?;
+            report.plots.push("bsds300_training.png".into());
+        }
         let mem = |mode: &str, p: &str, s: &str| rows.iter().find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("precision").and_then(Value::as_str) == Some(p) && r.get("scaling").and_then(Value::as_str) == Some(s)).and_then(|r| r.get("peak_above_start_mb")).and_then(Value::as_f64);
         if let (Some(full), Some(mp)) = (mem("full-graph", "f32", "none"), mem("mp-adjoint", "f16", "dynamic")) {
             report.notes.push(format!("peak memory full-graph f32 / mp-adjoint f16 dynamic = {:.1}× ({full:.0} MB vs {mp:.0} MB)", full / mp.max(1e-3)));

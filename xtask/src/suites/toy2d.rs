@@ -22,7 +22,7 @@ use ot_flow::{OtFlow, OtFlowConfig};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
 use std::path::Path;
-use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet};
+use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet, HyperLayer, HyperNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, SeededRng};
 
@@ -85,6 +85,8 @@ fn points(t: &Tensor) -> Result<Vec<(f64, f64)>, String> {
 enum Trained {
     OtFlow(OtFlow),
     Cnf(Box<Cnf<ConcatSquashLinear>>),
+    /// rampde's 2-D CNF: torchdiffeq's hypernetwork velocity.
+    CnfHyper(Box<Cnf<HyperLayer>>),
 }
 
 impl Trained {
@@ -92,12 +94,14 @@ impl Trained {
         Ok(match self {
             Trained::OtFlow(m) => Box::new(m.velocity(DType::F32).map_err(|e| e.to_string())?),
             Trained::Cnf(m) => Box::new(|t: f64, x: &Tensor| Ok(m.net.forward(x, &Tensor::new(t, x.device())?)?)),
+            Trained::CnfHyper(m) => Box::new(|t: f64, x: &Tensor| Ok(m.net.forward(x, &Tensor::new(t, x.device())?)?)),
         })
     }
     fn log_prob(&self, x: &Tensor, steps: usize) -> Result<Tensor, String> {
         match self {
             Trained::OtFlow(m) => ot_flow::sample::log_prob(m, x, steps),
             Trained::Cnf(m) => m.log_prob(x, steps),
+            Trained::CnfHyper(m) => m.log_prob(x, steps),
         }
         .map_err(|e| e.to_string())
     }
@@ -140,7 +144,7 @@ impl Suite for Toy2dSuite {
                "ot-flow": {"width": 32, "layers": 2, "published_settings (detailedSetup.md)": published, "lr_drop": "÷2, drop frequency scaled to the run length", "gradient": "checkpointed"},
                "cnf": {"net": "concat-squash [2, 64, 64, 2] tanh", "trace": "exact", "lr": 0.01, "steps": "as OT-Flow's for the data set", "gradient": "checkpointed"},
                "sampling": "adaptive dopri5, rtol = atol = 1e-5", "mmd": "unbiased, Gaussian kernel exp(-|x-y|^2)",
-               "precision_study": "cnf on 8gaussians; f16/bf16 evaluation, f32 accumulation"})
+               "precision_study": "rampde's 2-D CNF on 8gaussians: torchdiffeq's hypernetwork velocity (examples/cnf.py: hidden 32, width 64, tanh), exact trace, lr 0.01; f16/bf16 evaluation, f32 accumulation"})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
         let mut rows = Vec::new();
@@ -154,7 +158,7 @@ impl Suite for Toy2dSuite {
         // 16-bit arithmetic is slow on CPUs: the quick precision study trains a third as long
         let precision_iters = if quick { s.iters / 3 } else { s.iters };
         for (mode, precision) in PRECISION_ROWS {
-            rows.push(json!({"study": "precision", "dataset": "8gaussians", "model": "cnf", "mode": mode, "precision": precision, "iters": precision_iters, "batch": s.batch, "steps": s.steps, "val_steps": s.val_steps}));
+            rows.push(json!({"study": "precision", "dataset": "8gaussians", "model": "cnf-hyper", "mode": mode, "precision": precision, "iters": precision_iters, "batch": s.batch, "steps": s.steps, "val_steps": s.val_steps}));
         }
         rows.into_iter().filter_map(|r| r.as_object().cloned()).collect()
     }
@@ -181,6 +185,11 @@ impl Suite for Toy2dSuite {
                 let net = ConcatSquashNet::new(&mut pb, 2, &[64, 64], 2, Activation::Tanh).map_err(|e| e.to_string())?;
                 let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
                 train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::Cnf(Box::new(m)), h))
+            }
+            "cnf-hyper" => {
+                let net = HyperNet::new(&mut pb, 2, 32, 64).map_err(|e| e.to_string())?;
+                let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
+                train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::CnfHyper(Box::new(m)), h))
             }
             other => return Err(format!("unknown model '{other}'")),
         };

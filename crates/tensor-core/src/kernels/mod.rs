@@ -8,16 +8,19 @@
 //!
 //! - [`tanh()`]: a vectorised tanh (accuracy notes in [`mod@tanh`]);
 //! - [`selu()`]: a vectorised SELU ([`mod@selu`]);
+//! - [`sigmoid()`], [`softplus()`], [`swish()`], [`log_cosh()`]: vectorised, within 1 ulp in f32
+//!   ([`mod@smooth`]);
 //! - [`bias_add`] and [`column_sum`]: a dense layer's bias and its gradient, without candle's
 //!   strided dim-0 reduction (`bias`);
 //! - [`scale_tangents`]: K tangents times a per-sample factor, ȧ = s ⊙ ż, whose ∂s needs no
 //!   strided middle-axis reduction (`tangents`);
-//! - `elementwise`: the shared eˣ − 1 and the runtime-dispatched slice-kernel macro.
+//! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
 
 mod bias;
 mod elementwise;
 mod tangents;
 pub mod selu;
+pub mod smooth;
 pub mod tanh;
 
 use crate::error::Result;
@@ -50,6 +53,25 @@ pub fn set_fused(on: bool) {
 enum Elementwise {
     Tanh,
     Selu,
+    Sigmoid,
+    Softplus,
+    Swish,
+    LogCosh,
+}
+
+type SliceKernels = (fn(&[f32], &mut [f32]), fn(&[f64], &mut [f64]));
+
+impl Elementwise {
+    fn kernels(self) -> SliceKernels {
+        match self {
+            Self::Tanh => (tanh::tanh_f32, tanh::tanh_f64),
+            Self::Selu => (selu::selu_f32, selu::selu_f64),
+            Self::Sigmoid => (smooth::sigmoid_f32, smooth::sigmoid_f64),
+            Self::Softplus => (smooth::softplus_f32, smooth::softplus_f64),
+            Self::Swish => (smooth::swish_f32, smooth::swish_f64),
+            Self::LogCosh => (smooth::log_cosh_f32, smooth::log_cosh_f64),
+        }
+    }
 }
 
 impl CustomOp1 for Elementwise {
@@ -57,26 +79,25 @@ impl CustomOp1 for Elementwise {
         match self {
             Self::Tanh => "continuum-tanh",
             Self::Selu => "continuum-selu",
+            Self::Sigmoid => "continuum-sigmoid",
+            Self::Softplus => "continuum-softplus",
+            Self::Swish => "continuum-swish",
+            Self::LogCosh => "continuum-log-cosh",
         }
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{}: needs a contiguous input", self.name())))?;
+        let (k32, k64) = self.kernels();
         let out = match storage {
             CpuStorage::F32(x) => {
                 let mut out = vec![0f32; end - start];
-                match self {
-                    Self::Tanh => tanh::tanh_f32(&x[start..end], &mut out),
-                    Self::Selu => selu::selu_f32(&x[start..end], &mut out),
-                }
+                k32(&x[start..end], &mut out);
                 CpuStorage::F32(out)
             }
             CpuStorage::F64(x) => {
                 let mut out = vec![0f64; end - start];
-                match self {
-                    Self::Tanh => tanh::tanh_f64(&x[start..end], &mut out),
-                    Self::Selu => selu::selu_f64(&x[start..end], &mut out),
-                }
+                k64(&x[start..end], &mut out);
                 CpuStorage::F64(out)
             }
             _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only", self.name()))),
@@ -84,11 +105,17 @@ impl CustomOp1 for Elementwise {
         Ok((out, layout.shape().clone()))
     }
 
-    /// d tanh = (1 − tanh²) · grad; d selu = σ'(z) · grad (σ' from `Activation`).
+    /// σ'(z) · grad: tanh' = 1 − tanh², sigmoid' = s(1 − s) (both from the output), softplus' =
+    /// sigmoid, log cosh' = tanh, SELU' and swish' from `Activation`.
     fn bwd(&self, arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let msg = |e: crate::Error| candle_core::Error::Msg(e.to_string());
         let local = match self {
             Self::Tanh => (1.0 - res.sqr()?)?,
-            Self::Selu => crate::Activation::Selu.derivative(arg).map_err(|e| candle_core::Error::Msg(e.to_string()))?,
+            Self::Sigmoid => (res * (1.0 - res)?)?,
+            Self::Softplus => sigmoid(arg).map_err(msg)?,
+            Self::LogCosh => tanh(arg).map_err(msg)?,
+            Self::Selu => crate::Activation::Selu.derivative(arg).map_err(msg)?,
+            Self::Swish => crate::Activation::Swish.derivative(arg).map_err(msg)?,
         };
         Ok(Some(grad_res.mul(&local)?))
     }
@@ -100,17 +127,64 @@ fn kernel_applies(z: &Tensor) -> bool {
 
 /// tanh z elementwise: the vectorised kernel where it applies, else candle's `tanh`.
 pub fn tanh(z: &Tensor) -> Result<Tensor> {
-    Ok(if kernel_applies(z) { z.apply_op1(Elementwise::Tanh)? } else { z.tanh()? })
+    elementwise(z, Elementwise::Tanh, |z| Ok(z.tanh()?))
 }
 
 /// SELU elementwise: the vectorised kernel where it applies, else [`selu_composite`].
 pub fn selu(z: &Tensor) -> Result<Tensor> {
-    if kernel_applies(z) { Ok(z.apply_op1(Elementwise::Selu)?) } else { selu_composite(z) }
+    elementwise(z, Elementwise::Selu, selu_composite)
 }
 
 /// SELU in candle ops, λ(relu z + α(e^{min(z,0)} − 1)): the reference of [`selu`].
 pub fn selu_composite(z: &Tensor) -> Result<Tensor> {
     Ok(((z.relu()? + ((z.minimum(0.0)?.exp()? - 1.0)? * selu::SELU_ALPHA)?)? * selu::SELU_LAMBDA)?)
+}
+
+/// The kernel `op` where it applies, else `composite(z)`.
+fn elementwise(z: &Tensor, op: Elementwise, composite: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    if kernel_applies(z) { Ok(z.apply_op1(op)?) } else { composite(z) }
+}
+
+/// sigmoid z elementwise: the vectorised kernel where it applies, else [`sigmoid_composite`].
+pub fn sigmoid(z: &Tensor) -> Result<Tensor> {
+    elementwise(z, Elementwise::Sigmoid, sigmoid_composite)
+}
+
+/// softplus z = ln(1 + eᶻ) elementwise: the kernel where it applies, else [`softplus_composite`].
+pub fn softplus(z: &Tensor) -> Result<Tensor> {
+    elementwise(z, Elementwise::Softplus, softplus_composite)
+}
+
+/// swish z = z · sigmoid z elementwise: the kernel where it applies, else [`swish_composite`].
+pub fn swish(z: &Tensor) -> Result<Tensor> {
+    elementwise(z, Elementwise::Swish, swish_composite)
+}
+
+/// log cosh z elementwise: the kernel where it applies, else [`log_cosh_composite`].
+pub fn log_cosh(z: &Tensor) -> Result<Tensor> {
+    elementwise(z, Elementwise::LogCosh, log_cosh_composite)
+}
+
+/// 1/(1 + e^{−z}) in candle ops (e^{−z} → ∞ gives 0, the right limit): the reference of [`sigmoid`].
+pub fn sigmoid_composite(z: &Tensor) -> Result<Tensor> {
+    Ok((z.neg()?.exp()? + 1.0)?.recip()?)
+}
+
+/// relu(z) + ln(1 + e^{−|z|}) in candle ops (no overflow for large |z|): the reference of [`softplus`].
+pub fn softplus_composite(z: &Tensor) -> Result<Tensor> {
+    Ok((z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?)
+}
+
+/// z · sigmoid z in candle ops: the reference of [`swish`].
+pub fn swish_composite(z: &Tensor) -> Result<Tensor> {
+    Ok((z * sigmoid_composite(z)?)?)
+}
+
+/// |z| + ln(1 + e^{−2|z|}) − ln 2 in candle ops: the reference of [`log_cosh`] (which also keeps
+/// its relative accuracy near 0, where this form cancels).
+pub fn log_cosh_composite(z: &Tensor) -> Result<Tensor> {
+    let a = z.abs()?;
+    Ok(((&a + ((&a * -2.0)?.exp()? + 1.0)?.log()?)? - std::f64::consts::LN_2)?)
 }
 
 /// z + 1bᵀ for z of shape (B, m) and b of shape (1, m) (a dense layer's bias): one pass, and a

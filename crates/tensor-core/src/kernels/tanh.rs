@@ -27,21 +27,13 @@ slice_kernel!(tanh_f64, f64, tanh_core, "out[i] = tanh(x[i]) for f64 slices of e
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Distance in units in the last place between two finite f32 of the same sign.
-    fn ulps_f32(a: f32, b: f32) -> u32 {
-        let key = |v: f32| {
-            let b = v.to_bits() as i32;
-            if b < 0 { i32::MIN - b } else { b }
-        };
-        key(a).abs_diff(key(b))
-    }
+    use crate::kernels::elementwise::tests::{f32_sweep, ulps_f32};
 
     /// Against libm's f64 tanh rounded to f32 (correctly rounded except in rare ties) on every
     /// 97th f32 bit pattern (44 million values over the whole range, subnormals included).
     #[test]
     fn f32_within_one_ulp_of_libm_everywhere() {
-        let xs: Vec<f32> = (0..=u32::MAX).step_by(97).map(f32::from_bits).filter(|v| !v.is_nan()).collect();
+        let xs = f32_sweep();
         let mut out = vec![0f32; xs.len()];
         tanh_f32(&xs, &mut out);
         let mut worst = (0u32, 0f32);

@@ -2,15 +2,18 @@
 //! of their outputs (values, JVPs, traces, ∇Φ, ΔΦ) trains them, no gradient of a gradient needed.
 //!
 //! - [`TimeNet`]: a stack of time-conditioned layers with forward-mode tangents, hence `jvp`,
-//!   `exact_trace` and `hutchinson_trace` for every layer type ([`Mlp`], [`ConcatSquashNet`]).
+//!   `exact_trace` and `hutchinson_trace` for every layer type ([`Mlp`], [`ConcatSquashNet`],
+//!   [`HyperNet`]).
 //! - [`Potential`]: OT-Flow's Φ(x, t) with ∇Φ and the exact Laplacian by the OT-Flow recursion.
 
 mod concat_squash;
+mod hyper;
 mod mlp;
 mod potential;
 mod time_net;
 
 pub use concat_squash::{ConcatSquashLinear, ConcatSquashNet};
+pub use hyper::{HyperLayer, HyperNet, HyperRole};
 pub use mlp::{ConcatLinear, Mlp};
 pub use potential::{Potential, PotentialConfig, PotentialDerivatives};
 pub use time_net::{time_column, TimeLayer, TimeNet};

@@ -124,7 +124,7 @@ impl<L: TimeLayer> TimeNet<L> {
         self.map(&mut |p| Ok(p.detach()))
     }
 
-    fn map(&self, f: &mut dyn FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
+    pub(crate) fn map(&self, f: &mut dyn FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
         let layers = self.layers.iter().map(|l| l.map_params(f)).collect::<Result<_>>()?;
         Ok(Self { layers, activation: self.activation })
     }
