@@ -33,8 +33,15 @@ impl ConcatSquashLinear {
     }
 
     fn gate(&self, t: &Tensor) -> Result<Tensor> {
-        let g = kernels::bias_add(&t.matmul(&self.gate_w)?, &self.gate_b)?;
-        Ok((g.neg()?.exp()? + 1.0)?.recip()?)
+        kernels::sigmoid(&kernels::bias_add(&t.matmul(&self.gate_w)?, &self.gate_b)?)
+    }
+
+    /// (a Wᵀ + b) ⊙ gate + t h_wᵀ; the gate and the hyper-bias have one row for a shared time,
+    /// B rows otherwise.
+    fn gated(&self, a: &Tensor, t: &Tensor, gate: &Tensor) -> Result<Tensor> {
+        let lin = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
+        let gated = kernels::scale_tangents(&lin.unsqueeze(1)?, gate)?.squeeze(1)?;
+        kernels::bias_add(&gated, &t.matmul(&self.hyper_bias_w)?)
     }
 }
 
@@ -46,13 +53,15 @@ impl TimeLayer for ConcatSquashLinear {
         self.w.dims()[0]
     }
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let lin = kernels::bias_add(&a.matmul(&self.w.t()?)?, &self.b)?;
-        // the gate and the hyper-bias have one row for a shared time, B rows otherwise
-        let gated = kernels::scale_tangents(&lin.unsqueeze(1)?, &self.gate(t)?)?.squeeze(1)?;
-        kernels::bias_add(&gated, &t.matmul(&self.hyper_bias_w)?)
+        self.gated(a, t, &self.gate(t)?)
     }
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor> {
         kernels::scale_tangents(&tangent_matmul(a_dot, &self.w)?, &self.gate(t)?)
+    }
+    /// The gate computed once for both.
+    fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
+        let gate = self.gate(t)?;
+        Ok((self.gated(a, t, &gate)?, kernels::scale_tangents(&tangent_matmul(a_dot, &self.w)?, &gate)?))
     }
     fn params(&self) -> Vec<Tensor> {
         vec![self.w.clone(), self.b.clone(), self.gate_w.clone(), self.gate_b.clone(), self.hyper_bias_w.clone()]

@@ -83,6 +83,15 @@ fn apply(a: &Tensor, m: &Tensor) -> Result<Tensor> {
     })
 }
 
+/// a Aᵀ + b, b with one row for a shared time and B rows otherwise.
+fn affine(a: &Tensor, m: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
+    let z = apply(a, m)?;
+    Ok(match b {
+        Some(b) => kernels::bias_add(&z, b)?,
+        None => z,
+    })
+}
+
 impl TimeLayer for HyperLayer {
     fn in_dim(&self) -> usize {
         match self.role {
@@ -98,15 +107,15 @@ impl TimeLayer for HyperLayer {
     }
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor> {
         let (m, b) = self.weights(t)?;
-        let z = apply(a, &m)?;
-        Ok(match b {
-            // one row of biases for a shared time, B rows otherwise
-            Some(b) => kernels::bias_add(&z, &b)?,
-            None => z,
-        })
+        affine(a, &m, b.as_ref())
     }
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor> {
         apply(a_dot, &self.weights(t)?.0)
+    }
+    /// The hypernetwork evaluated once for both.
+    fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (m, b) = self.weights(t)?;
+        Ok((affine(a, &m, b.as_ref())?, apply(a_dot, &m)?))
     }
     fn params(&self) -> Vec<Tensor> {
         match self.role {

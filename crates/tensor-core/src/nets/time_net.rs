@@ -18,6 +18,10 @@ pub trait TimeLayer: Clone {
     fn forward(&self, a: &Tensor, t: &Tensor) -> Result<Tensor>;
     /// ż = (∂L/∂a) ȧ for K tangents ȧ of shape (B, K, in), same t; returns (B, K, out).
     fn tangent(&self, a_dot: &Tensor, t: &Tensor) -> Result<Tensor>;
+    /// (z, ż) together: layers whose time terms are shared by both override it to compute them once.
+    fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
+        Ok((self.forward(a, t)?, self.tangent(a_dot, t)?))
+    }
     /// The layer's parameter tensors, in a fixed order.
     fn params(&self) -> Vec<Tensor>;
     /// The same layer with every parameter replaced by `f(param)` (same order as `params`).
@@ -157,8 +161,7 @@ impl<L: TimeLayer> TimeNet<L> {
         let (mut a, mut a_dot) = (x.clone(), v.clone());
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
-            let z = layer.forward(&a, &t)?;
-            let z_dot = layer.tangent(&a_dot, &t)?;
+            let (z, z_dot) = layer.forward_and_tangent(&a, &a_dot, &t)?;
             if i == last {
                 return Ok((z, z_dot));
             }
