@@ -258,5 +258,14 @@ fn low_precision_copies_agree_with_f32() -> Result<()> {
     let lap = half.derivatives(&x.to_dtype(DType::BF16)?, &t)?.laplacian.to_dtype(DType::F32)?;
     let e = ((lap - &ref_lap)?.abs()?.max_all()? / ref_lap.abs()?.max_all()?)?.to_scalar::<f32>()?;
     assert!(e < 0.1, "bf16 Laplacian off by {e}");
+    // a concat-squash velocity's exact trace in f16 / bf16 (the tangent pass's composite fallbacks)
+    let vm = VarMap::new();
+    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(5), DType::F32, &DEV), 4, &[16, 16], 4, Activation::Tanh)?;
+    let (_, ref_tr) = net.exact_trace(&x, &t)?;
+    for dtype in [DType::F16, DType::BF16] {
+        let (_, tr) = net.to_dtype(dtype)?.detach()?.exact_trace(&x.to_dtype(dtype)?, &t)?;
+        let e = ((tr.to_dtype(DType::F32)? - &ref_tr)?.abs()?.max_all()? / ref_tr.abs()?.max_all()?)?.to_scalar::<f32>()?;
+        assert!(e < 0.05, "{dtype:?} exact trace off by {e}");
+    }
     Ok(())
 }

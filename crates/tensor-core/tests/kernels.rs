@@ -143,13 +143,15 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (v, tr) = mlp.exact_trace(&x, &t)?;
             Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
         };
-        // a SELU MLP (torchcfm's network): velocity and exact trace
-        let vm3 = VarMap::new();
-        let selu_mlp = Mlp::new(&mut ParamBuilder::new(&vm3, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, Activation::Selu)?;
-        let selu_velocity = || -> Result<Tensor> {
-            let (v, tr) = selu_mlp.exact_trace(&x, &t)?;
+        // MLPs with every other activation (SELU is torchcfm's): velocity and exact trace
+        let others = [Activation::Selu, Activation::Softplus, Activation::Swish, Activation::LogCosh];
+        let other_vms: Vec<VarMap> = others.iter().map(|_| VarMap::new()).collect();
+        let other_mlps = others.iter().zip(&other_vms).map(|(&act, vm)| Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, act)).collect::<Result<Vec<_>>>()?;
+        let (xr, tr_) = (&x, &t);
+        let other_velocities: Vec<Box<dyn Fn() -> Result<Tensor> + '_>> = other_mlps.iter().map(|net| Box::new(move || -> Result<Tensor> {
+            let (v, tr) = net.exact_trace(xr, tr_)?;
             Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
-        };
+        }) as Box<dyn Fn() -> Result<Tensor> + '_>).collect();
         // FFJORD's concat-squash net, with a time shared by the batch and with one time per sample
         let vm4 = VarMap::new();
         let squash = ConcatSquashNet::new(&mut ParamBuilder::new(&vm4, &mut SeededRng::new(6), dtype, &DEV), 5, &[13, 7], 5, Activation::Tanh)?;
@@ -159,7 +161,11 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (w, tr_w) = squash.exact_trace(&x, &per_sample_t)?;
             Ok((((v.sqr()?.sum_all()? + tr.sum_all()?)? + w.sqr()?.sum_all()?)? + tr_w.sum_all()?)?)
         };
-        for (name, vm, f) in [("potential", &vm, &potential as &dyn Fn() -> Result<Tensor>), ("tanh mlp", &vm2, &velocity), ("selu mlp", &vm3, &selu_velocity), ("concat-squash", &vm4, &squash_velocity)] {
+        let mut cases: Vec<(String, &VarMap, &dyn Fn() -> Result<Tensor>)> = vec![("potential".into(), &vm, &potential), ("tanh mlp".into(), &vm2, &velocity), ("concat-squash".into(), &vm4, &squash_velocity)];
+        for ((act, vm), f) in others.iter().zip(&other_vms).zip(&other_velocities) {
+            cases.push((format!("{act:?} mlp"), vm, f.as_ref()));
+        }
+        for (name, vm, f) in cases {
             for (fo, co, fg, cg) in both_ways(vm, f)? {
                 let (ev, eg) = (rel_err(&fo, &co)?, rel_err(&fg, &cg)?);
                 assert!(ev <= tol(dtype) && eg <= tol(dtype), "{name} {dtype:?}: value {ev:e}, gradient {eg:e}");

@@ -121,6 +121,12 @@ impl CustomOp1 for Elementwise {
     }
 }
 
+/// The elements a contiguous layout covers, or an error naming the op.
+fn contiguous_slice<'a, T>(x: &'a [T], layout: &Layout, name: &str) -> candle_core::Result<&'a [T]> {
+    let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: needs contiguous inputs")))?;
+    Ok(&x[start..end])
+}
+
 fn kernel_applies(z: &Tensor) -> bool {
     fused() && z.device().is_cpu() && z.is_contiguous() && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
 }
