@@ -121,6 +121,9 @@ fn both_ways(vm: &VarMap, f: &dyn Fn() -> Result<Tensor>) -> Result<Vec<(Tensor,
     Ok(fg.into_iter().zip(cg).map(|(a, b)| (fo.clone(), co.clone(), a, b)).collect())
 }
 
+/// A scalar built from a network's outputs.
+type Scalar<'a> = dyn Fn() -> Result<Tensor> + 'a;
+
 #[test]
 fn networks_with_fused_kernels_equal_composite() -> Result<()> {
     let _switch = hold_switch();
@@ -148,10 +151,10 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
         let other_vms: Vec<VarMap> = others.iter().map(|_| VarMap::new()).collect();
         let other_mlps = others.iter().zip(&other_vms).map(|(&act, vm)| Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, act)).collect::<Result<Vec<_>>>()?;
         let (xr, tr_) = (&x, &t);
-        let other_velocities: Vec<Box<dyn Fn() -> Result<Tensor> + '_>> = other_mlps.iter().map(|net| Box::new(move || -> Result<Tensor> {
+        let other_velocities: Vec<Box<Scalar>> = other_mlps.iter().map(|net| Box::new(move || -> Result<Tensor> {
             let (v, tr) = net.exact_trace(xr, tr_)?;
             Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
-        }) as Box<dyn Fn() -> Result<Tensor> + '_>).collect();
+        }) as Box<Scalar>).collect();
         // FFJORD's concat-squash net, with a time shared by the batch and with one time per sample
         let vm4 = VarMap::new();
         let squash = ConcatSquashNet::new(&mut ParamBuilder::new(&vm4, &mut SeededRng::new(6), dtype, &DEV), 5, &[13, 7], 5, Activation::Tanh)?;
@@ -161,7 +164,7 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (w, tr_w) = squash.exact_trace(&x, &per_sample_t)?;
             Ok((((v.sqr()?.sum_all()? + tr.sum_all()?)? + w.sqr()?.sum_all()?)? + tr_w.sum_all()?)?)
         };
-        let mut cases: Vec<(String, &VarMap, &dyn Fn() -> Result<Tensor>)> = vec![("potential".into(), &vm, &potential), ("tanh mlp".into(), &vm2, &velocity), ("concat-squash".into(), &vm4, &squash_velocity)];
+        let mut cases: Vec<(String, &VarMap, &Scalar)> = vec![("potential".into(), &vm, &potential), ("tanh mlp".into(), &vm2, &velocity), ("concat-squash".into(), &vm4, &squash_velocity)];
         for ((act, vm), f) in others.iter().zip(&other_vms).zip(&other_velocities) {
             cases.push((format!("{act:?} mlp"), vm, f.as_ref()));
         }
