@@ -14,9 +14,22 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Freed tensors of 32 MiB and more are kept for the next step instead of going back to the OS
-/// (see `tensor_core::alloc`); at most 1 GiB is held.
+/// (see `tensor_core::alloc`); at most 1 GiB is held, or `CONTINUUM_BLOCK_CACHE_MIB` (0 turns the
+/// cache off, to measure what it buys).
 #[global_allocator]
 static ALLOC: tensor_core::alloc::LargeBlockCache = tensor_core::alloc::LargeBlockCache::new(1 << 30);
+
+/// Applies `CONTINUUM_BLOCK_CACHE_MIB` to the block cache.
+fn configure_block_cache() -> Result<(), String> {
+    match std::env::var("CONTINUUM_BLOCK_CACHE_MIB") {
+        Ok(v) => {
+            let mib: usize = v.trim().parse().map_err(|_| format!("CONTINUUM_BLOCK_CACHE_MIB must be a whole number of MiB, got '{v}'"))?;
+            ALLOC.set_capacity(mib << 20);
+            Ok(())
+        }
+        Err(_) => Ok(()),
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "xtask", about = "continuum's benchmark and reproduction suites")]
@@ -67,7 +80,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = configure_block_cache().and_then(|()| match cli.command {
         Command::Bench { suites, quick, device, out, seed, list } => {
             if list {
                 for s in suites::all() {
@@ -82,7 +95,7 @@ fn main() {
         Command::BenchRow { suite, config, device, seed } => runner::run_row(&suite, &config, &device, seed),
         Command::Train(args) => train_cli::run_train(&args),
         Command::Sample(args) => train_cli::run_sample(&args),
-    };
+    });
     if let Err(e) = result {
         eprintln!("error: {e}");
         std::process::exit(1);
