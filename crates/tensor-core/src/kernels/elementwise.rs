@@ -1,54 +1,57 @@
-//! What the elementwise kernels share: an f64 eˣ − 1 made of arithmetic only (so loops over it
-//! vectorise), and the macro that compiles a scalar body into a slice kernel three times —
-//! AVX-512, AVX2+FMA, baseline — dispatched at run time, so one portable binary uses the widest
-//! vectors the CPU has.
+//! What the elementwise kernels share: f64 eˣ, eˣ − 1 (one range reduction and polynomial) and
+//! ln(1 + u) made of arithmetic only (so loops over them vectorise), and the macro that compiles
+//! a scalar body into a slice kernel three times — AVX-512, AVX2+FMA, baseline — dispatched at
+//! run time, so one portable binary uses the widest vectors the CPU has, with long slices split
+//! over rayon's pool.
 
-/// eʸ − 1 for y ∈ [−40, 40] (callers clamp), to a few 1e-16 relative: Cody–Waite reduction
-/// y = k ln 2 + r, |r| ≤ ½ ln 2; eʳ − 1 from its Taylor polynomial to r¹³ (no constant term, so
-/// small arguments keep full relative accuracy); eʸ − 1 = 2ᵏ(eʳ − 1) + (2ᵏ − 1) with 2ᵏ built from
-/// its exponent bits (2ᵏ − 1 is exact for |k| ≤ 58). NaN in, NaN out.
+const LOG2E: f64 = std::f64::consts::LOG2_E;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+/// 1.5·2⁵²: adding it rounds to an integer held in the low mantissa bits.
+const SHIFTER: f64 = 6_755_399_441_055_744.0;
+
+/// Cody–Waite reduction y = k ln 2 + r, |r| ≤ ½ ln 2: (k, r).
 #[inline(always)]
-pub(crate) fn expm1_core(y: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    // 1.5·2⁵²: adding it rounds to an integer held in the low mantissa bits
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
+fn reduce(y: f64) -> (i64, f64) {
     let kf = y.mul_add(LOG2E, SHIFTER);
-    let k_bits = kf.to_bits();
     let k = kf - SHIFTER;
-    let r = k.mul_add(-LN2_LO, k.mul_add(-LN2_HI, y));
+    (kf.to_bits().wrapping_sub(SHIFTER.to_bits()) as i64, k.mul_add(-LN2_LO, k.mul_add(-LN2_HI, y)))
+}
+
+/// eʳ − 1 for |r| ≤ ½ ln 2 from its Taylor polynomial to r¹³ (no constant term, so small
+/// arguments keep full relative accuracy).
+#[inline(always)]
+fn expm1_reduced(r: f64) -> f64 {
     let mut p: f64 = 1.0 / 6_227_020_800.0;
     for c in [1.0 / 479_001_600.0, 1.0 / 39_916_800.0, 1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0] {
         p = p.mul_add(r, c);
     }
-    let expm1_r = p * r;
-    let scale = f64::from_bits((k_bits.wrapping_sub(SHIFTER.to_bits()).wrapping_add(1023)) << 52);
-    scale.mul_add(expm1_r, scale - 1.0)
+    p * r
 }
 
-/// eʸ for every f64 y, to a few 1e-16 relative: the reduction of [`expm1_core`] with the
-/// constant term kept, eʸ = 2ᵏ eʳ, and 2ᵏ applied as two factors 2^⌊k/2⌋ 2^⌈k/2⌉ so that results
-/// overflow to ∞ above ≈ 709.8 and underflow gradually to 0 below ≈ −708. NaN in, NaN out.
+/// 2ᵏ from its exponent bits, for −1022 ≤ k ≤ 1023.
+#[inline(always)]
+fn two_to(k: i64) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// eʸ − 1 for y ∈ [−40, 40] (callers clamp), to a few 1e-16 relative: eʸ − 1 =
+/// 2ᵏ(eʳ − 1) + (2ᵏ − 1) after [`reduce`] (2ᵏ − 1 is exact for |k| ≤ 58). NaN in, NaN out.
+#[inline(always)]
+pub(crate) fn expm1_core(y: f64) -> f64 {
+    let (k, r) = reduce(y);
+    let scale = two_to(k);
+    scale.mul_add(expm1_reduced(r), scale - 1.0)
+}
+
+/// eʸ for every f64 y, to a few 1e-16 relative: 2ᵏ(1 + (eʳ − 1)) after [`reduce`], with 2ᵏ
+/// applied as two factors 2^⌊k/2⌋ 2^⌈k/2⌉ so that results overflow to ∞ above ≈ 709.8 and
+/// underflow gradually to 0 below ≈ −708. NaN in, NaN out.
 #[inline(always)]
 pub(crate) fn exp_core(y: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    const SHIFTER: f64 = 6_755_399_441_055_744.0;
     // NaN passes through clamp
-    let y = y.clamp(-746.0, 710.0);
-    let kf = y.mul_add(LOG2E, SHIFTER);
-    let k = kf.to_bits().wrapping_sub(SHIFTER.to_bits()) as i64;
-    let kr = kf - SHIFTER;
-    let r = kr.mul_add(-LN2_LO, kr.mul_add(-LN2_HI, y));
-    let mut p: f64 = 1.0 / 6_227_020_800.0;
-    for c in [1.0 / 479_001_600.0, 1.0 / 39_916_800.0, 1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p.mul_add(r, c);
-    }
-    let (k1, k2) = (k >> 1, k - (k >> 1));
-    let two_to = |k: i64| f64::from_bits(((k + 1023) as u64) << 52);
-    p * two_to(k1) * two_to(k2)
+    let (k, r) = reduce(y.clamp(-746.0, 710.0));
+    (1.0 + expm1_reduced(r)) * two_to(k >> 1) * two_to(k - (k >> 1))
 }
 
 /// ln(1 + u) for u ∈ [0, 1] (callers guarantee it), to a few 1e-16 relative also for tiny u:
@@ -57,8 +60,6 @@ pub(crate) fn exp_core(y: f64) -> f64 {
 /// (u − (v − 1))/v (fdlibm's log1p). NaN in, NaN out.
 #[inline(always)]
 pub(crate) fn log1p_core(u: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     let v = 1.0 + u;
     let big = v > std::f64::consts::SQRT_2;
     let (m, e): (f64, f64) = if big { (0.5 * v, 1.0) } else { (v, 0.0) };
