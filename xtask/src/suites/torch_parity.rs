@@ -1,6 +1,10 @@
 //! `torch-parity`: the same computation in continuum and in PyTorch on the same CPU and thread
 //! count, rows interleaved, medians. Cases: a tanh MLP forward+backward (d = 63, width 512,
-//! batch 512; `benches/reference/mlp_fwd_bwd.py`); OT-Flow's Φ with ∇Φ and the exact Laplacian
+//! batch 512; `benches/reference/mlp_fwd_bwd.py`); FFJORD's toy CNF velocity with its exact
+//! trace and backward (d = 2, width 64, batch 1024; `benches/reference/cnf_trace.py`, FFJORD's
+//! brute-force divergence); one RK4 step of OT-Flow's augmented dynamics with backward (d = 63,
+//! width 512, batch 512; the authors' `stepRK4` through `otflow_iteration.py --case rk4-step`);
+//! OT-Flow's Φ with ∇Φ and the exact Laplacian
 //! and their backward (d = 63, width 512 — and 1024 in the full run — batch 512; the authors'
 //! `Phi.trHess` through `benches/reference/otflow_iteration.py --case phi`); and one OT-Flow training iteration (forward
 //! through RK4 with the exact Laplacian, the three costs, backward, Adam step) at the toy size and
@@ -41,7 +45,7 @@ impl Suite for TorchParity {
         "torch-parity"
     }
     fn description(&self) -> &'static str {
-        "one OT-Flow training iteration: continuum vs the authors' PyTorch code, same CPU and threads"
+        "MLP, CNF trace, Φ derivatives, RK4 step, OT-Flow iteration: continuum vs PyTorch, same CPU and threads"
     }
     fn data_source(&self, _quick: bool) -> String {
         "random inputs x ~ N(0, I) (time does not depend on the data)".into()

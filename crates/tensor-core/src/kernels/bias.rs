@@ -4,7 +4,7 @@
 //! f32 gradient on this project's CPUs (a matmul of the same size takes about as long), once per
 //! layer per step; the kernel here takes a few tens of µs.
 
-use super::contiguous_slice;
+use super::{float_op, float_op2};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 fn add_rows<T: Copy + std::ops::Add<Output = T>>(z: &[T], b: &[T]) -> Vec<T> {
@@ -38,11 +38,7 @@ impl CustomOp2 for BiasAdd {
         if zl.shape().dims().last() != Some(&m) {
             return Err(candle_core::Error::Msg(format!("{}: bias of {m} elements for z of shape {:?}", self.name(), zl.shape().dims())));
         }
-        let out = match (zs, bs) {
-            (CpuStorage::F32(z), CpuStorage::F32(b)) => CpuStorage::F32(add_rows(contiguous_slice(z, zl, self.name())?, contiguous_slice(b, bl, self.name())?)),
-            (CpuStorage::F64(z), CpuStorage::F64(b)) => CpuStorage::F64(add_rows(contiguous_slice(z, zl, self.name())?, contiguous_slice(b, bl, self.name())?)),
-            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only, both operands alike", self.name()))),
-        };
+        let out = float_op2(self.name(), (zs, zl), (bs, bl), add_rows, add_rows)?;
         Ok((out, zl.shape().clone()))
     }
 
@@ -63,11 +59,7 @@ impl CustomOp1 for ColumnSum {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (_, m) = layout.shape().dims2()?;
-        let out = match storage {
-            CpuStorage::F32(g) => CpuStorage::F32(sum_rows(contiguous_slice(g, layout, self.name())?, m)),
-            CpuStorage::F64(g) => CpuStorage::F64(sum_rows(contiguous_slice(g, layout, self.name())?, m)),
-            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only", self.name()))),
-        };
+        let out = float_op(self.name(), storage, layout, |g| sum_rows(g, m), |g| sum_rows(g, m))?;
         Ok((out, Shape::from((1, m))))
     }
 

@@ -87,21 +87,22 @@ impl CustomOp1 for Elementwise {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{}: needs a contiguous input", self.name())))?;
         let (k32, k64) = self.kernels();
-        let out = match storage {
-            CpuStorage::F32(x) => {
-                let mut out = vec![0f32; end - start];
-                k32(&x[start..end], &mut out);
-                CpuStorage::F32(out)
-            }
-            CpuStorage::F64(x) => {
-                let mut out = vec![0f64; end - start];
-                k64(&x[start..end], &mut out);
-                CpuStorage::F64(out)
-            }
-            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only", self.name()))),
-        };
+        let out = float_op(
+            self.name(),
+            storage,
+            layout,
+            |x| {
+                let mut out = vec![0f32; x.len()];
+                k32(x, &mut out);
+                out
+            },
+            |x| {
+                let mut out = vec![0f64; x.len()];
+                k64(x, &mut out);
+                out
+            },
+        )?;
         Ok((out, layout.shape().clone()))
     }
 
@@ -125,6 +126,25 @@ impl CustomOp1 for Elementwise {
 fn contiguous_slice<'a, T>(x: &'a [T], layout: &Layout, name: &str) -> candle_core::Result<&'a [T]> {
     let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: needs contiguous inputs")))?;
     Ok(&x[start..end])
+}
+
+/// A one-operand kernel on contiguous f32 or f64 storage (`on_f32` / `on_f64`), or an error
+/// naming op `name`.
+fn float_op(name: &str, x: &CpuStorage, xl: &Layout, on_f32: impl FnOnce(&[f32]) -> Vec<f32>, on_f64: impl FnOnce(&[f64]) -> Vec<f64>) -> candle_core::Result<CpuStorage> {
+    Ok(match x {
+        CpuStorage::F32(x) => CpuStorage::F32(on_f32(contiguous_slice(x, xl, name)?)),
+        CpuStorage::F64(x) => CpuStorage::F64(on_f64(contiguous_slice(x, xl, name)?)),
+        _ => return Err(candle_core::Error::Msg(format!("{name}: f32 or f64 only"))),
+    })
+}
+
+/// A two-operand kernel on contiguous f32 or f64 storage of one dtype, or an error naming op `name`.
+fn float_op2(name: &str, (a, al): (&CpuStorage, &Layout), (b, bl): (&CpuStorage, &Layout), on_f32: impl FnOnce(&[f32], &[f32]) -> Vec<f32>, on_f64: impl FnOnce(&[f64], &[f64]) -> Vec<f64>) -> candle_core::Result<CpuStorage> {
+    Ok(match (a, b) {
+        (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(on_f32(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
+        (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(on_f64(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
+        _ => return Err(candle_core::Error::Msg(format!("{name}: f32 or f64 only, both operands alike"))),
+    })
 }
 
 fn kernel_applies(z: &Tensor) -> bool {

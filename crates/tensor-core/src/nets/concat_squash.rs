@@ -3,8 +3,8 @@
 
 use super::time_net::{build_layers, tangent_matmul, TimeLayer, TimeNet};
 use crate::activation::Activation;
-use crate::kernels;
 use crate::error::Result;
+use crate::kernels;
 use crate::params::{Init, ParamBuilder};
 use candle_core::Tensor;
 

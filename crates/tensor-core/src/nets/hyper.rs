@@ -59,7 +59,7 @@ impl HyperLayer {
             HyperRole::Output => {
                 let u = p.narrow(1, w * d, w * d)?.reshape((rows, w, d))?;
                 let g = p.narrow(1, 2 * w * d, w * d)?.reshape((rows, w, d))?;
-                let gate = (g.neg()?.exp()? + 1.0)?.recip()?;
+                let gate = kernels::sigmoid(&g)?;
                 // A[k, i] = Uᵢ[k] / w: (T, d, w)
                 (((u * gate)? / w as f64)?.transpose(1, 2)?.contiguous()?, None)
             }

@@ -10,8 +10,8 @@
 //! products. Everything is candle ops: backprop through ∇Φ and ΔΦ trains Φ with first-order AD.
 
 use crate::activation::Activation;
-use crate::kernels;
 use crate::error::{expect_matrix, Error, Result};
+use crate::kernels;
 use crate::nets::time_net::time_column;
 use crate::params::{Init, ParamBuilder};
 use candle_core::{DType, Tensor};
