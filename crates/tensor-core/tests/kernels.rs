@@ -1,12 +1,13 @@
 //! The fused kernels equal their composite candle references: values and gradients to 1e-5
 //! relative in f32 and 1e-12 in f64, on odd shapes, alone and inside the networks (OT-Flow's
 //! potential with its ∇Φ and Laplacian; tanh and SELU MLPs and a concat-squash net with their
-//! exact traces) — the elementwise kernels being tanh, SELU, sigmoid, softplus, swish, log cosh.
+//! exact traces) — the elementwise kernels being tanh, SELU, sigmoid, softplus, swish, log cosh;
+//! and the fused network op against the layer-by-layer path, input gradients included.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use tensor_core::kernels::{self, set_fused};
-use tensor_core::nets::{ConcatSquashNet, Mlp, Potential, PotentialConfig};
+use tensor_core::nets::{ConcatSquashNet, HyperNet, Mlp, Potential, PotentialConfig, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Result, SeededRng};
 
@@ -172,6 +173,89 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             for (fo, co, fg, cg) in both_ways(vm, f)? {
                 let (ev, eg) = (rel_err(&fo, &co)?, rel_err(&fg, &cg)?);
                 assert!(ev <= tol(dtype) && eg <= tol(dtype), "{name} {dtype:?}: value {ev:e}, gradient {eg:e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the fused network op applies to `net` at time `t` (as the net passes it to its layers).
+fn fused_applies<L: TimeLayer>(net: &TimeNet<L>, x: &Tensor, t: &Tensor) -> Result<bool> {
+    let t = if t.elem_count() == 1 { t.reshape((1, 1))? } else { t.clone() };
+    let forms = net.layers().iter().map(|l| l.affine_form(&t)).collect::<Result<Option<Vec<_>>>>()?;
+    Ok(match forms {
+        Some(forms) => kernels::network_tangents(&forms, net.activation(), x, None)?.is_some(),
+        None => false,
+    })
+}
+
+/// The network op (one graph node per network, `kernels::network_tangents`) equals the
+/// layer-by-layer composite path: outputs, and the gradients of Σ out² to the input and to every
+/// parameter, for K = 0 (the value), 1 (JVP, Hutchinson) and d (exact trace); with a time shared
+/// by the batch and one per sample; for MLP, concat-squash and hypernetwork layers; on a batch
+/// large enough to be split over threads.
+#[test]
+fn network_op_equals_layer_by_layer() -> Result<()> {
+    let _switch = hold_switch();
+    for dtype in [DType::F32, DType::F64] {
+        let mut rng = SeededRng::new(7);
+        let (b, d) = (301, 3);
+        let x = Var::from_tensor(&rng.normal((b, d), dtype, &DEV)?)?;
+        let shared = Tensor::new(0.7f64, &DEV)?.to_dtype(dtype)?;
+        let per_sample = rng.uniform((b, 1), 0.0, 1.0, dtype, &DEV)?;
+        let eps = rng.normal((b, d), dtype, &DEV)?;
+        let vm = VarMap::new();
+        let mut init = SeededRng::new(8);
+        let mut pb = ParamBuilder::new(&vm, &mut init, dtype, &DEV);
+        let mlp = Mlp::new(&mut pb.pp("mlp"), d, &[64, 48], d, Activation::Softplus)?;
+        let squash = ConcatSquashNet::new(&mut pb.pp("squash"), d, &[64, 64], d, Activation::Tanh)?;
+        let hyper = HyperNet::new(&mut pb.pp("hyper"), d, 16, 64)?;
+        for t in [&shared, &per_sample] {
+            assert!(fused_applies(&mlp, &x, t)? && fused_applies(&squash, &x, t)?, "{dtype:?}: the network op does not apply");
+        }
+        assert!(fused_applies(&hyper, &x, &shared)?, "{dtype:?}: the network op does not apply to the hypernetwork");
+        type Case<'a> = (&'a str, Box<dyn Fn() -> Result<Vec<Tensor>> + 'a>);
+        let mut cases: Vec<Case> = Vec::new();
+        for (tn, t) in [("shared t", &shared), ("per-sample t", &per_sample)] {
+            let (mlp, squash, xt, eps) = (&mlp, &squash, x.as_tensor(), &eps);
+            cases.push((tn, Box::new(move || Ok(vec![mlp.forward(xt, t)?]))));
+            cases.push((tn, Box::new(move || mlp.exact_trace(xt, t).map(|(f, tr)| vec![f, tr]))));
+            cases.push((tn, Box::new(move || squash.hutchinson_trace(xt, t, eps).map(|(f, tr)| vec![f, tr]))));
+            cases.push((tn, Box::new(move || squash.exact_trace(xt, t).map(|(f, tr)| vec![f, tr]))));
+            cases.push((tn, Box::new(move || squash.jvp(xt, t, eps).map(|(f, jv)| vec![f, jv]))));
+        }
+        let (hyper_ref, xt, sh) = (&hyper, x.as_tensor(), &shared);
+        cases.push(("hypernetwork", Box::new(move || hyper_ref.exact_trace(xt, sh).map(|(f, tr)| vec![f, tr]))));
+        let mut wrt: Vec<(String, Tensor)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        wrt.sort_by(|a, b| a.0.cmp(&b.0));
+        wrt.push(("x".into(), x.as_tensor().clone()));
+        for (i, (name, f)) in cases.iter().enumerate() {
+            let run = |on: bool| -> Result<(Vec<Tensor>, Vec<Option<Tensor>>)> {
+                set_fused(on);
+                let outs = f()?;
+                let mut loss = Tensor::zeros((), dtype, &DEV)?;
+                for o in &outs {
+                    loss = (loss + o.sqr()?.sum_all()?)?;
+                }
+                let grads = loss.backward()?;
+                Ok((outs, wrt.iter().map(|(_, p)| grads.get(p).cloned()).collect()))
+            };
+            let (fo, fg) = run(true)?;
+            let (co, cg) = run(false)?;
+            set_fused(true);
+            for (a, c) in fo.iter().zip(&co) {
+                let e = rel_err(a, c)?;
+                assert!(e <= tol(dtype), "case {i} ({name}) {dtype:?}: output differs by {e:e}");
+            }
+            for ((p, a), c) in wrt.iter().map(|w| &w.0).zip(&fg).zip(&cg) {
+                match (a, c) {
+                    (Some(a), Some(c)) => {
+                        let e = rel_err(a, c)?;
+                        assert!(e <= tol(dtype), "case {i} ({name}) {dtype:?}: gradient to {p} differs by {e:e}");
+                    }
+                    (None, None) => {}
+                    (a, c) => panic!("case {i} ({name}) {dtype:?}: gradient to {p} present fused {} / composite {}", a.is_some(), c.is_some()),
+                }
             }
         }
     }

@@ -14,16 +14,21 @@
 //!   strided dim-0 reduction (`bias`);
 //! - [`scale_tangents`]: K tangents times a per-sample factor, ȧ = s ⊙ ż, whose ∂s needs no
 //!   strided middle-axis reduction (`tangents`);
+//! - [`network_tangents`]: a whole network of [`AffineForm`] layers with K tangents (JVP, exact
+//!   and Hutchinson traces, or the value alone) as one graph node with a hand-written backward
+//!   (`network`);
 //! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
 
 mod bias;
 mod elementwise;
+mod network;
 mod tangents;
 pub mod selu;
 pub mod smooth;
 pub mod tanh;
 
 use crate::error::Result;
+pub use network::{network_tangents, AffineForm};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 use std::sync::atomic::{AtomicU8, Ordering};
 

@@ -4,7 +4,7 @@
 use super::time_net::{build_layers, tangent_matmul, TimeLayer, TimeNet};
 use crate::activation::Activation;
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, AffineForm};
 use crate::params::{Init, ParamBuilder};
 use candle_core::Tensor;
 
@@ -62,6 +62,12 @@ impl TimeLayer for ConcatSquashLinear {
     fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
         let gate = self.gate(t)?;
         Ok((self.gated(a, t, &gate)?, kernels::scale_tangents(&tangent_matmul(a_dot, &self.w)?, &gate)?))
+    }
+    /// s = gate, c = b ⊙ gate + t h_wᵀ.
+    fn affine_form(&self, t: &Tensor) -> Result<Option<AffineForm>> {
+        let gate = self.gate(t)?;
+        let shift = (self.b.broadcast_mul(&gate)? + t.matmul(&self.hyper_bias_w)?)?;
+        Ok(Some(AffineForm { weight: self.w.clone(), scale: Some(gate), shift: Some(shift) }))
     }
     fn params(&self) -> Vec<Tensor> {
         vec![self.w.clone(), self.b.clone(), self.gate_w.clone(), self.gate_b.clone(), self.hyper_bias_w.clone()]

@@ -12,7 +12,7 @@ use super::mlp::ConcatLinear;
 use super::time_net::{build_layers, TimeLayer, TimeNet};
 use crate::activation::Activation;
 use crate::error::{Error, Result};
-use crate::kernels;
+use crate::kernels::{self, AffineForm};
 use crate::params::ParamBuilder;
 use candle_core::Tensor;
 
@@ -116,6 +116,14 @@ impl TimeLayer for HyperLayer {
     fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
         let (m, b) = self.weights(t)?;
         Ok((affine(a, &m, b.as_ref())?, apply(a_dot, &m)?))
+    }
+    /// W = A(t), c = b(t) for a time shared by the batch; per-sample weights have no such form.
+    fn affine_form(&self, t: &Tensor) -> Result<Option<AffineForm>> {
+        if t.elem_count() != 1 {
+            return Ok(None);
+        }
+        let (a, b) = self.weights(t)?;
+        Ok(Some(AffineForm { weight: a.squeeze(0)?, scale: None, shift: b }))
     }
     fn params(&self) -> Vec<Tensor> {
         match self.role {

@@ -4,7 +4,7 @@
 use super::time_net::{build_layers, tangent_matmul, TimeLayer, TimeNet};
 use crate::activation::Activation;
 use crate::error::Result;
-use crate::kernels;
+use crate::kernels::{self, AffineForm};
 use crate::params::{Init, ParamBuilder};
 use candle_core::Tensor;
 
@@ -46,6 +46,14 @@ impl TimeLayer for ConcatLinear {
     }
     fn tangent(&self, a_dot: &Tensor, _t: &Tensor) -> Result<Tensor> {
         tangent_matmul(a_dot, &self.w)
+    }
+    /// s = 1, c = b (+ t w_tᵀ).
+    fn affine_form(&self, t: &Tensor) -> Result<Option<AffineForm>> {
+        let shift = match &self.w_t {
+            Some(w_t) => kernels::bias_add(&t.matmul(w_t)?, &self.b)?,
+            None => self.b.clone(),
+        };
+        Ok(Some(AffineForm { weight: self.w.clone(), scale: None, shift: Some(shift) }))
     }
     fn params(&self) -> Vec<Tensor> {
         let mut p = vec![self.w.clone(), self.b.clone()];

@@ -5,6 +5,7 @@
 
 use crate::activation::Activation;
 use crate::error::{expect_matrix, Error, Result};
+use crate::kernels::{self, AffineForm};
 use candle_core::{DType, Tensor, D};
 
 /// One layer of a time-conditioned network: affine in its input `a`, any smooth function of t.
@@ -21,6 +22,12 @@ pub trait TimeLayer: Clone {
     /// (z, ż) together: layers whose time terms are shared by both override it to compute them once.
     fn forward_and_tangent(&self, a: &Tensor, a_dot: &Tensor, t: &Tensor) -> Result<(Tensor, Tensor)> {
         Ok((self.forward(a, t)?, self.tangent(a_dot, t)?))
+    }
+    /// The layer as z = (a Wᵀ) ⊙ s + c at time t (see [`AffineForm`]), the form the fused
+    /// network kernel runs, or `None` where it has none (the network then takes the composite
+    /// path through `forward_and_tangent`).
+    fn affine_form(&self, _t: &Tensor) -> Result<Option<AffineForm>> {
+        Ok(None)
     }
     /// The layer's parameter tensors, in a fixed order.
     fn params(&self) -> Vec<Tensor>;
@@ -137,10 +144,29 @@ impl<L: TimeLayer> TimeNet<L> {
         expect_matrix(x, self.in_dim(), context)
     }
 
+    /// The fused kernel's (f, J·V) ([`kernels::network_tangents`]), where it applies and every
+    /// layer has an affine form; `None` sends the caller down the composite path.
+    fn fused_tangents(&self, x: &Tensor, t: &Tensor, v: Option<&Tensor>) -> Result<Option<(Tensor, Option<Tensor>)>> {
+        if !(kernels::fused() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+            return Ok(None);
+        }
+        let mut forms = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            match layer.affine_form(t)? {
+                Some(form) => forms.push(form),
+                None => return Ok(None),
+            }
+        }
+        kernels::network_tangents(&forms, self.activation, x, v)
+    }
+
     /// f(x, t) for x of shape (B, d_in); t holds 1 or B times.
     pub fn forward(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
         self.check_input(x, "TimeNet::forward")?;
         let t = time_rows(t, x)?;
+        if let Some((f, _)) = self.fused_tangents(x, &t, None)? {
+            return Ok(f);
+        }
         let mut a = x.clone();
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -158,6 +184,9 @@ impl<L: TimeLayer> TimeNet<L> {
             dims => return Err(Error::Shape { context: "TimeNet::tangents (directions)", expected: format!("({b}, K, {})", self.in_dim()), got: dims.to_vec() }),
         }
         let t = time_rows(t, x)?;
+        if let Some((f, Some(jv))) = self.fused_tangents(x, &t, Some(v))? {
+            return Ok((f, jv));
+        }
         let (mut a, mut a_dot) = (x.clone(), v.clone());
         let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -166,7 +195,7 @@ impl<L: TimeLayer> TimeNet<L> {
                 return Ok((z, z_dot));
             }
             let (s, ds) = self.activation.value_and_derivative(&z)?;
-            a_dot = crate::kernels::scale_tangents(&z_dot, &ds)?;
+            a_dot = kernels::scale_tangents(&z_dot, &ds)?;
             a = s;
         }
         unreachable!("the loop returns at the last layer")

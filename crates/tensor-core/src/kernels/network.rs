@@ -1,0 +1,542 @@
+//! A whole network's value and K tangents in one custom op, with a hand-written backward.
+//!
+//! Every layer of the time networks can be written z = (a Wᵀ) ⊙ s + c, where W is a matrix and
+//! the rows s (a scale) and c (a shift) hold everything that depends on t (FFJORD's concat-squash
+//! gate and hyper-bias, the MLP's time column and bias, the hypernetwork's W(t) and b(t)); they
+//! have one row for a time shared by the batch, or one per sample. The forward pass of a stack
+//! of such layers with σ between them, carrying K tangents ȧ along (ż = (ȧ Wᵀ) ⊙ s, ȧ' = σ'(z) ⊙ ż),
+//! is then one matmul per layer on the rows [a; ȧ] and a few elementwise passes. Its reverse is
+//!
+//! - ∂W = ∂uᵀ [a; ȧ] and ∂[a; ȧ] = ∂u W, with ∂u = ∂[z; ż] ⊙ s (one matmul each),
+//! - ∂s = Σ ∂[z; ż] ⊙ [a; ȧ] Wᵀ and ∂c = Σ ∂z (over the rows that share them),
+//! - ∂z = ∂a' ⊙ σ'(z) + σ''(z) ⊙ Σₖ ∂ȧ'ₖ ⊙ żₖ and ∂żₖ = ∂ȧ'ₖ ⊙ σ'(z) through the activation.
+//!
+//! Done as candle ops, the same pass is about 15 graph nodes per layer, and candle's backward
+//! zero-fills and adds a gradient buffer for every one of them (on a CNF's exact trace that
+//! accumulation was a third of the step). Here the graph holds one node for the network; its
+//! forward keeps [a; ȧ], aWᵀ, σ' and σ'' for the backward. The batch is split into one chunk of
+//! samples per thread, each chunk running the whole network (matmuls single-threaded, by the
+//! `gemm` crate that candle's matmul uses) and the chunks' parameter gradients summed at the end.
+
+use super::{fused, Elementwise};
+use crate::activation::Activation;
+use crate::error::Result;
+use crate::kernels::selu::{SELU_ALPHA, SELU_LAMBDA};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::Mutex;
+
+/// One layer in the form the fused network runs: z = (a Wᵀ) ⊙ s + c.
+#[derive(Clone, Debug)]
+pub struct AffineForm {
+    /// W, shape (out, in).
+    pub weight: Tensor,
+    /// s, shape (1, out) for a time shared by the batch or (B, out); `None` for s = 1.
+    pub scale: Option<Tensor>,
+    /// c, shape (1, out) or (B, out); `None` for c = 0.
+    pub shift: Option<Tensor>,
+}
+
+/// (f(x), J·V) of the network whose layers are `forms`, with `activation` after every layer but
+/// the last, for x of shape (B, d) and K tangent directions V of shape (B, K, d) (`None`: K = 0,
+/// the value alone; J·V is then `None` too), as one graph node. `None` where the kernel does not
+/// apply — fused kernels off, a tensor not f32/f64 on the CPU, or shapes outside the form — and
+/// the caller takes the composite path.
+pub fn network_tangents(forms: &[AffineForm], activation: Activation, x: &Tensor, v: Option<&Tensor>) -> Result<Option<(Tensor, Option<Tensor>)>> {
+    let dtype = x.dtype();
+    let mut tensors = vec![x];
+    tensors.extend(v);
+    for f in forms {
+        tensors.push(&f.weight);
+        tensors.extend(f.scale.as_ref());
+        tensors.extend(f.shift.as_ref());
+    }
+    let applies = fused() && matches!(dtype, DType::F32 | DType::F64) && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == dtype);
+    let Ok((batch, d)) = x.dims2() else { return Ok(None) };
+    let k = match v.map(|v| v.dims3()) {
+        None => 0,
+        Some(Ok((vb, k, vd))) if vb == batch && vd == d && k > 0 => k,
+        Some(_) => return Ok(None),
+    };
+    if !applies || forms.is_empty() || batch == 0 {
+        return Ok(None);
+    }
+    let mut pieces = Vec::new();
+    let mut layers = Vec::new();
+    let (mut offset, mut n_in) = (0, d);
+    for f in forms {
+        let Ok((n_out, w_in)) = f.weight.dims2() else { return Ok(None) };
+        if w_in != n_in || n_out == 0 {
+            return Ok(None);
+        }
+        let w = offset;
+        pieces.push(f.weight.flatten_all()?);
+        offset += n_out * n_in;
+        let mut rows = [None, None];
+        for (slot, t) in rows.iter_mut().zip([&f.scale, &f.shift]) {
+            let Some(t) = t else { continue };
+            let per_sample = match t.dims() {
+                [1, m] if *m == n_out => false,
+                [b, m] if *b == batch && *m == n_out => true,
+                _ => return Ok(None),
+            };
+            *slot = Some(Rows { offset, per_sample });
+            offset += t.elem_count();
+            pieces.push(t.flatten_all()?);
+        }
+        let [scale, shift] = rows;
+        layers.push(LayerSpec { n_in, n_out, w, scale, shift });
+        n_in = n_out;
+    }
+    let theta = Tensor::cat(&pieces, 0)?;
+    let input = match v {
+        Some(v) => Tensor::cat(&[x, &v.reshape((batch * k, d))?], 0)?,
+        None => x.contiguous()?,
+    };
+    let save = input.track_op() || theta.track_op();
+    let op = NetworkOp { layers, activation, batch, k, theta_len: offset, save, saved: Mutex::new(None) };
+    let out = input.apply_op2(&theta, op)?;
+    let f = out.narrow(0, 0, batch)?;
+    let jv = match v {
+        Some(_) => Some(out.narrow(0, batch, batch * k)?.reshape((batch, k, n_in))?),
+        None => None,
+    };
+    Ok(Some((f, jv)))
+}
+
+/// Where a scale or shift lies in the flat parameter vector θ, and whether it has one row per
+/// sample (else one row shared by the batch).
+#[derive(Clone, Copy, Debug)]
+struct Rows {
+    offset: usize,
+    per_sample: bool,
+}
+
+impl Rows {
+    /// The row of sample `b` (global index), `m` wide.
+    fn row<'a, T>(&self, theta: &'a [T], b: usize, m: usize) -> &'a [T] {
+        let start = self.offset + if self.per_sample { b * m } else { 0 };
+        &theta[start..start + m]
+    }
+}
+
+/// One layer's place in θ: W (n_out × n_in, row-major) at `w`, then its scale and shift.
+#[derive(Clone, Copy, Debug)]
+struct LayerSpec {
+    n_in: usize,
+    n_out: usize,
+    w: usize,
+    scale: Option<Rows>,
+    shift: Option<Rows>,
+}
+
+/// What one layer's forward keeps for the backward, for one chunk of samples: its input rows
+/// [a; ȧ], u = [a; ȧ] Wᵀ, and σ'(z), σ''(z) of its value rows (hidden layers only).
+struct LayerSaved<T> {
+    input: Vec<T>,
+    u: Vec<T>,
+    d1: Vec<T>,
+    d2: Vec<T>,
+}
+
+/// The forward's record of one chunk (a range of samples), layer by layer.
+struct ChunkSaved<T> {
+    samples: Range<usize>,
+    layers: Vec<LayerSaved<T>>,
+}
+
+enum Saved {
+    F32(Vec<ChunkSaved<f32>>),
+    F64(Vec<ChunkSaved<f64>>),
+}
+
+/// The network as a candle op on (input rows [x; V], θ): output rows [f; J·V].
+struct NetworkOp {
+    layers: Vec<LayerSpec>,
+    activation: Activation,
+    batch: usize,
+    k: usize,
+    theta_len: usize,
+    save: bool,
+    saved: Mutex<Option<Saved>>,
+}
+
+/// f32 and f64, with their slice kernels.
+trait Real: WithDType {
+    fn kernel(op: Elementwise) -> fn(&[Self], &mut [Self]);
+    fn wrap(chunks: Vec<ChunkSaved<Self>>) -> Saved;
+    fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<Self>]>;
+}
+
+impl Real for f32 {
+    fn kernel(op: Elementwise) -> fn(&[f32], &mut [f32]) {
+        op.kernels().0
+    }
+    fn wrap(chunks: Vec<ChunkSaved<f32>>) -> Saved {
+        Saved::F32(chunks)
+    }
+    fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<f32>]> {
+        match saved {
+            Saved::F32(c) => Some(c),
+            Saved::F64(_) => None,
+        }
+    }
+}
+
+impl Real for f64 {
+    fn kernel(op: Elementwise) -> fn(&[f64], &mut [f64]) {
+        op.kernels().1
+    }
+    fn wrap(chunks: Vec<ChunkSaved<f64>>) -> Saved {
+        Saved::F64(chunks)
+    }
+    fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<f64>]> {
+        match saved {
+            Saved::F64(c) => Some(c),
+            Saved::F32(_) => None,
+        }
+    }
+}
+
+/// A strided view of a matrix: element (i, j) at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a, T> {
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, rs: cols, cs: 1 }
+    }
+    fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+    /// Whether every element the view names lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// dst = lhs · rhs (or dst += lhs · rhs when `accumulate`), dst row-major (lhs.rows × rhs.cols);
+/// single-threaded: the network op parallelises over samples.
+fn product<T: Real>(dst: &mut [T], lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    assert!(rhs.rows == k && dst.len() == m * n && lhs.in_bounds() && rhs.in_bounds(), "network kernel: matmul shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(T::zero());
+        }
+        return;
+    }
+    // SAFETY: the asserts above keep every index gemm forms inside the three slices, and dst
+    // does not alias lhs or rhs (it is a distinct &mut).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// σ(z), σ'(z) and σ''(z) for a slice z (formulas as in [`Activation`]).
+fn activate<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2: &mut [T]) {
+    let (one, two) = (T::one(), T::from_f64(2.0));
+    match act {
+        Activation::Tanh => {
+            T::kernel(Elementwise::Tanh)(z, value);
+            for ((&s, d1), d2) in value.iter().zip(d1.iter_mut()).zip(d2.iter_mut()) {
+                *d1 = one - s * s;
+                *d2 = T::zero() - two * s * *d1;
+            }
+        }
+        Activation::Softplus => {
+            T::kernel(Elementwise::Softplus)(z, value);
+            T::kernel(Elementwise::Sigmoid)(z, d1);
+            for (&g, d2) in d1.iter().zip(d2.iter_mut()) {
+                *d2 = g * (one - g);
+            }
+        }
+        Activation::Swish => {
+            // with g = sigmoid z: σ = z g, σ' = g + z g(1 − g), σ'' = g(1 − g)(2 + z(1 − 2g))
+            T::kernel(Elementwise::Sigmoid)(z, d1);
+            for (((&z, v), d1), d2) in z.iter().zip(value.iter_mut()).zip(d1.iter_mut()).zip(d2.iter_mut()) {
+                let g = *d1;
+                let dg = g * (one - g);
+                *v = z * g;
+                *d1 = g + z * dg;
+                *d2 = dg * (two + z * (one - two * g));
+            }
+        }
+        Activation::LogCosh => {
+            T::kernel(Elementwise::LogCosh)(z, value);
+            T::kernel(Elementwise::Tanh)(z, d1);
+            for (&th, d2) in d1.iter().zip(d2.iter_mut()) {
+                *d2 = one - th * th;
+            }
+        }
+        Activation::Selu => {
+            // z ≤ 0: σ = λα(eᶻ − 1), so σ' = σ'' = λαeᶻ = σ + λα; z > 0: σ' = λ, σ'' = 0
+            T::kernel(Elementwise::Selu)(z, value);
+            let (lambda, la) = (T::from_f64(SELU_LAMBDA), T::from_f64(SELU_LAMBDA * SELU_ALPHA));
+            for (((&z, &v), d1), d2) in z.iter().zip(value.iter()).zip(d1.iter_mut()).zip(d2.iter_mut()) {
+                (*d1, *d2) = if z > T::zero() { (lambda, T::zero()) } else { (v + la, v + la) };
+            }
+        }
+    }
+}
+
+impl NetworkOp {
+    fn n_out(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.n_out)
+    }
+
+    /// The chunks of samples the work is split into: one per thread, or one for small work.
+    fn chunks(&self) -> Vec<Range<usize>> {
+        let macs: usize = self.layers.iter().map(|l| l.n_in * l.n_out).sum::<usize>() * self.batch * (self.k + 1);
+        let n = if macs < 1 << 20 { 1 } else { rayon::current_num_threads().clamp(1, self.batch) };
+        let size = self.batch.div_ceil(n);
+        (0..self.batch).step_by(size).map(|s| s..(s + size).min(self.batch)).collect()
+    }
+
+    /// The rows of `samples` from a block-layout matrix [values (B rows); tangents (B·K rows)]
+    /// of width m, gathered as [values; tangents] of the chunk.
+    fn gather<T: Real>(&self, full: &[T], samples: &Range<usize>, m: usize) -> Vec<T> {
+        let (b, k) = (self.batch, self.k);
+        let mut rows = Vec::with_capacity(samples.len() * (k + 1) * m);
+        rows.extend_from_slice(&full[samples.start * m..samples.end * m]);
+        rows.extend_from_slice(&full[(b + samples.start * k) * m..(b + samples.end * k) * m]);
+        rows
+    }
+
+    /// The inverse of [`Self::gather`]: writes a chunk's rows into the block-layout matrix.
+    fn scatter<T: Real>(&self, full: &mut [T], samples: &Range<usize>, m: usize, rows: &[T]) {
+        let (b, k, nb) = (self.batch, self.k, samples.len());
+        full[samples.start * m..samples.end * m].copy_from_slice(&rows[..nb * m]);
+        full[(b + samples.start * k) * m..(b + samples.end * k) * m].copy_from_slice(&rows[nb * m..]);
+    }
+
+    /// The network on one chunk of samples: its output rows, and the record for the backward.
+    fn chunk_forward<T: Real>(&self, theta: &[T], input: &[T], samples: Range<usize>) -> (Vec<T>, Option<ChunkSaved<T>>) {
+        let (k, nb) = (self.k, samples.len());
+        let rows = nb * (k + 1);
+        let mut a = self.gather(input, &samples, self.layers[0].n_in);
+        let mut saved = Vec::new();
+        let last = self.layers.len() - 1;
+        for (l, spec) in self.layers.iter().enumerate() {
+            let (n_in, m) = (spec.n_in, spec.n_out);
+            let w = Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in);
+            let mut u = vec![T::zero(); rows * m];
+            product(&mut u, Mat::row_major(&a, rows, n_in), w.t(), false);
+            let mut out = vec![T::zero(); rows * m];
+            let (vals, tans) = out.split_at_mut(nb * m);
+            let (u_vals, u_tans) = u.split_at(nb * m);
+            // value rows z = u ⊙ s + c, tangent rows ż = u̇ ⊙ s
+            for b in 0..nb {
+                let g = samples.start + b;
+                let z = &mut vals[b * m..(b + 1) * m];
+                z.copy_from_slice(&u_vals[b * m..(b + 1) * m]);
+                let zt = &mut tans[b * k * m..(b + 1) * k * m];
+                zt.copy_from_slice(&u_tans[b * k * m..(b + 1) * k * m]);
+                if let Some(s) = spec.scale {
+                    let s = s.row(theta, g, m);
+                    z.iter_mut().zip(s).for_each(|(z, &s)| *z *= s);
+                    zt.chunks_exact_mut(m).for_each(|r| r.iter_mut().zip(s).for_each(|(z, &s)| *z *= s));
+                }
+                if let Some(c) = spec.shift {
+                    z.iter_mut().zip(c.row(theta, g, m)).for_each(|(z, &c)| *z += c);
+                }
+            }
+            let (mut d1, mut d2) = (Vec::new(), Vec::new());
+            if l < last {
+                // a' = σ(z), ȧ' = σ'(z) ⊙ ż
+                let z = vals.to_vec();
+                d1 = vec![T::zero(); nb * m];
+                d2 = vec![T::zero(); nb * m];
+                activate(self.activation, &z, vals, &mut d1, &mut d2);
+                if k > 0 {
+                    for (zt, d) in tans.chunks_exact_mut(k * m).zip(d1.chunks_exact(m)) {
+                        zt.chunks_exact_mut(m).for_each(|r| r.iter_mut().zip(d).for_each(|(z, &d)| *z *= d));
+                    }
+                }
+            }
+            if self.save {
+                // u is read back for ∂s, and for the tangents ż = u̇ ⊙ s of a hidden layer
+                let u = if spec.scale.is_some() || (k > 0 && l < last) { u } else { Vec::new() };
+                saved.push(LayerSaved { input: std::mem::replace(&mut a, out), u, d1, d2 });
+            } else {
+                a = out;
+            }
+        }
+        (a, self.save.then_some(ChunkSaved { samples, layers: saved }))
+    }
+
+    fn forward<T: Real>(&self, theta: &[T], input: &[T]) -> (Vec<T>, Option<Vec<ChunkSaved<T>>>) {
+        let m = self.n_out();
+        let results: Vec<_> = self.chunks().into_par_iter().map(|s| (s.clone(), self.chunk_forward(theta, input, s))).collect();
+        let mut out = vec![T::zero(); self.batch * (self.k + 1) * m];
+        let mut saved = Vec::new();
+        for (samples, (rows, record)) in results {
+            self.scatter(&mut out, &samples, m, &rows);
+            saved.extend(record);
+        }
+        (out, self.save.then_some(saved))
+    }
+
+    /// One chunk's backward from its output gradient: (∂θ restricted to what the chunk touches,
+    /// as a full-length vector; ∂input rows of the chunk).
+    fn chunk_backward<T: Real>(&self, theta: &[T], grad_out: &[T], chunk: &ChunkSaved<T>) -> (Vec<T>, Vec<T>) {
+        let (k, samples) = (self.k, &chunk.samples);
+        let (nb, rows) = (samples.len(), samples.len() * (k + 1));
+        let mut grad_theta = vec![T::zero(); theta.len()];
+        let mut dz = self.gather(grad_out, samples, self.n_out());
+        for (l, spec) in self.layers.iter().enumerate().rev() {
+            let (n_in, m) = (spec.n_in, spec.n_out);
+            let rec = &chunk.layers[l];
+            // ∂s = Σ ∂z ⊙ u over each sample's rows, ∂c = Σ ∂z over its value row
+            for b in 0..nb {
+                let g = samples.start + b;
+                let row_ranges = std::iter::once(b * m..(b + 1) * m).chain((0..k).map(|j| (nb + b * k + j) * m..(nb + b * k + j + 1) * m));
+                if let Some(s) = spec.scale {
+                    let at = s.offset + if s.per_sample { g * m } else { 0 };
+                    for r in row_ranges.clone() {
+                        grad_theta[at..at + m].iter_mut().zip(&dz[r.clone()]).zip(&rec.u[r]).for_each(|((o, &d), &u)| *o += d * u);
+                    }
+                }
+                if let Some(c) = spec.shift {
+                    let at = c.offset + if c.per_sample { g * m } else { 0 };
+                    grad_theta[at..at + m].iter_mut().zip(&dz[b * m..(b + 1) * m]).for_each(|(o, &d)| *o += d);
+                }
+                if let Some(s) = spec.scale {
+                    let s = s.row(theta, g, m);
+                    for r in row_ranges {
+                        dz[r].iter_mut().zip(s).for_each(|(d, &s)| *d *= s);
+                    }
+                }
+            }
+            // now dz = ∂u: ∂W = ∂uᵀ [a; ȧ], ∂[a; ȧ] = ∂u W
+            let du = Mat::row_major(&dz, rows, m);
+            product(&mut grad_theta[spec.w..spec.w + m * n_in], du.t(), Mat::row_major(&rec.input, rows, n_in), true);
+            let mut da = vec![T::zero(); rows * n_in];
+            product(&mut da, du, Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in), false);
+            if l == 0 {
+                return (grad_theta, da);
+            }
+            // through the previous layer's activation: rows of width n_in
+            let prev = &chunk.layers[l - 1];
+            let prev_scale = self.layers[l - 1].scale;
+            let (da_vals, da_tans) = da.split_at_mut(nb * n_in);
+            for b in 0..nb {
+                let d1 = &prev.d1[b * n_in..(b + 1) * n_in];
+                let d2 = &prev.d2[b * n_in..(b + 1) * n_in];
+                let s = prev_scale.map(|s| s.row(theta, samples.start + b, n_in));
+                let dv = &mut da_vals[b * n_in..(b + 1) * n_in];
+                // Σₖ ∂ȧ'ₖ ⊙ żₖ with żₖ = u̇ₖ ⊙ s, then ∂żₖ = ∂ȧ'ₖ ⊙ σ'
+                let mut acc = vec![T::zero(); n_in];
+                for j in 0..k {
+                    let r = b * k + j;
+                    let dt = &mut da_tans[r * n_in..(r + 1) * n_in];
+                    let ut = &prev.u[(nb + r) * n_in..(nb + r + 1) * n_in];
+                    match s {
+                        Some(s) => acc.iter_mut().zip(dt.iter()).zip(ut).zip(s).for_each(|(((a, &d), &u), &s)| *a += d * u * s),
+                        None => acc.iter_mut().zip(dt.iter()).zip(ut).for_each(|((a, &d), &u)| *a += d * u),
+                    }
+                    dt.iter_mut().zip(d1).for_each(|(d, &p)| *d *= p);
+                }
+                dv.iter_mut().zip(d1).zip(d2).zip(&acc).for_each(|(((d, &p), &q), &a)| *d = *d * p + q * a);
+            }
+            dz = da;
+        }
+        unreachable!("the loop returns at layer 0")
+    }
+
+    fn backward<T: Real>(&self, theta: &[T], input_len: usize, grad_out: &[T]) -> candle_core::Result<(Vec<T>, Vec<T>)> {
+        let guard = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        // the forward records whenever candle records the op (`save` = an input tracks its graph)
+        let chunks = guard.as_ref().and_then(T::unwrap).ok_or_else(|| candle_core::Error::Msg(format!("{}: backward without a forward record", self.name())))?;
+        let parts: Vec<_> = chunks.par_iter().map(|c| self.chunk_backward(theta, grad_out, c)).collect();
+        let mut grad_theta = vec![T::zero(); theta.len()];
+        let mut grad_input = vec![T::zero(); input_len];
+        for (chunk, (gt, gi)) in chunks.iter().zip(parts) {
+            grad_theta.iter_mut().zip(gt).for_each(|(o, g)| *o += g);
+            self.scatter(&mut grad_input, &chunk.samples, self.layers[0].n_in, &gi);
+        }
+        Ok((grad_theta, grad_input))
+    }
+
+    fn check(&self, input: &Layout, theta: &Layout) -> candle_core::Result<()> {
+        let n_theta = self.theta_len;
+        let want_in = (self.batch * (self.k + 1), self.layers[0].n_in);
+        if input.shape().dims2()? != want_in || theta.shape().elem_count() != n_theta || !input.is_contiguous() || !theta.is_contiguous() {
+            return Err(candle_core::Error::Msg(format!("{}: input {:?} / θ {:?}, expected {want_in:?} / {n_theta} contiguous", self.name(), input.shape().dims(), theta.shape().dims())));
+        }
+        Ok(())
+    }
+
+    fn run_forward<T: Real>(&self, input: &CpuStorage, il: &Layout, theta: &CpuStorage, tl: &Layout) -> candle_core::Result<CpuStorage> {
+        let input = &T::cpu_storage_as_slice(input)?[il.start_offset()..il.start_offset() + il.shape().elem_count()];
+        let theta = &T::cpu_storage_as_slice(theta)?[tl.start_offset()..tl.start_offset() + tl.shape().elem_count()];
+        let (out, saved) = self.forward(theta, input);
+        if let Some(saved) = saved {
+            *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(T::wrap(saved));
+        }
+        Ok(T::to_cpu_storage_owned(out))
+    }
+
+    fn run_backward<T: Real>(&self, input: &Tensor, theta: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
+        let (grad_theta, grad_input) = self.backward(&flat(theta)?, input.elem_count(), &flat(grad)?)?;
+        Ok((Some(Tensor::from_vec(grad_input, input.shape(), &Device::Cpu)?), Some(Tensor::from_vec(grad_theta, theta.shape(), &Device::Cpu)?)))
+    }
+}
+
+impl CustomOp2 for NetworkOp {
+    fn name(&self) -> &'static str {
+        "continuum-network"
+    }
+
+    fn cpu_fwd(&self, input: &CpuStorage, il: &Layout, theta: &CpuStorage, tl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        self.check(il, tl)?;
+        let out = match (input, theta) {
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => self.run_forward::<f32>(input, il, theta, tl)?,
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => self.run_forward::<f64>(input, il, theta, tl)?,
+            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only, input and θ alike", self.name()))),
+        };
+        Ok((out, Shape::from((self.batch * (self.k + 1), self.n_out()))))
+    }
+
+    /// The reverse pass of the module docs, from the forward's record.
+    /// The gradients it returns are plain tensors: first-order backprop only, which is all the
+    /// project's models need (their derivatives are analytic).
+    fn bwd(&self, input: &Tensor, theta: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        match input.dtype() {
+            DType::F32 => self.run_backward::<f32>(input, theta, grad),
+            DType::F64 => self.run_backward::<f64>(input, theta, grad),
+            dtype => Err(candle_core::Error::Msg(format!("{}: backward for {dtype:?}", self.name()))),
+        }
+    }
+}
