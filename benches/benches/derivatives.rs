@@ -1,11 +1,13 @@
 //! Criterion benchmarks of the hot derivative kernels: OT-Flow's Φ (gradient + Laplacian) at
-//! the BSDS300 dimension, the MLP's JVP and exact trace at the 2-D toy size, and each vectorised
+//! the BSDS300 dimension, the MLP's JVP and exact trace (with and without backward, network op vs
+//! layer by layer) at the 2-D toy size, and each vectorised
 //! activation kernel against its composite candle-op formula on a 512×512 tensor.
 //! Run: `cargo bench -p continuum-benches`.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, Criterion};
+use tensor_core::kernels;
 use tensor_core::nets::{Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
@@ -23,23 +25,35 @@ fn potential(c: &mut Criterion) {
     }
 }
 
+/// The MLP's JVP and exact trace (inference), and the exact trace with the backward of training,
+/// through the network op (`fused`) and layer by layer (`composite`).
 fn mlp(c: &mut Criterion) {
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let mut rng = SeededRng::new(0);
-    let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &dev), 2, &[64, 64], 2, Activation::Tanh).unwrap().detach().unwrap();
+    let trained = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &dev), 2, &[64, 64], 2, Activation::Tanh).unwrap();
+    let net = trained.detach().unwrap();
     let x = rng.normal((1024, 2), DType::F32, &dev).unwrap();
     let v = rng.normal((1024, 2), DType::F32, &dev).unwrap();
     let t = Tensor::new(0.5f32, &dev).unwrap();
-    c.bench_function("mlp_jvp d2 w64 b1024", |bench| bench.iter(|| net.jvp(&x, &t, &v).unwrap()));
-    c.bench_function("mlp_exact_trace d2 w64 b1024", |bench| bench.iter(|| net.exact_trace(&x, &t).unwrap()));
+    for (path, on) in [("fused", true), ("composite", false)] {
+        kernels::set_fused(on);
+        c.bench_function(&format!("mlp_jvp d2 w64 b1024 {path}"), |bench| bench.iter(|| net.jvp(&x, &t, &v).unwrap()));
+        c.bench_function(&format!("mlp_exact_trace d2 w64 b1024 {path}"), |bench| bench.iter(|| net.exact_trace(&x, &t).unwrap()));
+        c.bench_function(&format!("mlp_exact_trace_backward d2 w64 b1024 {path}"), |bench| {
+            bench.iter(|| {
+                let (f, tr) = trained.exact_trace(&x, &t).unwrap();
+                (f.sqr().unwrap().sum_all().unwrap() + tr.sum_all().unwrap()).unwrap().backward().unwrap()
+            })
+        });
+    }
+    kernels::set_fused(true);
 }
 
 type Elementwise = fn(&Tensor) -> tensor_core::Result<Tensor>;
 
 /// Each vectorised activation against its composite candle-op formula.
 fn activations(c: &mut Criterion) {
-    use tensor_core::kernels;
     let z = SeededRng::new(0).normal((512, 512), DType::F32, &Device::Cpu).unwrap();
     let tanh_candle: Elementwise = |z| Ok(z.tanh()?);
     let cases: [(&str, Elementwise, Elementwise); 6] = [

@@ -58,10 +58,10 @@ impl Suite for TorchParity {
         let reps = if quick { 3 } else { 5 };
         let mut rows = Vec::new();
         for side in ["continuum fused", "continuum composite", "pytorch"] {
-            rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 4 * reps}));
+            rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 20 * reps}));
         }
         for side in ["continuum fused", "continuum composite", "pytorch"] {
-            rows.push(json!({"case": "cnf-trace", "side": side, "d": 2, "width": 64, "batch": 1024, "reps": 4 * reps}));
+            rows.push(json!({"case": "cnf-trace", "side": side, "d": 2, "width": 64, "batch": 1024, "reps": 20 * reps}));
         }
         for side in ["continuum fused", "continuum composite", "pytorch (OT-Flow code)"] {
             rows.push(json!({"case": "rk4-step", "side": side, "d": 63, "width": 512, "batch": 512, "nt": 16, "reps": reps}));

@@ -1,5 +1,6 @@
 //! Fused CPU kernels for the hot paths of the derivative networks (issue 3), as candle custom
-//! ops whose backward is written in candle ops (so it is differentiable in turn). Each kernel
+//! ops. The elementwise, bias and tangent kernels write their backward in candle ops (so it is
+//! differentiable in turn); the network op's backward is hand-written and first-order. Each kernel
 //! has a composite reference — the same formula in plain candle ops — one switch away:
 //! [`set_fused`]`(false)` (or `CONTINUUM_KERNELS=composite` in the environment) routes every
 //! model back through it. Kernels run for contiguous f32/f64 tensors on the CPU; other dtypes
