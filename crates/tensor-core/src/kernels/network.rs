@@ -169,35 +169,28 @@ trait Real: WithDType {
     fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<Self>]>;
 }
 
-impl Real for f32 {
-    fn kernel(op: Elementwise) -> fn(&[f32], &mut [f32]) {
-        op.kernels().0
-    }
-    fn wrap(chunks: Vec<ChunkSaved<f32>>) -> Saved {
-        Saved::F32(chunks)
-    }
-    fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<f32>]> {
-        match saved {
-            Saved::F32(c) => Some(c),
-            Saved::F64(_) => None,
+/// The two impls differ only in which slice kernel and which record variant they name.
+macro_rules! real {
+    ($t:ty, $variant:ident, $kernel:tt) => {
+        impl Real for $t {
+            fn kernel(op: Elementwise) -> fn(&[$t], &mut [$t]) {
+                op.kernels().$kernel
+            }
+            fn wrap(chunks: Vec<ChunkSaved<$t>>) -> Saved {
+                Saved::$variant(chunks)
+            }
+            fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<$t>]> {
+                match saved {
+                    Saved::$variant(c) => Some(c),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
 
-impl Real for f64 {
-    fn kernel(op: Elementwise) -> fn(&[f64], &mut [f64]) {
-        op.kernels().1
-    }
-    fn wrap(chunks: Vec<ChunkSaved<f64>>) -> Saved {
-        Saved::F64(chunks)
-    }
-    fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<f64>]> {
-        match saved {
-            Saved::F64(c) => Some(c),
-            Saved::F32(_) => None,
-        }
-    }
-}
+real!(f32, F32, 0);
+real!(f64, F64, 1);
 
 /// A strided view of a matrix: element (i, j) at `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
