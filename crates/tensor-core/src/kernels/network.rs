@@ -267,11 +267,14 @@ fn activate<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2
                 *d2 = T::zero() - two * s * *d1;
             }
         }
-        Activation::Softplus => {
-            T::kernel(Elementwise::Softplus)(z, value);
-            T::kernel(Elementwise::Sigmoid)(z, d1);
+        Activation::Softplus | Activation::LogCosh => {
+            // σ' is another kernel's output: sigmoid (σ'' = σ'(1 − σ')) or tanh (σ'' = 1 − σ'²)
+            let (sigma, derivative) = if act == Activation::Softplus { (Elementwise::Softplus, Elementwise::Sigmoid) } else { (Elementwise::LogCosh, Elementwise::Tanh) };
+            T::kernel(sigma)(z, value);
+            T::kernel(derivative)(z, d1);
+            let tanh_like = act == Activation::LogCosh;
             for (&g, d2) in d1.iter().zip(d2.iter_mut()) {
-                *d2 = g * (one - g);
+                *d2 = if tanh_like { one - g * g } else { g * (one - g) };
             }
         }
         Activation::Swish => {
@@ -283,13 +286,6 @@ fn activate<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2
                 *v = z * g;
                 *d1 = g + z * dg;
                 *d2 = dg * (two + z * (one - two * g));
-            }
-        }
-        Activation::LogCosh => {
-            T::kernel(Elementwise::LogCosh)(z, value);
-            T::kernel(Elementwise::Tanh)(z, d1);
-            for (&th, d2) in d1.iter().zip(d2.iter_mut()) {
-                *d2 = one - th * th;
             }
         }
         Activation::Selu => {
