@@ -227,6 +227,43 @@ fn backprop_through_laplacian_matches_parameter_differences() -> Result<()> {
     Ok(())
 }
 
+/// Backprop through a network's exact trace (a CNF's training loss, which runs through the fused
+/// network op by default) against central differences in every parameter and in x, with a time
+/// shared by the batch and one per sample.
+#[test]
+fn backprop_through_exact_trace_matches_differences() -> Result<()> {
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(21);
+    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), 3, &[7, 5], 3, Activation::Tanh)?;
+    let x = Var::from_tensor(&rng.normal((4, 3), DType::F64, &DEV)?)?;
+    for t in [Tensor::new(0.3f64, &DEV)?, rng.uniform((4, 1), 0.0, 1.0, DType::F64, &DEV)?] {
+        let loss = || -> Result<Tensor> {
+            let (f, tr) = net.exact_trace(x.as_tensor(), &t)?;
+            Ok(((f.sqr()?.sum_all()? * 0.5)? + tr.sum_all()?)?)
+        };
+        let grads = loss()?.backward()?;
+        let mut vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        vars.push(("x".into(), x.clone()));
+        for (name, var) in &vars {
+            let g = grads.get(var.as_tensor()).expect("gradient present").flatten_all()?.to_vec1::<f64>()?;
+            let orig = var.as_tensor().copy()?;
+            for idx in [0, g.len() / 2, g.len() - 1] {
+                let mut bump = vec![0f64; g.len()];
+                bump[idx] = FD_STEP;
+                let bump = Tensor::from_vec(bump, var.dims(), &DEV)?;
+                var.set(&(&orig + &bump)?)?;
+                let lp = loss()?.to_scalar::<f64>()?;
+                var.set(&(&orig - &bump)?)?;
+                let lm = loss()?.to_scalar::<f64>()?;
+                var.set(&orig)?;
+                let fd = (lp - lm) / (2.0 * FD_STEP);
+                assert!((g[idx] - fd).abs() <= TOL * (1.0 + fd.abs()), "t {:?}, {name}[{idx}]: backprop {} vs FD {fd}", t.dims(), g[idx]);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn bad_shapes_are_typed_errors() -> Result<()> {
     let (_, phi) = random_potential(3, 4, 2, 1)?;
