@@ -195,6 +195,26 @@ fn potential_gradient_and_laplacian_match_finite_differences() -> Result<()> {
 
 /// Training uses first-order backprop through ∇Φ and ΔΦ: its parameter gradient must match
 /// finite differences in the parameter (no silent second-order error, see candle-notes).
+/// The first, middle and last entries of the backprop gradient `grad` of `loss` with respect to
+/// `var` against central differences (the variable is restored afterwards).
+fn check_entries_by_differences(name: &str, var: &Var, grad: &Tensor, loss: &dyn Fn() -> Result<Tensor>) -> Result<()> {
+    let g = grad.flatten_all()?.to_vec1::<f64>()?;
+    let orig = var.as_tensor().copy()?;
+    for idx in [0, g.len() / 2, g.len() - 1] {
+        let mut bump = vec![0f64; g.len()];
+        bump[idx] = FD_STEP;
+        let bump = Tensor::from_vec(bump, var.dims(), &DEV)?;
+        var.set(&(&orig + &bump)?)?;
+        let lp = loss()?.to_scalar::<f64>()?;
+        var.set(&(&orig - &bump)?)?;
+        let lm = loss()?.to_scalar::<f64>()?;
+        var.set(&orig)?;
+        let fd = (lp - lm) / (2.0 * FD_STEP);
+        assert!((g[idx] - fd).abs() <= TOL * (1.0 + fd.abs()), "{name}[{idx}]: backprop {} vs FD {fd}", g[idx]);
+    }
+    Ok(())
+}
+
 #[test]
 fn backprop_through_laplacian_matches_parameter_differences() -> Result<()> {
     let (vm, phi) = random_potential(3, 6, 3, 5)?;
@@ -209,20 +229,7 @@ fn backprop_through_laplacian_matches_parameter_differences() -> Result<()> {
     let data = vm.data().lock().unwrap();
     for name in ["k0.weight", "k1.weight", "k2.bias", "A", "w"] {
         let var: &Var = &data[name];
-        let g = grads.get(var.as_tensor()).expect("gradient present").flatten_all()?.to_vec1::<f64>()?;
-        let orig = var.as_tensor().copy()?;
-        for idx in [0, g.len() / 2, g.len() - 1] {
-            let mut bump = vec![0f64; g.len()];
-            bump[idx] = FD_STEP;
-            let bump = Tensor::from_vec(bump, var.dims(), &DEV)?;
-            var.set(&(&orig + &bump)?)?;
-            let lp = loss(&phi)?.to_scalar::<f64>()?;
-            var.set(&(&orig - &bump)?)?;
-            let lm = loss(&phi)?.to_scalar::<f64>()?;
-            var.set(&orig)?;
-            let fd = (lp - lm) / (2.0 * FD_STEP);
-            assert!((g[idx] - fd).abs() <= TOL * (1.0 + fd.abs()), "{name}[{idx}]: backprop {} vs FD {fd}", g[idx]);
-        }
+        check_entries_by_differences(name, var, grads.get(var.as_tensor()).expect("gradient present"), &|| loss(&phi))?;
     }
     Ok(())
 }
@@ -245,20 +252,7 @@ fn backprop_through_exact_trace_matches_differences() -> Result<()> {
         let mut vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.push(("x".into(), x.clone()));
         for (name, var) in &vars {
-            let g = grads.get(var.as_tensor()).expect("gradient present").flatten_all()?.to_vec1::<f64>()?;
-            let orig = var.as_tensor().copy()?;
-            for idx in [0, g.len() / 2, g.len() - 1] {
-                let mut bump = vec![0f64; g.len()];
-                bump[idx] = FD_STEP;
-                let bump = Tensor::from_vec(bump, var.dims(), &DEV)?;
-                var.set(&(&orig + &bump)?)?;
-                let lp = loss()?.to_scalar::<f64>()?;
-                var.set(&(&orig - &bump)?)?;
-                let lm = loss()?.to_scalar::<f64>()?;
-                var.set(&orig)?;
-                let fd = (lp - lm) / (2.0 * FD_STEP);
-                assert!((g[idx] - fd).abs() <= TOL * (1.0 + fd.abs()), "t {:?}, {name}[{idx}]: backprop {} vs FD {fd}", t.dims(), g[idx]);
-            }
+            check_entries_by_differences(&format!("t {:?}, {name}", t.dims()), var, grads.get(var.as_tensor()).expect("gradient present"), &loss)?;
         }
     }
     Ok(())
