@@ -2,7 +2,7 @@
 //! by superposition"): conditional flow matching on the straight path ψ_t = (1 − t)x₀ + t x₁
 //! with target velocity x₁ − x₀, and minibatch couplings that make the learned paths straighter.
 //!
-//! - [`assignment`]: exact linear assignment (Hungarian, O(n³)).
+//! - [`assignment`]: exact linear assignment (shortest augmenting paths, Crouse's form, O(n³)).
 //! - [`sinkhorn`]: log-domain entropic OT with ε-scaling; returns plan, cost, marginal error.
 //! - [`coupling`]: independent, exact-OT and Sinkhorn minibatch couplings.
 //! - [`cfm`]: conditional paths (straight with constant σ; Brownian bridge for

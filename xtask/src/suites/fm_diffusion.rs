@@ -301,7 +301,7 @@ impl Suite for FmDiffusion {
                 report.notes.push(format!("{task}: normalized path energy |E∫‖v‖² − W2²|/W2² OT-CFM {ot:.3} vs I-CFM {ind:.3} (TorchCFM paper: {}).", if task.starts_with('N') { "0.018 vs 0.222" } else { "0.053 vs 2.738" }));
             }
         }
-        report.notes.push("W2 is exact (Hungarian) between generated and held-out target points; NFE counts velocity/score evaluations. Diffusion rows have no path energy (their time runs over [t_min, 1] on a different clock). --quick trains far fewer iterations than torchcfm's 20 000: compare methods with each other.".into());
+        report.notes.push("W2 is exact (optimal assignment) between generated and held-out target points; NFE counts velocity/score evaluations. Diffusion rows have no path energy (their time runs over [t_min, 1] on a different clock). --quick trains far fewer iterations than torchcfm's 20 000: compare methods with each other.".into());
         report.sections.push(strategy_table(&get));
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! `ot-couplings`: the minibatch OT solvers of `flow-matching` next to POT on the same cost
 //! matrices — log-domain Sinkhorn with ε-scaling against `ot.sinkhorn` (log and plain methods),
-//! the Hungarian assignment against `ot.emd`. The matrices are what OT-CFM sees: squared
+//! the exact assignment (shortest augmenting paths) against `ot.emd`. The matrices are what OT-CFM sees: squared
 //! distances between N(0, I) draws and torchcfm's 8gaussians, divided by their maximum
 //! (torchcfm's normalisation), ε = 0.05. POT runs through `benches/reference/ot_pot.py` when
 //! `python3 -c 'import ot'` works; otherwise its rows say they were skipped.
@@ -58,7 +58,7 @@ impl OtCouplings {
             row.insert(k.into(), v.into());
         }
         row.insert("sinkhorn_iterations".into(), r.iterations.into());
-        row.insert("status".into(), "ok (log-domain Sinkhorn with ε-scaling; Hungarian)".into());
+        row.insert("status".into(), "ok (log-domain Sinkhorn with ε-scaling; shortest-augmenting-path assignment)".into());
         Ok(row)
     }
 
@@ -130,10 +130,10 @@ impl Suite for OtCouplings {
                 report.notes.push(format!("n = {n}: Sinkhorn cost continuum {ours:.8} vs POT (log) {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
             }
             if let (Some(ours), Some(pot), Some(t_ours), Some(t_pot)) = (get(n, "continuum", "emd_cost"), get(n, "pot", "emd_cost"), get(n, "continuum", "emd_median_s"), get(n, "pot", "emd_median_s")) {
-                report.notes.push(format!("n = {n}: exact OT cost Hungarian {ours:.8} vs ot.emd {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
+                report.notes.push(format!("n = {n}: exact OT cost assignment {ours:.8} vs ot.emd {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
             }
         }
-        let series: Vec<Series> = [("continuum", "sinkhorn", "continuum Sinkhorn (log, ε-scaling)"), ("pot", "sinkhorn", "POT sinkhorn_log"), ("pot", "sinkhorn_plain", "POT sinkhorn (plain)"), ("continuum", "emd", "continuum Hungarian"), ("pot", "emd", "POT emd")]
+        let series: Vec<Series> = [("continuum", "sinkhorn", "continuum Sinkhorn (log, ε-scaling)"), ("pot", "sinkhorn", "POT sinkhorn_log"), ("pot", "sinkhorn_plain", "POT sinkhorn (plain)"), ("continuum", "emd", "continuum assignment"), ("pot", "emd", "POT emd")]
             .iter()
             .map(|&(side, prefix, label)| Series { label: label.into(), points: ns.iter().filter_map(|&n| get(n, side, &format!("{prefix}_median_s")).map(|t| (n as f64, t))).collect() })
             .filter(|s| !s.points.is_empty())
