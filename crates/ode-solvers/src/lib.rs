@@ -35,10 +35,10 @@ pub use controller::PiController;
 pub use error::{Result, SolverError};
 pub use save_at::SaveAt;
 pub use solution::{Solution, Stats};
-pub use solve::{solve, solve_sde, uniform_grid, SolveConfig, Steps};
+pub use solve::{solve, solve_sde, uniform_grid, SdeConfig, SolveConfig, Steps};
 pub use solver::{Method, SdeMethod};
 pub use state::State;
-pub use term::{Calculus, Noise, OdeTerm, SdeTerm};
+pub use term::{time_net_field, Calculus, Noise, OdeTerm, SdeTerm};
 
 /// The runnable examples of `docs/ARCHITECTURE.md`, run by `cargo test` so they stay true.
 #[cfg(doctest)]

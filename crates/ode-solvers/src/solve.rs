@@ -1,7 +1,7 @@
 //! `solve` and `solve_sde`: compose a term, a solver, a step-size rule, output times and an
 //! adjoint into one call (after diffrax's `diffeqsolve`).
 
-use crate::adjoint::{Adjoint, Tape, TapeKind};
+use crate::adjoint::{Adjoint, Tape, TapeKind, TapedMethod};
 use crate::brownian::VirtualBrownianTree;
 use crate::controller::{initial_step, PiController};
 use crate::error::{Result, SolverError};
@@ -65,6 +65,34 @@ impl SolveConfig {
     /// Sets the adaptive step budget.
     pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.max_steps = max_steps;
+        self
+    }
+}
+
+/// How [`solve_sde`] runs: the fixed time grid, the Brownian path it is driven by, the output
+/// times and the gradient mode. [`SdeConfig::new`] saves the final state with full-graph
+/// gradients; the setters change the rest.
+#[derive(Clone)]
+pub struct SdeConfig<'a> {
+    pub grid: Vec<f64>,
+    pub brownian: &'a VirtualBrownianTree,
+    pub save_at: SaveAt,
+    pub adjoint: Adjoint,
+}
+
+impl<'a> SdeConfig<'a> {
+    /// Steps on `grid` driven by `brownian`; final state only, full-graph gradients.
+    pub fn new(grid: &[f64], brownian: &'a VirtualBrownianTree) -> Self {
+        Self { grid: grid.to_vec(), brownian, save_at: SaveAt::Final, adjoint: Adjoint::FullGraph }
+    }
+    /// Sets the output times.
+    pub fn save_at(mut self, save_at: SaveAt) -> Self {
+        self.save_at = save_at;
+        self
+    }
+    /// Sets the gradient mode.
+    pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
+        self.adjoint = adjoint;
         self
     }
 }
@@ -320,7 +348,7 @@ fn run_adaptive<S: State>(term: &dyn OdeTerm<S>, tab: &'static Tableau, t0: f64,
 }
 
 /// Collects outputs and builds the tape.
-fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kind: TapeKind<S>, backward_ctrl: Option<PiController>) -> Result<Solution<S>> {
+fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kind: TapeKind<S>, method: TapedMethod, backward_ctrl: Option<PiController>) -> Result<Solution<S>> {
     let last = run.nodes.len() - 1;
     let requests: Vec<f64> = match save_at {
         SaveAt::Final => vec![run.nodes[last]],
@@ -355,7 +383,7 @@ fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kin
                 TapeKind::Checkpointed(_) => TapeKind::Checkpointed(run.states.into_iter().map(|s| s.ok_or_else(|| SolverError::Config("checkpoint missing".into()))).collect::<Result<_>>()?),
                 TapeKind::Continuous => TapeKind::Continuous,
             };
-            Some(Tape { kind, nodes: run.nodes, out_index, outputs: ys.clone(), y0: y0.clone(), backward_controller: backward_ctrl })
+            Some(Tape { kind, nodes: run.nodes, out_index, outputs: ys.clone(), y0: y0.clone(), backward_controller: backward_ctrl, method })
         }
     };
     Ok(Solution { ts, ys, stats: run.stats, tape })
@@ -390,23 +418,25 @@ pub fn solve<S: State>(term: &dyn OdeTerm<S>, method: Method, y0: &S, config: &S
             }
             let stepper = RkStepper { tab, term };
             let run = run_fixed(&stepper, grid, &y_start, &plan, Some(term))?;
-            finish(run, y0, &config.save_at, config.adjoint, kind, None)
+            finish(run, y0, &config.save_at, config.adjoint, kind, TapedMethod::Ode(method), None)
         }
         Steps::Adaptive { t0, t1, controller } => {
             if let SaveAt::Times(ts) = &config.save_at {
                 validate_times(ts, *t0, *t1)?;
             }
             let run = run_adaptive(term, tab, *t0, *t1, controller, config.max_steps, &y_start, &plan)?;
-            finish(run, y0, &config.save_at, config.adjoint, kind, Some(*controller))
+            finish(run, y0, &config.save_at, config.adjoint, kind, TapedMethod::Ode(method), Some(*controller))
         }
     }
 }
 
-/// Solves dy = f dt + g ⊙ dW on a fixed `grid` driven by `brownian`, with `method` (whose
+/// Solves dy = f dt + g ⊙ dW on `config`'s fixed grid driven by its Brownian path, with `method` (whose
 /// calculus must match the term's), saving and differentiating as asked. SDE solves take
 /// [`Adjoint::FullGraph`] or [`Adjoint::Checkpointed`] (exact gradients of the discrete
 /// solution), or [`Adjoint::Continuous`] (the continuous adjoint SDE, see `adjoint`).
-pub fn solve_sde<S: State>(term: &dyn SdeTerm<S>, method: SdeMethod, y0: &S, grid: &[f64], brownian: &VirtualBrownianTree, save_at: &SaveAt, adjoint: Adjoint) -> Result<Solution<S>> {
+pub fn solve_sde<S: State>(term: &dyn SdeTerm<S>, method: SdeMethod, y0: &S, config: &SdeConfig) -> Result<Solution<S>> {
+    let SdeConfig { grid, brownian, save_at, adjoint } = config;
+    let (adjoint, brownian) = (*adjoint, *brownian);
     if method.calculus() != term.calculus() {
         return Err(SolverError::Mismatch(format!("{} converges to the {:?} solution but the term is {:?}", method.name(), method.calculus(), term.calculus())));
     }
@@ -425,5 +455,5 @@ pub fn solve_sde<S: State>(term: &dyn SdeTerm<S>, method: SdeMethod, y0: &S, gri
     let stepper = SdeStepper { method, term, brownian };
     let run = run_fixed(&stepper, grid, &y_start, &plan, None)?;
     let kind = if adjoint == Adjoint::Checkpointed { TapeKind::Checkpointed(Vec::new()) } else { TapeKind::Continuous };
-    finish(run, y0, save_at, adjoint, kind, None)
+    finish(run, y0, save_at, adjoint, kind, TapedMethod::Sde(method), None)
 }

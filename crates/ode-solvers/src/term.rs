@@ -3,6 +3,8 @@
 
 use crate::error::Result;
 use crate::state::State;
+use candle_core::Tensor;
+use tensor_core::nets::{TimeLayer, TimeNet};
 
 /// dy/dt = f(t, y). Any `Fn(f64, &S) -> Result<S>` is one.
 pub trait OdeTerm<S: State> {
@@ -14,6 +16,14 @@ impl<S: State, F: Fn(f64, &S) -> Result<S>> OdeTerm<S> for F {
     fn vector_field(&self, t: f64, y: &S) -> Result<S> {
         self(t, y)
     }
+}
+
+/// A time network as an ODE term: y' = net(y, t), the time passed as a one-element tensor that
+/// the network broadcasts over the batch in y's dtype. The one adapter every model uses for a
+/// velocity v_θ(x, t); pass `net.detach()?` for sampling without a graph, or a `to_dtype` view
+/// for a low-precision evaluation.
+pub fn time_net_field<L: TimeLayer>(net: TimeNet<L>) -> impl Fn(f64, &Tensor) -> Result<Tensor> {
+    move |t, y| Ok(net.forward(y, &Tensor::new(t, y.device())?)?)
 }
 
 /// How the stochastic integral of an SDE is read.

@@ -1,7 +1,7 @@
 //! Bad input gives typed errors with a readable message, never a panic or a silent NaN.
 
 use candle_core::{DType, Device, Tensor};
-use ode_solvers::{solve, solve_sde, Adjoint, Calculus, Method, Noise, PiController, SaveAt, SdeMethod, SdeTerm, SolveConfig, SolverError, Steps, VirtualBrownianTree};
+use ode_solvers::{solve, solve_sde, SdeConfig, Adjoint, Calculus, Method, Noise, PiController, SaveAt, SdeMethod, SdeTerm, SolveConfig, SolverError, Steps, VirtualBrownianTree};
 
 const DEV: Device = Device::Cpu;
 
@@ -91,15 +91,52 @@ impl SdeTerm<Tensor> for Additive {
 fn sde_calculus_and_noise_must_match_the_scheme() {
     let bm = VirtualBrownianTree::new(0.0, 1.0, 0, &y0(), Noise::Scalar, 1e-6).unwrap();
     let grid: Vec<f64> = (0..=8).map(|i| i as f64 / 8.0).collect();
-    let e = solve_sde(&Additive, SdeMethod::StochasticHeun, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).err().expect("calculus");
+    let e = solve_sde(&Additive, SdeMethod::StochasticHeun, &y0(), &SdeConfig::new(&grid, &bm)).err().expect("calculus");
     assert!(e.to_string().contains("Stratonovich") && e.to_string().contains("Ito"), "{e}");
-    assert!(matches!(solve_sde(&Additive, SdeMethod::Milstein, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph), Err(SolverError::Mismatch(_))));
+    assert!(matches!(solve_sde(&Additive, SdeMethod::Milstein, &y0(), &SdeConfig::new(&grid, &bm)), Err(SolverError::Mismatch(_))));
     // scalar noise: one Brownian motion per sample, shared across its entries
-    let sol = solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).unwrap();
+    let sol = solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &SdeConfig::new(&grid, &bm)).unwrap();
     let rows = sol.last().to_vec2::<f64>().unwrap();
     assert!(rows.iter().all(|r| r.iter().all(|v| (v - r[0]).abs() < 1e-12)), "{rows:?}");
     assert!((rows[0][0] - rows[1][0]).abs() > 1e-6);
     // a grid outside the Brownian tree's interval
     let long: Vec<f64> = (0..=8).map(|i| i as f64 / 4.0).collect();
-    assert!(matches!(solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &long, &bm, &SaveAt::Final, Adjoint::FullGraph), Err(SolverError::BadSaveAt(_))));
+    assert!(matches!(solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &SdeConfig::new(&long, &bm)), Err(SolverError::BadSaveAt(_))));
+}
+
+/// A checkpointed or continuous backward pass replays the forward solve's method: replaying
+/// another one would differentiate a different discretisation without a word.
+#[test]
+fn backward_with_another_method_is_a_typed_error() {
+    let w = candle_core::Var::new(&[[0.3f64, -0.2], [0.1, 0.4]], &DEV).unwrap();
+    let f = |_t: f64, y: &Tensor| Ok(y.matmul(w.as_tensor())?.tanh()?);
+    let params = [w.as_tensor().clone()];
+    for adjoint in [Adjoint::Checkpointed, Adjoint::Continuous] {
+        let y = Tensor::ones((2, 2), DType::F64, &DEV).unwrap();
+        let sol = solve(&f, Method::Rk4, &y, &SolveConfig::new(Steps::uniform(0.0, 1.0, 4).unwrap()).adjoint(adjoint)).unwrap();
+        let mut grads = sol.last().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let e = sol.backward(&f, Method::Euler, &params, &mut grads).err().expect("method mismatch");
+        assert!(matches!(e, SolverError::Mismatch(_)) && e.to_string().contains("Rk4"), "{e}");
+        assert!(sol.backward(&f, Method::Rk4, &params, &mut grads).is_ok());
+    }
+    // an SDE tape replayed with an ODE method, and the reverse
+    let bm = VirtualBrownianTree::new(0.0, 1.0, 0, &y0(), Noise::Scalar, 1e-6).unwrap();
+    let grid: Vec<f64> = (0..=4).map(|i| i as f64 / 4.0).collect();
+    let sol = solve_sde(&Additive, SdeMethod::EulerMaruyama, &y0(), &SdeConfig::new(&grid, &bm).adjoint(Adjoint::Checkpointed)).unwrap();
+    let mut grads = sol.last().sum_all().unwrap().backward().unwrap();
+    assert!(matches!(sol.backward(&|_t: f64, y: &Tensor| Ok(y.clone()), Method::Euler, &[], &mut grads), Err(SolverError::Mismatch(_))));
+}
+
+/// Empty and one-row batches: an empty state integrates to an empty state, one row to one row.
+#[test]
+fn empty_and_single_row_batches() {
+    let f = |_t: f64, y: &Tensor| Ok(y.neg()?);
+    for rows in [0usize, 1] {
+        let y = Tensor::ones((rows, 3), DType::F64, &DEV).unwrap();
+        for method in [Method::Rk4, Method::Dopri5] {
+            let steps = if method == Method::Rk4 { Steps::uniform(0.0, 1.0, 4).unwrap() } else { Steps::Adaptive { t0: 0.0, t1: 1.0, controller: PiController::new(1e-6, 1e-6) } };
+            let sol = solve(&f, method, &y, &SolveConfig::new(steps)).unwrap();
+            assert_eq!(sol.last().dims(), &[rows, 3]);
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! without the Itô → Stratonovich correction.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ode_solvers::{solve_sde, Adjoint, Calculus, ItoCorrection, Noise, Result, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
+use ode_solvers::{solve_sde, SdeConfig, Adjoint, Calculus, ItoCorrection, Noise, Result, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
 
 mod common;
 use common::observed_order;
@@ -63,7 +63,7 @@ fn strong_orders_on_geometric_brownian_motion() -> Result<()> {
         let drift = if calculus == Calculus::Ito { mu - 0.5 * sigma * sigma } else { mu };
         let exact = ((&w_t * sigma)? + drift * t1)?.exp()?;
         let errs: Vec<f64> = ns.iter().map(|&n| -> Result<f64> {
-            let sol = solve_sde(&term, method, &x0, &grid(n, t1), &bm, &SaveAt::Final, Adjoint::FullGraph)?;
+            let sol = solve_sde(&term, method, &x0, &SdeConfig::new(&grid(n, t1), &bm))?;
             Ok((sol.last() - &exact)?.abs()?.mean_all()?.to_scalar::<f64>()?)
         }).collect::<Result<_>>()?;
         let observed = observed_order(&ns, &errs);
@@ -105,7 +105,7 @@ fn discrete_sde_gradients_are_exact() -> Result<()> {
         let term = TanhNoise { r: r.as_tensor().clone(), sigma: sigma.as_tensor().clone(), calculus };
         let params = [r.as_tensor().clone(), sigma.as_tensor().clone()];
         let objective = |adjoint: Adjoint| -> Result<Vec<f64>> {
-            let sol = solve_sde(&term, method, &x0, &g, &bm, &SaveAt::Final, adjoint)?;
+            let sol = solve_sde(&term, method, &x0, &SdeConfig::new(&g, &bm).adjoint(adjoint))?;
             let mut grads = sol.last().sqr()?.sum_all()?.backward()?;
             if adjoint == Adjoint::Checkpointed {
                 sol.backward_sde(&term, method, &bm, ItoCorrection::Apply, &params, &mut grads)?;
@@ -122,7 +122,7 @@ fn discrete_sde_gradients_are_exact() -> Result<()> {
             let orig = var.as_tensor().copy()?;
             let value = |v: f64| -> Result<f64> {
                 var.set(&Tensor::new(&[v], &DEV)?)?;
-                let sol = solve_sde(&term, method, &x0, &g, &bm, &SaveAt::Final, Adjoint::FullGraph)?;
+                let sol = solve_sde(&term, method, &x0, &SdeConfig::new(&g, &bm))?;
                 Ok(sol.last().sqr()?.sum_all()?.to_scalar::<f64>()?)
             };
             let v = orig.to_vec1::<f64>()?[0];
@@ -146,7 +146,7 @@ fn continuous_ito_adjoint_needs_the_stratonovich_correction() -> Result<()> {
     let g = grid(400, t1);
     let mut ratios = Vec::new();
     for correction in [ItoCorrection::Apply, ItoCorrection::Skip] {
-        let sol = solve_sde(&term, SdeMethod::EulerMaruyama, x0.as_tensor(), &g, &bm, &SaveAt::Final, Adjoint::Continuous)?;
+        let sol = solve_sde(&term, SdeMethod::EulerMaruyama, x0.as_tensor(), &SdeConfig::new(&g, &bm).adjoint(Adjoint::Continuous))?;
         let mut grads = sol.last().sum_all()?.backward()?;
         let a0 = sol.backward_sde(&term, SdeMethod::EulerMaruyama, &bm, correction, &[], &mut grads)?;
         // ∂L/∂x₀ also lands on the Var x₀ itself

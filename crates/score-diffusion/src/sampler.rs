@@ -12,7 +12,7 @@ use crate::error::{DiffusionError, Result};
 use crate::score::Score;
 use crate::sde::ForwardSde;
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, solve_sde, uniform_grid, Adjoint, Calculus, Method, Noise, SaveAt, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
+use ode_solvers::{solve, solve_sde, SdeConfig, uniform_grid, Adjoint, Calculus, Method, Noise, SaveAt, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
 use tensor_core::SeededRng;
 
 /// The smart-zero family member g̃ = c·g as an Itô SDE term in reverse time.
@@ -73,7 +73,7 @@ pub fn smart_zero(score: &dyn Score, sde: &ForwardSde, x: &Tensor, c: f64, grid:
     let grid = uniform_grid(t_from, t_to, steps)?;
     let tol = (t_from - t_to) / steps as f64 * 1e-6;
     let brownian = VirtualBrownianTree::new(t_to, t_from, seed, x, Noise::Diagonal, tol)?;
-    let sol = solve_sde(&term, SdeMethod::EulerMaruyama, &x.detach(), &grid, &brownian, &SaveAt::Final, Adjoint::FullGraph)?;
+    let sol = solve_sde(&term, SdeMethod::EulerMaruyama, &x.detach(), &SdeConfig::new(&grid, &brownian))?;
     Ok(sol.last().clone())
 }
 

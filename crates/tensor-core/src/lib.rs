@@ -32,4 +32,4 @@ pub use activation::Activation;
 pub use device::{device_name, parse_device};
 pub use error::{Error, Result};
 pub use precision::{Precision, PrecisionPolicy};
-pub use rng::SeededRng;
+pub use rng::{RngState, SeededRng};

@@ -10,7 +10,7 @@
 use super::{get_str, get_usize, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor, Var};
-use ode_solvers::{solve_sde, Adjoint, Calculus, ItoCorrection, Noise, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
+use ode_solvers::{solve_sde, SdeConfig, Adjoint, Calculus, ItoCorrection, Noise, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -106,7 +106,7 @@ impl Suite for SdeAdjoint {
             "fd-discrete" => {
                 let end = |x: f64| -> Result<Tensor, String> {
                     let x = Tensor::full(x, (m, 1), device).map_err(c)?;
-                    solve_sde(&term, method, &x, &grid, &bm, &SaveAt::Final, Adjoint::FullGraph).map_err(s)?.last().sqr().map_err(c)
+                    solve_sde(&term, method, &x, &SdeConfig::new(&grid, &bm)).map_err(s)?.last().sqr().map_err(c)
                 };
                 ((end(X0 + FD_EPS)? - end(X0 - FD_EPS)?).map_err(c)? / (2.0 * FD_EPS)).map_err(c)?
             }
@@ -118,7 +118,7 @@ impl Suite for SdeAdjoint {
                     "otd-corrected" => (Adjoint::Continuous, ItoCorrection::Apply),
                     other => return Err(format!("unknown estimator '{other}'")),
                 };
-                let sol = solve_sde(&term, method, x0.as_tensor(), &grid, &bm, &SaveAt::Final, adjoint).map_err(s)?;
+                let sol = solve_sde(&term, method, x0.as_tensor(), &SdeConfig::new(&grid, &bm).adjoint(adjoint)).map_err(s)?;
                 // L = Σ_paths Φ(X_T): its gradient in x₀ (one entry per path) is the per-path estimate
                 let mut grads = sol.last().sqr().and_then(|v| v.sum_all()).and_then(|l| l.backward()).map_err(c)?;
                 if adjoint != Adjoint::FullGraph {

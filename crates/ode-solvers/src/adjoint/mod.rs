@@ -20,7 +20,7 @@ mod continuous;
 pub use continuous::ItoCorrection;
 
 use crate::controller::PiController;
-use crate::error::Result;
+use crate::error::{Result, SolverError};
 use crate::solution::Solution;
 use crate::solver::{Method, SdeMethod};
 use crate::state::{dot, State};
@@ -38,6 +38,13 @@ pub enum Adjoint {
     Checkpointed,
     /// Continuous adjoint equation solved backwards.
     Continuous,
+}
+
+/// The scheme a taped solve used; its backward pass must replay the same one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TapedMethod {
+    Ode(Method),
+    Sde(SdeMethod),
 }
 
 pub(crate) enum TapeKind<S> {
@@ -58,6 +65,8 @@ pub(crate) struct Tape<S: State> {
     pub y0: S,
     /// Adaptive forward solves: the controller the backward solve reuses.
     pub backward_controller: Option<PiController>,
+    /// The method of the forward solve.
+    pub method: TapedMethod,
 }
 
 impl<S: State> Tape<S> {
@@ -90,15 +99,22 @@ impl<S: State> Tape<S> {
 }
 
 impl<S: State> Solution<S> {
-    fn tape(&self) -> Result<&Tape<S>> {
-        self.tape.as_ref().ok_or_else(|| crate::error::SolverError::Config("this solution was solved with Adjoint::FullGraph: call backward() on the loss instead".into()))
+    /// The tape, checked against the method the caller replays: a backward pass with another
+    /// method than the forward solve's would silently differentiate a different discretisation.
+    fn tape(&self, replay: TapedMethod) -> Result<&Tape<S>> {
+        let tape = self.tape.as_ref().ok_or_else(|| SolverError::Config("this solution was solved with Adjoint::FullGraph: call backward() on the loss instead".into()))?;
+        if tape.method != replay {
+            return Err(SolverError::Mismatch(format!("backward pass with {replay:?}, but the forward solve used {:?}: pass the forward solve's method", tape.method)));
+        }
+        Ok(tape)
     }
 
     /// Carries the output cotangents in `grads` back through an ODE solve (checkpointed or
     /// continuous adjoint), adds ∂L/∂θ for each of `params` into `grads` and returns ∂L/∂y₀.
-    /// `term` and `method` must be the ones of the forward solve.
+    /// `term` and `method` must be the ones of the forward solve (another method is a
+    /// [`SolverError::Mismatch`]).
     pub fn backward(&self, term: &dyn OdeTerm<S>, method: Method, params: &[Tensor], grads: &mut GradStore) -> Result<S> {
-        let tape = self.tape()?;
+        let tape = self.tape(TapedMethod::Ode(method))?;
         let cots = tape.cotangents(grads)?;
         let (a0, pg) = match &tape.kind {
             TapeKind::Checkpointed(states) => {
@@ -116,7 +132,7 @@ impl<S: State> Solution<S> {
     /// corrected adjoint (unbiased) and the naive one (biased when ∂g/∂y depends on y; kept to
     /// reproduce seed 003's comparison). Ignored by the checkpointed adjoint.
     pub fn backward_sde(&self, term: &dyn SdeTerm<S>, method: SdeMethod, brownian: &VirtualBrownianTree, correction: ItoCorrection, params: &[Tensor], grads: &mut GradStore) -> Result<S> {
-        let tape = self.tape()?;
+        let tape = self.tape(TapedMethod::Sde(method))?;
         let cots = tape.cotangents(grads)?;
         let (a0, pg) = match &tape.kind {
             TapeKind::Checkpointed(states) => {
