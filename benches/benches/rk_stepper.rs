@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, Criterion};
 use ode_solvers::solver::explicit_rk::rk_step;
-use ode_solvers::{solve, Method, PiController, SolveConfig, Steps};
+use ode_solvers::{solve, time_net_field, Method, PiController, SolveConfig, Steps};
 use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
@@ -17,7 +17,7 @@ fn rk(c: &mut Criterion) {
     let mut rng = SeededRng::new(0);
     let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &dev), 2, &[64, 64], 2, Activation::Tanh).unwrap().detach().unwrap();
     let x = rng.normal((512, 2), DType::F32, &dev).unwrap();
-    let field = |t: f64, y: &Tensor| Ok(net.forward(y, &Tensor::new(t as f32, y.device())?)?);
+    let field = time_net_field(net.clone());
     for method in [Method::Euler, Method::Rk4, Method::Dopri5, Method::Tsit5] {
         c.bench_function(&format!("rk_step {} d2 w64 b512", method.name()), |b| b.iter(|| rk_step(method.tableau(), &field, 0.0, 0.1, &x, None).unwrap()));
     }

@@ -12,10 +12,12 @@ pub mod bsds300;
 pub mod error;
 pub mod natural_patches;
 pub mod npy_csv;
+pub mod standardize;
 pub mod stl10;
 pub mod toy2d;
 
 pub use error::{DataError, Result};
+pub use standardize::Standardization;
 
 /// A row-major matrix of samples: `rows` samples of dimension `cols`.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,6 +50,17 @@ impl Matrix {
         Matrix { data: self.data[..n * self.cols].to_vec(), rows: n, cols: self.cols }
     }
 
+    /// The rows `ids`, in that order.
+    pub fn select(&self, ids: &[usize]) -> Matrix {
+        Matrix { data: ids.iter().flat_map(|&i| self.row(i).iter().copied()).collect(), rows: ids.len(), cols: self.cols }
+    }
+
+    /// The matrix as a (rows, cols) f32 tensor on `device`.
+    #[cfg(feature = "candle")]
+    pub fn to_tensor(&self, device: &candle_core::Device) -> candle_core::Result<candle_core::Tensor> {
+        candle_core::Tensor::from_slice(&self.data, (self.rows, self.cols), device)
+    }
+
     /// Column means.
     pub fn column_means(&self) -> Vec<f64> {
         let mut m = vec![0f64; self.cols];
@@ -72,6 +85,27 @@ pub struct Splits {
     pub test: Matrix,
     /// The label every output must carry: the real data set's name or the stand-in's.
     pub source: String,
+}
+
+impl Splits {
+    /// `m` shuffled with `seed` and cut into test (the first `test_fraction`), validation (the
+    /// next `validation_fraction`) and training (the rest) samples; each split gets at least one
+    /// sample, so `m` needs at least three.
+    pub fn shuffled(m: &Matrix, validation_fraction: f64, test_fraction: f64, seed: u64, source: &str) -> Result<Self> {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let fractions_ok = (0.0..1.0).contains(&validation_fraction) && (0.0..1.0).contains(&test_fraction) && validation_fraction + test_fraction < 1.0;
+        if !fractions_ok {
+            return Err(DataError::Format { source_name: source.into(), reason: format!("validation and test fractions {validation_fraction} and {test_fraction} must be in [0, 1) and leave training data") });
+        }
+        let n_test = ((m.rows as f64 * test_fraction) as usize).max(1);
+        let n_val = ((m.rows as f64 * validation_fraction) as usize).max(1);
+        if m.rows < n_test + n_val + 1 {
+            return Err(DataError::Format { source_name: source.into(), reason: format!("{} samples are too few to split into training, validation and test data", m.rows) });
+        }
+        let mut idx: Vec<usize> = (0..m.rows).collect();
+        idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+        Ok(Self { test: m.select(&idx[..n_test]), validation: m.select(&idx[n_test..n_test + n_val]), train: m.select(&idx[n_test + n_val..]), source: source.into() })
+    }
 }
 
 /// The folders searched for real data files, in order: `$CONTINUUM_DATA`, then

@@ -7,7 +7,7 @@ use crate::coupling::Coupling;
 use crate::error::{FmError, Result};
 use candle_core::Tensor;
 use candle_nn::VarMap;
-use tensor_core::optim::minimize;
+use train::minimize;
 use tensor_core::nets::{TimeLayer, TimeNet};
 use tensor_core::SeededRng;
 

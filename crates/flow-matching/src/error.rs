@@ -11,6 +11,9 @@ pub enum FmError {
     NotConverged { error: f64, iterations: usize },
     #[error(transparent)]
     Solver(#[from] ode_solvers::SolverError),
+    /// From the training layer (the optimiser loop).
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
     #[error(transparent)]
     TensorCore(#[from] tensor_core::Error),
     #[error(transparent)]

@@ -5,7 +5,7 @@
 use crate::assignment::exact_assignment;
 use crate::error::{FmError, Result};
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, Method, SolveConfig, Stats, Steps};
+use ode_solvers::{solve, time_net_field, Method, SolveConfig, Stats, Steps};
 use tensor_core::nets::{TimeLayer, TimeNet};
 use ode_solvers::log_density::integrate_divergence;
 use ode_solvers::path_energy::path_energy;
@@ -13,8 +13,7 @@ use tensor_core::stats::{sq_distances, standard_normal_log_prob};
 
 /// x(1) from x(0) = `z` along v_θ, with the solver's statistics (NFE).
 pub fn sample<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, method: Method, steps: Steps) -> Result<(Tensor, Stats)> {
-    let frozen = net.detach()?;
-    let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t, x.device())?)?);
+    let v = time_net_field(net.detach()?);
     let sol = solve(&v, method, &z.detach(), &SolveConfig::new(steps))?;
     Ok((sol.last().clone(), sol.stats))
 }
@@ -31,8 +30,7 @@ pub fn log_prob<L: TimeLayer>(net: &TimeNet<L>, x: &Tensor, steps: usize) -> Res
 
 /// E∫₀¹‖v(x(t), t)‖² dt along the flow from `z`, RK4 with `steps` steps.
 pub fn kinetic_energy<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, steps: usize) -> Result<f64> {
-    let frozen = net.detach()?;
-    let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t, x.device())?)?);
+    let v = time_net_field(net.detach()?);
     Ok(path_energy(&v, Method::Rk4, z, 0.0, 1.0, steps)?.0)
 }
 

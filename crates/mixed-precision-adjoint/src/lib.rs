@@ -5,10 +5,6 @@
 //!   high precision H, store only the 16-bit trajectory.
 //! - [`backward`]: rebuild one step at a time from the stored states, VJP with a dynamically
 //!   scaled cotangent in L, accumulate adjoint and parameter gradients in H.
-//! - [`grads`]: `value_and_grad` — one switch between full-graph, checkpointed, continuous and
-//!   mixed-precision gradients for a model's training step.
-//! - [`train`]: the training loop shared by the density models (Adam, learning-rate drops,
-//!   validation, best checkpoint, early stopping) over a small [`FlowModel`] trait.
 //! - [`stiff`]: seed 003's stiff test problem with its analytic gradients and the baselines.
 //! - [`scaler`]: the dynamic adjoint scale S (power of two, halved on overflow, doubled with
 //!   headroom), persisting across iterations.
@@ -20,7 +16,7 @@
 //! use candle_core::{DType, Device, Tensor};
 //! use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 //! use mixed_precision_adjoint::{solve_mixed, DynamicScaler, MpConfig};
-//! use ode_solvers::{Method, SaveAt};
+//! use ode_solvers::{time_net_field, Method, SaveAt};
 //! use tensor_core::{nets::Mlp, params::ParamBuilder, Activation, Precision, PrecisionPolicy, SeededRng};
 //!
 //! let dev = Device::Cpu;
@@ -43,7 +39,7 @@
 //! for _ in 0..40 {
 //!     // the vector field sees f16 states and an f16 view of the weights (a differentiable cast)
 //!     let low = net.to_dtype(DType::F16)?;
-//!     let field = |t: f64, y: &Tensor| Ok(low.forward(y, &Tensor::new(t as f32, y.device())?)?);
+//!     let field = time_net_field(low.clone());
 //!     let sol = solve_mixed(&field, &x, &config)?;
 //!     let loss = (sol.last() - &target)?.sqr()?.mean_all()?;
 //!     let mut grads = loss.backward()?; // ∂L/∂y(1), plus any other part of the loss
@@ -56,17 +52,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod autocast;
 pub mod backward;
 pub mod error;
 pub mod forward;
-pub mod grads;
 pub mod scaler;
 pub mod stiff;
-pub mod train;
 
+pub use autocast::Autocast;
 pub use backward::BackwardReport;
 pub use error::{MpError, Result};
 pub use forward::{solve_mixed, MpConfig, MpSolution};
-pub use grads::{value_and_grad, Autocast, GradientMode};
-pub use train::{train, FlowModel, TrainConfig, TrainRecord};
 pub use scaler::DynamicScaler;

@@ -53,6 +53,15 @@ impl DynamicScaler {
         self.s
     }
 
+    /// Puts the scaler back where a checkpoint left it: scale S (None: not yet set) and the
+    /// counters.
+    pub fn restore(&mut self, scale: Option<f64>, halvings: usize, doublings: usize) {
+        if self.enabled {
+            self.s = scale;
+        }
+        (self.halvings, self.doublings) = (halvings, doublings);
+    }
+
     /// Per-sample width √(numel / batch) of a cotangent, as rampde normalises the target.
     fn width(a: &[Tensor]) -> f64 {
         let numel: usize = a.iter().map(Tensor::elem_count).sum();

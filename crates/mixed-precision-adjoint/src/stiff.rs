@@ -7,7 +7,7 @@
 use crate::backward::BackwardReport;
 use crate::error::Result;
 use crate::forward::{solve_mixed, MpConfig};
-use crate::grads::Autocast;
+use crate::autocast::Autocast;
 use crate::scaler::DynamicScaler;
 use candle_core::{DType, Device, Tensor, Var};
 use ode_solvers::{solve, Adjoint, Method, SaveAt, SolveConfig, Steps};

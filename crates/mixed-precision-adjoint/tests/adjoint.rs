@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
 use mixed_precision_adjoint::stiff::{StiffMethod, StiffProblem};
 use mixed_precision_adjoint::{solve_mixed, DynamicScaler, MpConfig, Result};
-use ode_solvers::{solve, Adjoint, Method, SaveAt, SolveConfig, Steps};
+use ode_solvers::{solve, time_net_field, Adjoint, Method, SaveAt, SolveConfig, Steps};
 use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, PrecisionPolicy, SeededRng};
@@ -53,7 +53,7 @@ impl Net {
     }
     fn mixed(&self, policy: PrecisionPolicy, method: Method, n: usize) -> Result<(Vec<f64>, f64)> {
         let low = self.mlp.to_dtype(policy.low.dtype())?;
-        let field = |t: f64, y: &Tensor| Ok(low.forward(y, &Tensor::new(t, y.device())?)?);
+        let field = time_net_field(low.clone());
         let grid: Vec<f64> = (0..=n).map(|i| i as f64 / n as f64).collect();
         let config = MpConfig { policy, method, grid, save_at: SaveAt::Times(vec![0.5, 1.0]) };
         let sol = solve_mixed(&field, &self.y0()?, &config)?;
@@ -63,7 +63,7 @@ impl Net {
         Ok((self.flat(&grads)?, loss.to_dtype(DType::F64)?.to_scalar::<f64>()?))
     }
     fn checkpointed(&self, method: Method, n: usize) -> Result<(Vec<f64>, f64)> {
-        let field = |t: f64, y: &Tensor| Ok(self.mlp.forward(y, &Tensor::new(t, y.device())?)?);
+        let field = time_net_field(self.mlp.clone());
         let cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, n)?).save_at(SaveAt::Times(vec![0.5, 1.0])).adjoint(Adjoint::Checkpointed);
         let sol = solve(&field, method, &self.y0()?, &cfg)?;
         let loss = Net::loss(&sol.ys)?;

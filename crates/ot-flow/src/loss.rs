@@ -2,10 +2,11 @@
 //! L = E[c_L(1)] (transport), C = E[−log N(x(1)) − ℓ(1)] (negative log-likelihood, nats),
 //! R = E[c_H(1)] (HJB penalty).
 
-use mixed_precision_adjoint::Result;
+use crate::error::Result;
 use crate::model::OtState;
 use candle_core::{DType, Tensor};
 use tensor_core::stats::standard_normal_log_prob;
+use train::Metrics;
 
 /// The three costs and their weighted sum, as scalar tensors (differentiable).
 pub struct Costs {
@@ -27,9 +28,10 @@ pub fn costs(alpha: [f64; 3], z: &OtState) -> Result<Costs> {
 }
 
 impl Costs {
-    /// (J, L, C, R) as numbers.
-    pub fn values(&self) -> Result<[f64; 4]> {
+    /// The costs as named figures: `J` (the objective), `transport` (L), `nll` (C, nats),
+    /// `hjb` (R).
+    pub fn metrics(&self) -> Result<Metrics> {
         let v = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        Ok([v(&self.total)?, v(&self.transport)?, v(&self.nll)?, v(&self.hjb)?])
+        Ok(Metrics::new("J", &[("J", v(&self.total)?), ("transport", v(&self.transport)?), ("nll", v(&self.nll)?), ("hjb", v(&self.hjb)?)]))
     }
 }

@@ -1,4 +1,5 @@
-//! OT-Flow's model (Onken, Wu Fung, Li, Ruthotto 2021; seeds 001/003): the potential Φ of
+//! OT-Flow's model ("OT-Flow: Fast and Accurate Continuous Normalizing Flows via Optimal
+//! Transport", Onken, Wu Fung, Li, Ruthotto, AAAI 2021): the potential Φ of
 //! `tensor-core` and the augmented characteristics it drives. Sign conventions follow the
 //! reference code (`OTFlowProblem.py::odefun`): with α = (α₀, α₁, α₂),
 //!
@@ -7,8 +8,12 @@
 //! from (x, 0, 0, 0) at t = 0 (data) to t = 1 (standard normal). ℓ is the log-determinant
 //! (log p(x) = log N(x(1)) + ℓ(1)), c_L the transport cost, c_H the HJB residual.
 
-use mixed_precision_adjoint::Result;
-use candle_core::{DType, Tensor};
+use crate::error::{OtFlowError, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use train::checkpoint::{load_model, save_model, LoadedModel};
 use ode_solvers::OdeTerm;
 use tensor_core::nets::{Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
@@ -16,8 +21,12 @@ use tensor_core::params::ParamBuilder;
 /// (x, ℓ, c_L, c_H): shapes (B, d), (B, 1), (B, 1), (B, 1).
 pub type OtState = (Tensor, Tensor, Tensor, Tensor);
 
-/// Sizes and weights of an OT-Flow model.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The kind name in model files.
+pub const KIND: &str = "ot-flow";
+
+/// Sizes and weights of an OT-Flow model: with the parameters' dtype, everything a model file
+/// needs to rebuild it (Φ's activation is OT-Flow's log cosh, its quadratic term rank 10).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OtFlowConfig {
     /// Data dimension d.
     pub dim: usize,
@@ -29,10 +38,19 @@ pub struct OtFlowConfig {
     pub alpha: [f64; 3],
 }
 
+/// Rank of Φ's quadratic term ½sᵀAᵀAs (OT-Flow's `r`).
+pub const QUADRATIC_RANK: usize = 10;
+
 impl OtFlowConfig {
     /// OT-Flow's 2-D toy defaults (`trainToyOTflow.py`): m = 32, M = 2, α = (1, 100, 5).
     pub fn toy() -> Self {
         Self { dim: 2, width: 32, layers: 2, alpha: [1.0, 100.0, 5.0] }
+    }
+
+    /// OT-Flow's BSDS300 model (`detailedSetup.md`): d = 63, M = 2, α = (1, 2000, 800), at ResNet
+    /// width `width` (512 in the paper, 1024 in the mixed-precision study).
+    pub fn bsds300(width: usize) -> Self {
+        Self { dim: 63, width, layers: 2, alpha: [1.0, 2000.0, 800.0] }
     }
 }
 
@@ -41,13 +59,33 @@ impl OtFlowConfig {
 pub struct OtFlow {
     pub phi: Potential,
     pub config: OtFlowConfig,
+    param_dtype: DType,
 }
 
 impl OtFlow {
     /// A model with OT-Flow's initialisation, parameters under `pb`.
     pub fn new(pb: &mut ParamBuilder, config: OtFlowConfig) -> Result<Self> {
-        let phi = Potential::new(pb, PotentialConfig { dim: config.dim, width: config.width, layers: config.layers, rank: 10 })?;
-        Ok(Self { phi, config })
+        if config.alpha[0] <= 0.0 || !config.alpha.iter().all(|a| a.is_finite() && *a >= 0.0) {
+            return Err(OtFlowError::Config(format!("α = {:?}: α₀ must be positive, α₁ and α₂ non-negative, all finite", config.alpha)));
+        }
+        let phi = Potential::new(pb, PotentialConfig { dim: config.dim, width: config.width, layers: config.layers, rank: QUADRATIC_RANK })?;
+        Ok(Self { phi, config, param_dtype: pb.dtype() })
+    }
+
+    /// Writes the parameters of `varmap` (this model's) with the complete configuration to
+    /// `path` atomically; `extra` is kept alongside (e.g. a data standardisation).
+    pub fn save(&self, varmap: &VarMap, path: &Path, extra: &serde_json::Value) -> Result<()> {
+        Ok(save_model(path, KIND, &self.config, self.param_dtype, extra, varmap)?)
+    }
+
+    /// The model saved at `path`, rebuilt from its stored configuration with its parameters.
+    pub fn load(path: &Path, device: &Device) -> Result<LoadedModel<Self>> {
+        Ok(load_model(path, KIND, device, |pb, config: OtFlowConfig| Self::new(pb, config))?)
+    }
+
+    /// The same model with its parameters detached (evaluation without a graph).
+    pub fn frozen(&self) -> Result<Self> {
+        Ok(Self { phi: self.phi.detach()?, ..self.clone() })
     }
 
     /// The augmented dynamics evaluated in `dtype` (parameters cast differentiably: the mixed

@@ -3,10 +3,10 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use mixed_precision_adjoint::{solve_mixed, train, GradientMode, MpConfig, TrainConfig};
+use mixed_precision_adjoint::{solve_mixed, MpConfig};
 use ode_solvers::{Method, OdeTerm, SaveAt};
-use ot_flow::sample::{encode, inverse_error, sample};
-use ot_flow::{loss::costs, OtFlow, OtFlowConfig, Result};
+use ot_flow::{loss::costs, OtFlow, OtFlowConfig, OtFlowError, Result};
+use train::{train, ContinuousFlow, LrSchedule, TrainConfig, Trainable};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, PrecisionPolicy, SeededRng};
 
@@ -57,28 +57,33 @@ fn f16_with_dynamic_scaling_gives_the_f32_loss() -> Result<()> {
     let run = |low: Precision| -> Result<f64> {
         let cfg = MpConfig { policy: PrecisionPolicy::new(low, Precision::F32)?, method: Method::Rk4, grid: grid.clone(), save_at: SaveAt::Final };
         let dynamics = m.dynamics(low.dtype())?;
-        let sol = solve_mixed(&dynamics, &OtFlow::initial_state(&x)?, &cfg)?;
-        Ok(costs(m.config.alpha, sol.last())?.values()?[0])
+        let sol = solve_mixed(&dynamics, &OtFlow::initial_state(&x)?, &cfg).map_err(train::TrainError::from)?;
+        Ok(costs(m.config.alpha, sol.last())?.metrics()?.objective())
     };
     let (f32_loss, f16_loss) = (run(Precision::F32)?, run(Precision::F16)?);
     assert!(((f16_loss - f32_loss) / f32_loss).abs() < 1e-2, "f16 {f16_loss} vs f32 {f32_loss}");
     Ok(())
 }
 
+fn toy(n: usize, seed: u64) -> Result<Tensor> {
+    let d = datasets::toy2d::Toy2d::EightGaussians.sample(n, seed);
+    Ok(Tensor::from_vec(d.data, (d.rows, d.cols), &DEV)?)
+}
+
+fn nll(m: &OtFlow, x: &Tensor, steps: usize) -> Result<f64> {
+    Ok(m.evaluate(x, steps)?.metrics()?.get("nll").expect("nll"))
+}
+
+/// Selects on a validation split, reports on a test split drawn apart from both.
 #[test]
 fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let (vm, m) = model(DType::F32, 32, 5)?;
-    let to_tensor = |d: datasets::Matrix| Tensor::from_vec(d.data, (d.rows, d.cols), &DEV);
-    let train_x = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(4096, 1))?;
-    let val_x = to_tensor(datasets::toy2d::Toy2d::EightGaussians.sample(1024, 2))?;
-    let before = ot_flow::sample::evaluate(&m, &val_x, 8)?[2];
-    let cfg = TrainConfig {
-        iters: 150, batch: 512, lr: 0.05, drop_every: 50, lr_drop: 2.0, steps: 4, val_steps: 8, val_every: 25,
-        early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
-    };
-    let history = train(&m, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
-    let nll = ot_flow::sample::evaluate(&m, &val_x, 8)?[2];
-    println!("8gaussians NLL: {before:.3} → {nll:.3} after {} iterations", history.len());
+    let (train_x, val_x, test_x) = (toy(4096, 1)?, toy(1024, 2)?, toy(1024, 3)?);
+    let before = nll(&m, &test_x, 8)?;
+    let cfg = TrainConfig::default().iters(150).batch(512).lr(0.05).schedule(LrSchedule::StepDecay { every: 50, factor: 2.0 }).steps(4).val_steps(8).val_every(25);
+    let out = train(&m, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
+    let nll = nll(&m, &test_x, 8)?;
+    println!("8gaussians test NLL: {before:.3} → {nll:.3} after {} iterations (best validation at {:?})", out.history.len(), out.best.map(|b| b.0));
     // the best single Gaussian fit to 8gaussians has NLL ≈ 4.25 nats; the data's entropy ≈ 2.84
     assert!(nll < 3.3, "NLL {nll} (before training {before})");
     // sampling ∘ encoding inverts, in f64 with fine steps
@@ -86,35 +91,74 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     for (name, var) in vm.data().lock().unwrap().iter() {
         vm64.data().lock().unwrap()[name].set(&var.as_tensor().to_dtype(DType::F64)?)?;
     }
-    let x64 = val_x.to_dtype(DType::F64)?.narrow(0, 0, 256)?;
-    let err = inverse_error(&m64, &x64, 64)?;
+    let x64 = test_x.to_dtype(DType::F64)?.narrow(0, 0, 256)?;
+    let err = m64.inverse_error(&x64, 64)?;
     assert!(err < 1e-4, "‖T⁻¹(T(x)) − x‖ = {err:e}");
     // samples from N(0, I) land near the 8 centres (radius 4/1.414 ≈ 2.83)
     let z = SeededRng::new(6).normal((512, 2), DType::F64, &DEV)?;
-    let r = sample(&m64, &z, 16)?.sqr()?.sum_keepdim(1)?.sqrt()?.mean_all()?.to_scalar::<f64>()?;
+    let r = m64.sample(&z, 16)?.sqr()?.sum_keepdim(1)?.sqrt()?.mean_all()?.to_scalar::<f64>()?;
     assert!((r - 2.83).abs() < 0.6, "mean sample radius {r}");
-    let _ = encode(&m64, &x64, 8)?;
     Ok(())
 }
 
-/// The trainer's box constraint and OT-Flow's plateau schedule: with a frozen model (lr 0) the
-/// validation never improves, so after patience 1 the rate drops three times, then training stops.
+/// The trainer's box constraint and OT-Flow's plateau schedule: with a model too slow to move
+/// (lr 1e-30 leaves f32 parameters unchanged) the validation never improves, so after patience 1
+/// the rate drops three times, then training stops.
 #[test]
 fn trainer_clamps_and_drops_on_plateaus() -> Result<()> {
     let (vm, m) = model(DType::F32, 8, 7)?;
     let x = SeededRng::new(8).normal((256, 2), DType::F32, &DEV)?;
-    let base = TrainConfig {
-        iters: 50, batch: 64, lr: 0.0, drop_every: 0, lr_drop: 10.0, steps: 2, val_steps: 2, val_every: 1,
-        early_stopping: Some(1), method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint: None, clamp: None,
-    };
-    let history = train(&m, &vm, &x, &x, &base, &mut |_| {})?;
-    assert_eq!(history.len(), 9, "improve at 1, drops at 3, 5, 7, stop at 9");
+    let base = TrainConfig::default().iters(50).batch(64).lr(1e-30).schedule(LrSchedule::Plateau { factor: 10.0, patience: 1, max_drops: 3 }).steps(2).val_steps(2).val_every(1);
+    let out = train(&m, &vm, &x, &x, &base, &mut |_| {})?;
+    assert_eq!(out.history.len(), 9, "improve at 1, drops at 3, 5, 7, stop at 9");
+    assert_eq!(out.history.iter().map(|r| r.lr).collect::<Vec<_>>(), [1e-30, 1e-30, 1e-30, 1e-31, 1e-31, 1e-32, 1e-32, 1e-33, 1e-33]);
     // clamping: every parameter inside the box (the last Adam step can move it by at most lr)
-    let clamped = TrainConfig { iters: 5, lr: 1e-3, early_stopping: None, clamp: Some(0.05), ..base };
+    let clamped = base.iters(5).lr(1e-3).schedule(LrSchedule::Constant).clamp(Some(0.05));
     train(&m, &vm, &x, &x, &clamped, &mut |_| {})?;
     for v in vm.all_vars() {
         let max = v.as_tensor().abs()?.max_all()?.to_scalar::<f32>()?;
         assert!(max <= 0.05 + 1.1e-3, "parameter outside the box: {max}");
     }
+    Ok(())
+}
+
+/// A saved model reloads to the same network (the same log-likelihood to the last bit); a CNF
+/// file is refused as an OT-Flow model.
+#[test]
+fn save_load_round_trip_is_bit_exact() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("otflow-roundtrip-{}", std::process::id()));
+    let path = dir.join("model.safetensors");
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(9);
+    let m = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), OtFlowConfig { dim: 3, width: 12, layers: 3, alpha: [1.0, 7.0, 2.0] })?;
+    let x = rng.normal((9, 3), DType::F64, &DEV)?;
+    m.save(&vm, &path, &serde_json::Value::Null)?;
+    let loaded = OtFlow::load(&path, &DEV)?;
+    assert_eq!(loaded.model.config, m.config);
+    let (a, b) = (m.log_prob(&x, 5)?.to_vec2::<f64>()?, loaded.model.log_prob(&x, 5)?.to_vec2::<f64>()?);
+    assert!(a.iter().flatten().zip(b.iter().flatten()).all(|(p, q)| p.to_bits() == q.to_bits()), "{a:?} vs {b:?}");
+    // a different network cannot be rebuilt from this file: the configuration travels with it
+    std::fs::write(dir.join("not-a-model.safetensors"), b"garbage").expect("temp file");
+    assert!(matches!(OtFlow::load(&dir.join("not-a-model.safetensors"), &DEV), Err(OtFlowError::Train(_))));
+    let e = OtFlow::load(&dir.join("missing.safetensors"), &DEV).err().expect("missing");
+    assert!(e.to_string().contains("not found"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+/// Empty and one-row batches through every entry point.
+#[test]
+fn empty_and_single_row_batches() -> Result<()> {
+    let (_, m) = model(DType::F32, 8, 10)?;
+    let mut rng = SeededRng::new(11);
+    for rows in [0usize, 1] {
+        let x = rng.normal((rows, 2), DType::F32, &DEV)?;
+        assert_eq!(m.log_prob(&x, 3)?.dims(), &[rows, 1]);
+        assert_eq!(m.sample(&x, 3)?.dims(), &[rows, 2]);
+        assert_eq!(m.encode(&x, 3)?.dims(), &[rows, 2]);
+        let costs = m.validate(&x, 3)?;
+        assert!(rows == 0 || costs.objective().is_finite(), "{costs}");
+    }
+    assert!(matches!(m.log_prob(&rng.normal((2, 5), DType::F32, &DEV)?, 3), Err(OtFlowError::TensorCore(tensor_core::Error::Shape { .. }))));
     Ok(())
 }

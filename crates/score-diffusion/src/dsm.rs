@@ -10,7 +10,7 @@ use crate::score::{Parametrization, Score, ScoreNet};
 use candle_core::Tensor;
 use candle_nn::VarMap;
 use tensor_core::nets::TimeLayer;
-use tensor_core::optim::minimize;
+use train::minimize;
 use tensor_core::SeededRng;
 
 /// The time weighting λ(t) of the loss.

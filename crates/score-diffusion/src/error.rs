@@ -8,6 +8,9 @@ pub enum DiffusionError {
     Config(String),
     #[error(transparent)]
     Solver(#[from] ode_solvers::SolverError),
+    /// From the training layer (the optimiser loop).
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
     #[error(transparent)]
     TensorCore(#[from] tensor_core::Error),
     #[error(transparent)]

@@ -12,7 +12,7 @@ use crate::error::{DiffusionError, Result};
 use crate::score::Score;
 use crate::sde::ForwardSde;
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, solve_sde, SdeConfig, uniform_grid, Adjoint, Calculus, Method, Noise, SaveAt, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
+use ode_solvers::{solve, solve_sde, uniform_grid, Calculus, Method, Noise, SdeConfig, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
 use tensor_core::SeededRng;
 
 /// The smart-zero family member g̃ = c·g as an Itô SDE term in reverse time.

@@ -8,7 +8,8 @@ use candle_core::Tensor;
 use std::str::FromStr;
 
 /// A smooth scalar activation σ applied elementwise.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Activation {
     /// σ = tanh z, σ' = 1 − tanh² z, σ'' = −2 tanh z (1 − tanh² z).
     Tanh,

@@ -8,7 +8,6 @@
 //! - [`kernels`]: fused CPU kernels (vectorised tanh) with the composite candle ops one switch away.
 //! - [`nets`]: networks with analytic derivatives — [`nets::Mlp`], [`nets::ConcatSquashNet`]
 //!   (JVP, exact and Hutchinson traces) and OT-Flow's [`nets::Potential`] (∇Φ, exact ΔΦ).
-//! - [`optim`]: the AdamW loop of simulation-free (regression) training.
 //! - [`stats`]: standard-normal log density, MMD between samples.
 //! - [`memory`]: peak resident memory and device memory for benchmarks.
 //!
@@ -22,7 +21,6 @@ pub mod error;
 pub mod kernels;
 pub mod memory;
 pub mod nets;
-pub mod optim;
 pub mod params;
 pub mod precision;
 pub mod rng;

@@ -8,7 +8,8 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A floating-point format a computation can run in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// IEEE binary64, the reference precision of every test.
     F64,
@@ -26,6 +27,17 @@ pub enum Precision {
 impl Precision {
     /// All formats, high to low.
     pub const ALL: [Precision; 5] = [Self::F64, Self::F32, Self::Tf32, Self::Bf16, Self::F16];
+
+    /// The precision a tensor of `dtype` is stored in (f32 for anything that is not a float of
+    /// another width).
+    pub fn of_dtype(dtype: DType) -> Self {
+        match dtype {
+            DType::F64 => Self::F64,
+            DType::F16 => Self::F16,
+            DType::BF16 => Self::Bf16,
+            _ => Self::F32,
+        }
+    }
 
     /// The candle dtype tensors of this precision are stored in.
     pub fn dtype(self) -> DType {

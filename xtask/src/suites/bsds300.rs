@@ -11,13 +11,12 @@
 use super::{get_str, gradient_mode, measure_peak, read_plot_data, write_plot_data, Suite};
 use crate::plot::{line_panels, LinePanel, Series};
 use crate::report::{Report, Row};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use candle_nn::VarMap;
 use datasets::natural_patches::{self, PatchCounts};
 use datasets::{bsds300, Splits};
-use mixed_precision_adjoint::{train, TrainConfig};
-use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
+use train::{train, ContinuousFlow, LrSchedule, TrainConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::params::ParamBuilder;
@@ -25,8 +24,6 @@ use tensor_core::{Precision, SeededRng};
 
 pub struct Bsds300Suite;
 
-/// OT-Flow's BSDS300 weights (detailedSetup.md): α = (1, 2000, 800); base density N(0, I).
-const ALPHA: [f64; 3] = [1.0, 2000.0, 800.0];
 const ROWS: [(&str, &str, &str); 6] = [
     ("full-graph", "f32", "none"),
     ("mp-adjoint", "f32", "dynamic"),
@@ -45,13 +42,14 @@ struct Preset {
     lr: f64,
     n_train: usize,
     n_val: usize,
+    n_test: usize,
 }
 
 fn preset(quick: bool) -> Preset {
     if quick {
-        Preset { width: 64, batch: 128, steps: 8, val_steps: 16, iters: 20, lr: 2e-2, n_train: 20_000, n_val: 2_000 }
+        Preset { width: 64, batch: 128, steps: 8, val_steps: 16, iters: 20, lr: 2e-2, n_train: 20_000, n_val: 2_000, n_test: 2_000 }
     } else {
-        Preset { width: 1024, batch: 512, steps: 16, val_steps: 30, iters: 2000, lr: 1e-3, n_train: 1_000_000, n_val: 50_000 }
+        Preset { width: 1024, batch: 512, steps: 16, val_steps: 30, iters: 2000, lr: 1e-3, n_train: 1_000_000, n_val: 50_000, n_test: 50_000 }
     }
 }
 
@@ -61,10 +59,10 @@ fn row_name(cfg: &Row) -> Result<String, String> {
 }
 
 /// The real BSDS300 if present, else the stand-in with the requested sizes.
-fn data(n_train: usize, n_val: usize, seed: u64) -> Result<Splits, String> {
+fn data(p: &Preset, seed: u64) -> Result<Splits, String> {
     match bsds300::find() {
         Ok(path) => bsds300::load(&path).map_err(|e| e.to_string()),
-        Err(_) => natural_patches::generate(PatchCounts { train: n_train, validation: n_val, test: 0 }, seed).map_err(|e| e.to_string()),
+        Err(_) => natural_patches::generate(PatchCounts { train: p.n_train, validation: p.n_val, test: p.n_test }, seed).map_err(|e| e.to_string()),
     }
 }
 
@@ -85,9 +83,9 @@ impl Suite for Bsds300Suite {
         let p = preset(quick);
         json!({"preset": if quick { "quick" } else { "rampde (width 1024, batch 512, lr 1e-3, 16 steps, 30 validation)" },
                "width": p.width, "layers": 2, "batch": p.batch, "steps": p.steps, "val_steps": p.val_steps, "iters": p.iters, "lr": p.lr,
-               "clamp": 1.5, "lr_drop": "÷3.3 on validation plateaus (patience 15), at most 3 times, then stop", "alpha": ALPHA, "alpha_order": "(transport L, likelihood C, HJB R) as OT-Flow's J = a0 L + a1 C + a2 R", "base_density": "standard normal N(0, I_63)",
-               "train_samples": p.n_train, "val_samples": p.n_val, "high_precision": "f32",
-               "otflow_original_preset": {"width": 512, "batch": 300, "steps": 14, "val_steps": 30, "lr": 1e-3, "alpha": ALPHA}})
+               "clamp": 1.5, "lr_drop": "÷3.3 on validation plateaus (patience 15), at most 3 times, then stop", "alpha": OtFlowConfig::bsds300(p.width).alpha, "alpha_order": "(transport L, likelihood C, HJB R) as OT-Flow's J = a0 L + a1 C + a2 R", "base_density": "standard normal N(0, I_63)",
+               "train_samples": p.n_train, "val_samples": p.n_val, "test_samples": p.n_test, "selection": "best validation J (the restored parameters); NLL reported on the test split", "high_precision": "f32",
+               "otflow_original_preset": {"width": 512, "batch": 300, "steps": 14, "val_steps": 30, "lr": 1e-3, "alpha": OtFlowConfig::bsds300(512).alpha}})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
         let p = preset(quick);
@@ -100,30 +98,33 @@ impl Suite for Bsds300Suite {
         let quick = get_str(cfg, "preset")? == "quick";
         let p = preset(quick);
         let low: Precision = get_str(cfg, "precision")?.parse().map_err(|e: tensor_core::Error| e.to_string())?;
-        let mode = gradient_mode(get_str(cfg, "mode")?, low, get_str(cfg, "scaling")? == "dynamic")?;
-        let splits = data(p.n_train, p.n_val, seed)?;
-        let tensor = |m: &datasets::Matrix| Tensor::from_vec(m.data.clone(), (m.rows, m.cols), device).map_err(|e| e.to_string());
-        let (train_x, val_x) = (tensor(&splits.train)?, tensor(&splits.validation.head(p.n_val))?);
+        let scaling = get_str(cfg, "scaling")?;
+        let mode = gradient_mode(get_str(cfg, "mode")?, low, Some(scaling))?;
+        let splits = data(&p, seed)?;
+        let tensor = |m: &datasets::Matrix| m.to_tensor(device).map_err(|e| e.to_string());
+        let (train_x, val_x, test_x) = (tensor(&splits.train)?, tensor(&splits.validation.head(p.n_val))?, tensor(&splits.test.head(p.n_test))?);
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: 63, width: p.width, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
+        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig::bsds300(p.width)).map_err(|e| e.to_string())?;
         // OT-Flow's large-data trainer: |θ| ≤ 1.5, learning rate ÷3.3 on validation plateaus (patience 15)
-        let tc = TrainConfig { iters: p.iters, batch: p.batch, lr: p.lr, drop_every: 0, lr_drop: 3.3, steps: p.steps, val_steps: p.val_steps, val_every: if quick { p.iters } else { 100 }, early_stopping: Some(15), method: Method::Rk4, mode, seed, checkpoint: None, clamp: Some(1.5) };
+        let tc = TrainConfig::default().iters(p.iters).batch(p.batch).lr(p.lr).schedule(LrSchedule::Plateau { factor: 3.3, patience: 15, max_drops: 3 }).steps(p.steps).val_steps(p.val_steps).val_every(if quick { p.iters } else { 100 }).clamp(Some(1.5)).mode(mode).seed(seed);
         let measured = measure_peak(|| Ok(train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {})))?;
         let (result, elapsed, peak) = (measured.value, measured.seconds, measured.peak_above_start_mb);
         let mut row = Row::new();
         match result {
-            Ok(history) => {
+            Ok(outcome) => {
+                let history = &outcome.history;
                 // training curves for the plot: loss against iteration and against wall time
-                let mut clock = 0.0;
-                let curve: Vec<(f64, f64, f64)> = history.iter().enumerate().map(|(i, r)| {
-                    clock += r.seconds;
-                    (i as f64 + 1.0, clock, r.loss)
-                }).collect();
+                let curve: Vec<(f64, f64, f64)> = history.iter().map(|r| (r.iter as f64, r.seconds, r.loss)).collect();
                 write_plot_data(self.name(), &row_name(cfg)?, &json!({"loss": curve}))?;
-                let v = history.iter().rev().find_map(|r| r.validation.clone()).unwrap_or_default();
-                row.insert("val_nll_nats".into(), v.get(2).copied().unwrap_or(f64::NAN).into());
-                row.insert("val_hjb".into(), v.get(3).copied().unwrap_or(f64::NAN).into());
+                // the validation that selected the restored parameters, and the test NLL of those
+                if let Some((iter, best)) = &outcome.best {
+                    row.insert("best_iter".into(), (*iter).into());
+                    row.insert("val_nll_nats".into(), best.get("nll").unwrap_or(f64::NAN).into());
+                    row.insert("val_hjb".into(), best.get("hjb").unwrap_or(f64::NAN).into());
+                }
+                let test_nll = model.log_prob(&test_x, p.val_steps).and_then(|lp| Ok(lp.neg()?.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)).map_err(|e| e.to_string())?;
+                row.insert("test_nll_nats".into(), test_nll.into());
                 row.insert("status".into(), (if history.iter().any(|r| r.degraded) { "flagged: adjoint underflow" } else { "ok" }).into());
             }
             Err(e) => {

@@ -17,19 +17,19 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use datasets::toy2d::{torchcfm_8gaussians, torchcfm_moons};
 use flow_matching::sample::{kinetic_energy, sample, w2_exact};
-use cnf::{Cnf, TraceEstimator};
+use cnf::{Cnf, CnfConfig};
 use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling, Path as CfmPath};
-use mixed_precision_adjoint::{train, FlowModel, GradientMode, TrainConfig};
 use ode_solvers::path_energy::path_energy;
-use ode_solvers::{Method, OdeTerm, PiController, Steps};
+use ode_solvers::{time_net_field, Method, OdeTerm, PiController, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
+use train::{train, ContinuousFlow, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
 use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::Instant;
-use tensor_core::nets::{ConcatSquashNet, Mlp};
+use tensor_core::nets::{ConcatSquashLinear, Mlp};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
 
@@ -108,7 +108,7 @@ impl FmDiffusion {
         // trajectories for the picture
         let traj: Vec<Vec<[f64; 2]>> = {
             let frozen = net.detach().map_err(s)?;
-            let v = |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t as f32, x.device())?)?);
+            let v = time_net_field(frozen.clone());
             let sol = ode_solvers::solve(&v, Method::Euler, &z.narrow(0, 0, 40).map_err(s)?, &ode_solvers::SolveConfig::new(Steps::uniform(0.0, 1.0, 50).map_err(s)?).save_at(ode_solvers::SaveAt::Steps)).map_err(s)?;
             let frames: Vec<Vec<[f64; 2]>> = sol.ys.iter().map(|y| points(y, 40)).collect::<Result<_, _>>()?;
             (0..40).map(|i| frames.iter().map(|f| f[i]).collect()).collect()
@@ -161,20 +161,18 @@ impl FmDiffusion {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
-        let (lr, drop_every) = if model == "ot-flow" { (0.1, (iters / 10).max(1)) } else { (1e-2, 0) };
-        let tc = TrainConfig { iters, batch: BATCH, lr, drop_every, lr_drop: 2.0, steps: MLE_STEPS, val_steps: 12, val_every: (iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed, checkpoint: None, clamp: None };
-        let e = |e: mixed_precision_adjoint::MpError| e.to_string();
+        let (lr, schedule) = if model == "ot-flow" { (0.1, LrSchedule::StepDecay { every: (iters / 10).max(1), factor: 2.0 }) } else { (1e-2, LrSchedule::Constant) };
+        let tc = TrainConfig::default().iters(iters).batch(BATCH).lr(lr).schedule(schedule).steps(MLE_STEPS).val_steps(12).val_every((iters / 4).max(1)).seed(seed);
+        let e = |e: &dyn std::fmt::Display| e.to_string();
         let (train_s, velocity): (f64, Box<dyn OdeTerm<Tensor>>) = match model {
             "ot-flow" => {
-                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: [1.0, 30.0, 1.0], ..OtFlowConfig::toy() }).map_err(e)?;
-                (timed_train(&m, &vm, &data, &val, &tc)?, Box::new(m.velocity(DType::F32).map_err(e)?))
+                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: [1.0, 30.0, 1.0], ..OtFlowConfig::toy() }).map_err(|err| e(&err))?;
+                (timed_train(&m, &vm, &data, &val, &tc)?, Box::new(m.frozen().and_then(|f| f.velocity(DType::F32)).map_err(|err| e(&err))?))
             }
             "cnf" => {
-                let net = ConcatSquashNet::new(&mut pb, 2, &[64, 64], 2, Activation::Tanh).map_err(s)?;
-                let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
+                let m = Cnf::<ConcatSquashLinear>::new(&mut pb, CnfConfig::ffjord_toy(2)).map_err(|err| e(&err))?;
                 let train_s = timed_train(&m, &vm, &data, &val, &tc)?;
-                let frozen = m.net.detach().map_err(s)?;
-                (train_s, Box::new(move |t: f64, x: &Tensor| Ok(frozen.forward(x, &Tensor::new(t as f32, x.device())?)?)))
+                (train_s, Box::new(time_net_field(m.net.detach().map_err(s)?)))
             }
             other => return Err(format!("unknown model '{other}'")),
         };
@@ -344,7 +342,7 @@ fn insert_path_energy(row: &mut Row, energy: f64, z: &Tensor, test: &Tensor) -> 
 }
 
 /// Trains an MLE model and returns the seconds it took.
-fn timed_train<M: FlowModel>(m: &M, vm: &VarMap, data: &Tensor, val: &Tensor, tc: &TrainConfig) -> Result<f64, String> {
+fn timed_train<M: Trainable>(m: &M, vm: &VarMap, data: &Tensor, val: &Tensor, tc: &TrainConfig) -> Result<f64, String> {
     let start = Instant::now();
     train(m, vm, data, val, tc, &mut |_| {}).map_err(|e| e.to_string())?;
     Ok(start.elapsed().as_secs_f64())

@@ -16,8 +16,8 @@ mod torch_parity;
 
 use crate::report::{Report, Row};
 use candle_core::Device;
-use mixed_precision_adjoint::GradientMode;
-use tensor_core::{Precision, PrecisionPolicy};
+use train::{GradientMethod, GradientMode, Scaling};
+use tensor_core::Precision;
 use serde_json::Value;
 use std::path::Path;
 
@@ -121,14 +121,15 @@ pub fn measure_peak<T>(f: impl FnOnce() -> Result<T, String>) -> Result<Measured
     Ok(Measured { value, seconds, peak_rss_mb: peak as f64 / 1e6, peak_above_start_mb: peak.saturating_sub(baseline) as f64 / 1e6 })
 }
 
-/// The gradient mode a row names: `full-graph` (autocast below f32), `checkpointed`, or
-/// `mp-adjoint` (evaluation in `low`, accumulation in f32, scaled or not).
-pub fn gradient_mode(mode: &str, low: Precision, scaled: bool) -> Result<GradientMode, String> {
-    Ok(match (mode, low) {
-        ("full-graph", Precision::F32) => GradientMode::FullGraph,
-        ("full-graph", low) => GradientMode::FullGraphAutocast { low },
-        ("checkpointed", _) => GradientMode::Checkpointed,
-        ("mp-adjoint", low) => GradientMode::Mixed { policy: PrecisionPolicy::new(low, Precision::F32).map_err(|e| e.to_string())?, scaled },
-        (other, _) => return Err(format!("unknown gradient mode '{other}'")),
-    })
+/// The gradient mode a row names by method (`full-graph`, `checkpointed`, `continuous`,
+/// `mp-adjoint`), evaluation precision and scaling (`dynamic` / `none`; read for `mp-adjoint`
+/// only, where `None` means dynamic).
+pub fn gradient_mode(method: &str, precision: Precision, scaling: Option<&str>) -> Result<GradientMode, String> {
+    let method: GradientMethod = method.parse().map_err(|e: train::TrainError| e.to_string())?;
+    let scaling = match (method, scaling) {
+        (GradientMethod::MixedAdjoint, Some(s)) => Some(s.parse::<Scaling>().map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    GradientMode::for_precision(method, precision, scaling).map_err(|e| e.to_string())
 }
+

@@ -1,8 +1,8 @@
 //! `mp-memory`: peak memory and time of one training step at seed 003's BSDS300 shape — OT-Flow's
-//! dynamics dx = −∇ₓΦ, dℓ = −ΔₓΦ with the potential of `tensor-core` (d = 63, RK4, 16 steps,
+//! training step (`ot_flow`'s dynamics (x, ℓ, c_L, c_H) and objective J, d = 63, RK4, 16 steps,
 //! batch 512, width 512 and 1024) — by full-graph DTO (state in f32, Φ evaluated in the low
 //! precision: the torchdiffeq + autocast analogue) versus this project's mixed-precision adjoint
-//! (both through `mixed_precision_adjoint::value_and_grad`),
+//! (both through `train::value_and_grad`),
 //! at f32, bf16 and f16. Each row runs in its own process; peak resident memory is its own.
 //! `--quick` shrinks to width 128, batch 256 so it finishes in a minute on 2 cores.
 
@@ -10,12 +10,13 @@ use super::{get_str, get_usize, gradient_mode, measure_peak, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use mixed_precision_adjoint::{value_and_grad, DynamicScaler};
+use mixed_precision_adjoint::DynamicScaler;
 use ode_solvers::Method;
+use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
-use tensor_core::nets::{Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
+use train::{value_and_grad, Trainable};
 use tensor_core::{Precision, SeededRng};
 
 pub struct MpMemory;
@@ -25,14 +26,6 @@ const STEPS: usize = 16;
 
 fn sizes(quick: bool) -> (Vec<usize>, usize) {
     if quick { (vec![128], 256) } else { (vec![512, 1024], 512) }
-}
-
-/// OT-Flow's dynamics on (x, ℓ): (−∇ₓΦ, −ΔₓΦ), evaluated in the state's dtype.
-fn otflow_field(phi: &Potential) -> impl Fn(f64, &(Tensor, Tensor)) -> ode_solvers::Result<(Tensor, Tensor)> + '_ {
-    move |t, s| {
-        let d = phi.derivatives(&s.0, &Tensor::new(t, s.0.device())?)?;
-        Ok((d.grad_x.neg()?, d.laplacian.neg()?))
-    }
 }
 
 impl Suite for MpMemory {
@@ -47,7 +40,7 @@ impl Suite for MpMemory {
     }
     fn config(&self, quick: bool) -> Value {
         let (widths, batch) = sizes(quick);
-        json!({"dynamics": "OT-Flow (x, l): dx = -grad_x Phi, dl = -lap_x Phi", "d": DIM, "widths": widths, "batch": batch, "layers": 2, "method": "rk4", "steps": STEPS, "loss": "mean(0.5|x(1)|^2 - l(1))", "high_precision": "f32"})
+        json!({"dynamics": "OT-Flow (x, l, c_L, c_H), alpha = (1, 2000, 800)", "d": DIM, "widths": widths, "batch": batch, "layers": 2, "method": "rk4", "steps": STEPS, "loss": "OT-Flow's J = a0 L + a1 C + a2 R", "high_precision": "f32"})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
         let (widths, batch) = sizes(quick);
@@ -68,18 +61,16 @@ impl Suite for MpMemory {
         let low: Precision = get_str(cfg, "precision")?.parse().map_err(|e: tensor_core::Error| e.to_string())?;
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(DIM, w)).map_err(|e| e.to_string())?;
+        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: DIM, width: w, ..OtFlowConfig::bsds300(w) }).map_err(|e| e.to_string())?;
         let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
         let x = rng.normal((b, DIM), DType::F32, device).map_err(|e| e.to_string())?;
-        let y0 = (x, Tensor::zeros((b, 1), DType::F32, device).map_err(c)?);
-        let phi_low = phi.to_dtype(low.dtype()).map_err(|e| e.to_string())?;
-        let field = otflow_field(&phi_low);
-        let loss_of = |s: &(Tensor, Tensor)| -> candle_core::Result<Tensor> { ((s.0.sqr()?.sum_keepdim(1)? * 0.5)? - &s.1)?.mean_all() };
-        let mode = gradient_mode(get_str(cfg, "mode")?, low, true)?;
+        let y0 = model.initial_state(&x).map_err(|e| e.to_string())?;
+        let field = Trainable::dynamics(&model, low.dtype(), seed).map_err(|e| e.to_string())?;
+        let mode = gradient_mode(get_str(cfg, "mode")?, low, None)?;
         let grid: Vec<f64> = (0..=STEPS).map(|i| i as f64 / STEPS as f64).collect();
         let mut scaler = DynamicScaler::new(low);
         let measured = measure_peak(|| {
-            let (loss, _, report) = value_and_grad(&field, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| Ok(loss_of(s)?)).map_err(|e| e.to_string())?;
+            let (loss, _, report) = value_and_grad(field.as_ref(), Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| model.loss(s).map_err(train::TrainError::model)).map_err(|e| e.to_string())?;
             Ok((loss, report))
         })?;
         let (loss, report) = measured.value;

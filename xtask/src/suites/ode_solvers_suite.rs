@@ -8,7 +8,7 @@ use crate::plot::{loglog, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use ode_solvers::{solve, Adjoint, Method, SolveConfig, Steps};
+use ode_solvers::{solve, time_net_field, Adjoint, Method, SolveConfig, Steps};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::nets::Mlp;
@@ -85,7 +85,7 @@ impl Suite for OdeSolvers {
         match get_str(cfg, "kind")? {
             "step" => {
                 let frozen = net.detach().map_err(|e| e.to_string())?;
-                let field = |t: f64, y: &Tensor| Ok(frozen.forward(y, &Tensor::new(t as f32, y.device())?)?);
+                let field = time_net_field(frozen.clone());
                 let cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, STEP_ROWS_N).map_err(e)?);
                 let mut nfe = 0;
                 let (median, _) = time_runs(reps, || {
@@ -100,7 +100,7 @@ impl Suite for OdeSolvers {
                 let mode = adjoint(get_str(cfg, "mode")?)?;
                 let n = get_usize(cfg, "steps")?;
                 let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
-                let field = |t: f64, y: &Tensor| Ok(net.forward(y, &Tensor::new(t as f32, y.device())?)?);
+                let field = time_net_field(net.clone());
                 let solve_cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, n).map_err(e)?).adjoint(mode);
                 let measured = measure_peak(|| {
                     let sol = solve(&field, method, &x, &solve_cfg).map_err(e)?;

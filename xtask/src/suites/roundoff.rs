@@ -10,7 +10,7 @@ use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use mixed_precision_adjoint::{solve_mixed, DynamicScaler, MpConfig};
-use ode_solvers::{Method, SaveAt};
+use ode_solvers::{time_net_field, Method, SaveAt};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::nets::Mlp;
@@ -32,7 +32,7 @@ fn run(net: &Mlp, params: &[Tensor], x: &Tensor, policy: PrecisionPolicy, method
     let e = |e: mixed_precision_adjoint::MpError| e.to_string();
     let c = |e: candle_core::Error| e.to_string();
     let low = net.to_dtype(policy.low.dtype()).map_err(|e| e.to_string())?;
-    let field = |t: f64, y: &Tensor| Ok(low.forward(y, &Tensor::new(t, y.device())?)?);
+    let field = time_net_field(low.clone());
     let config = MpConfig { policy, method, grid: (0..=n).map(|i| i as f64 / n as f64).collect(), save_at: SaveAt::Final };
     let sol = solve_mixed(&field, x, &config).map_err(e)?;
     let loss = (sol.last().sqr().and_then(|s| s.sum_all()).map_err(c)? * 0.5).map_err(c)?;

@@ -10,7 +10,7 @@
 use super::{get_str, get_usize, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor, Var};
-use ode_solvers::{solve_sde, SdeConfig, Adjoint, Calculus, ItoCorrection, Noise, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
+use ode_solvers::{solve_sde, Adjoint, Calculus, ItoCorrection, Noise, SdeConfig, SdeMethod, SdeTerm, VirtualBrownianTree};
 use serde_json::{json, Value};
 use std::path::Path;
 

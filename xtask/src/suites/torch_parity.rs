@@ -18,7 +18,8 @@ use super::{get_str, get_usize, run_python_reference, time_runs, Suite};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use mixed_precision_adjoint::{value_and_grad, DynamicScaler, GradientMode};
+use mixed_precision_adjoint::DynamicScaler;
+use train::{value_and_grad, GradientMode};
 use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
@@ -29,7 +30,6 @@ use tensor_core::{Activation, Precision, SeededRng};
 
 pub struct TorchParity;
 
-const ALPHA: [f64; 3] = [1.0, 2000.0, 800.0];
 
 fn configs(quick: bool) -> Vec<(usize, usize, usize, usize)> {
     // (d, m, batch, nt)
@@ -51,7 +51,7 @@ impl Suite for TorchParity {
         "random inputs x ~ N(0, I) (time does not depend on the data)".into()
     }
     fn config(&self, quick: bool) -> Value {
-        json!({"iteration": "RK4 forward with exact Laplacian + costs J = a0 L + a1 C + a2 R, backward, Adam step", "alpha": ALPHA, "layers": 2, "dtype": "f32",
+        json!({"iteration": "RK4 forward with exact Laplacian + costs J = a0 L + a1 C + a2 R, backward, Adam step", "alpha": OtFlowConfig::bsds300(0).alpha, "layers": 2, "dtype": "f32",
                "threads": 2, "reps": if quick { 3 } else { 5 }, "reference": "benches/reference/otflow_iteration.py with $OTFLOW_REPO = a checkout of EmoryMLIP/OT-Flow"})
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
@@ -96,7 +96,7 @@ impl Suite for TorchParity {
         let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, width: m, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
+        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) }).map_err(|e| e.to_string())?;
         let params: Vec<candle_core::Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
         let mut opt = AdamW::new(vm.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(|e| e.to_string())?;
         let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
@@ -105,7 +105,7 @@ impl Suite for TorchParity {
         let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
         let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
         timed_row(reps, || {
-            let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| Ok(ot_flow::loss::costs(ALPHA, z)?.total)).map_err(|e| e.to_string())?;
+            let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| Ok(ot_flow::loss::costs(model.config.alpha, z).map_err(train::TrainError::model)?.total)).map_err(|e| e.to_string())?;
             opt.step(&grads).map_err(|e| e.to_string())
         })
     }
@@ -185,7 +185,7 @@ fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row
     }
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
-    let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, width: m, layers: 2, alpha: ALPHA }).map_err(|e| e.to_string())?;
+    let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) }).map_err(|e| e.to_string())?;
     let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
     let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
     let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;

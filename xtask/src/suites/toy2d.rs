@@ -15,17 +15,17 @@ use crate::report::{Report, Row};
 use crate::runner::OUT_ENV;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use cnf::{Cnf, TraceEstimator};
+use cnf::{Cnf, CnfConfig, TraceEstimator, VelocityNet};
 use datasets::toy2d::Toy2d;
-use mixed_precision_adjoint::{train, GradientMode, TrainConfig};
 use ode_solvers::{solve, Method, OdeTerm, PiController, SaveAt, SolveConfig, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
+use train::{train, ContinuousFlow, GradientMode, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
 use std::path::Path;
-use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet, HyperLayer, HyperNet};
+use tensor_core::nets::{ConcatSquashLinear, HyperLayer};
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Activation, Precision, SeededRng};
+use tensor_core::SeededRng;
 
 pub struct Toy2dSuite;
 
@@ -74,55 +74,25 @@ fn row_settings(cfg: &Row) -> Result<Settings, String> {
     Ok(Settings { iters: g("iters")?, batch, steps: g("steps")?, val_steps: g("val_steps")?, n_train: (16 * batch).max(8192), n_test: if batch >= 5000 { 5000 } else { 2000 } })
 }
 
-fn to_tensor(m: datasets::Matrix, device: &Device) -> Result<Tensor, String> {
-    Tensor::from_vec(m.data, (m.rows, m.cols), device).map_err(|e| e.to_string())
-}
-
 fn points(t: &Tensor) -> Result<Vec<(f64, f64)>, String> {
     Ok(t.to_dtype(DType::F64).and_then(|t| t.to_vec2::<f64>()).map_err(|e| e.to_string())?.into_iter().map(|r| (r[0], r[1])).collect())
 }
 
-/// A trained model of either kind, behind what the metrics need.
-enum Trained {
-    OtFlow(OtFlow),
-    Cnf(Box<Cnf<ConcatSquashLinear>>),
-    /// rampde's 2-D CNF: torchdiffeq's hypernetwork velocity.
-    CnfHyper(Box<Cnf<HyperLayer>>),
-}
-
-impl Trained {
-    fn velocity(&self) -> Result<Box<dyn OdeTerm<Tensor> + '_>, String> {
-        Ok(match self {
-            Trained::OtFlow(m) => Box::new(m.velocity(DType::F32).map_err(|e| e.to_string())?),
-            Trained::Cnf(m) => Box::new(|t: f64, x: &Tensor| Ok(m.net.forward(x, &Tensor::new(t, x.device())?)?)),
-            Trained::CnfHyper(m) => Box::new(|t: f64, x: &Tensor| Ok(m.net.forward(x, &Tensor::new(t, x.device())?)?)),
-        })
-    }
-    fn log_prob(&self, x: &Tensor, steps: usize) -> Result<Tensor, String> {
-        match self {
-            Trained::OtFlow(m) => ot_flow::sample::log_prob(m, x, steps),
-            Trained::Cnf(m) => m.log_prob(x, steps),
-            Trained::CnfHyper(m) => m.log_prob(x, steps),
-        }
-        .map_err(|e| e.to_string())
-    }
-}
-
 fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64) -> TrainConfig {
     let (_, _, _, lr, drop, niters) = otflow_published(ds);
-    // the published drop frequency, scaled to this run's length
-    let (lr, drop_every) = if model == "ot-flow" { (lr, (drop * s.iters / niters).max(1)) } else { (1e-2, 0) };
-    TrainConfig { iters: s.iters, batch: s.batch, lr, drop_every, lr_drop: 2.0, steps: s.steps, val_steps: s.val_steps, val_every: (s.iters / 4).max(1), early_stopping: None, method: Method::Rk4, mode, seed, checkpoint: None, clamp: None }
+    // OT-Flow: the published rate, its drop frequency scaled to this run's length; CNF: constant
+    let (lr, schedule) = if model == "ot-flow" { (lr, LrSchedule::StepDecay { every: (drop * s.iters / niters).max(1), factor: 2.0 }) } else { (1e-2, LrSchedule::Constant) };
+    TrainConfig::default().iters(s.iters).batch(s.batch).lr(lr).schedule(schedule).steps(s.steps).val_steps(s.val_steps).val_every((s.iters / 4).max(1)).mode(mode).seed(seed)
 }
 
 /// A row's (mode, precision label) as a gradient mode; `f16-none` / `f16-dynamic` choose scaling.
 fn mode_of(mode: &str, precision: &str) -> Result<GradientMode, String> {
-    let (low, scaled) = match precision {
-        "f16-none" => (Precision::F16, false),
-        "f16-dynamic" => (Precision::F16, true),
-        p => (p.parse().map_err(|e: tensor_core::Error| e.to_string())?, true),
+    let (low, scaling) = match precision {
+        "f16-none" => ("f16", Some("none")),
+        "f16-dynamic" => ("f16", Some("dynamic")),
+        p => (p, None),
     };
-    super::gradient_mode(mode, low, scaled)
+    super::gradient_mode(mode, low.parse().map_err(|e: tensor_core::Error| e.to_string())?, scaling)
 }
 
 impl Suite for Toy2dSuite {
@@ -165,86 +135,25 @@ impl Suite for Toy2dSuite {
     }
 
     fn run_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
-        let e = |e: mixed_precision_adjoint::MpError| e.to_string();
+        let e = |e: &dyn std::fmt::Display| e.to_string();
         let s = row_settings(cfg)?;
         let ds: Toy2d = get_str(cfg, "dataset")?.parse().map_err(|e: datasets::DataError| e.to_string())?;
         let model_name = get_str(cfg, "model")?;
         let mode = mode_of(get_str(cfg, "mode")?, get_str(cfg, "precision")?)?;
-        let train_x = to_tensor(ds.sample(s.n_train, seed), device)?;
-        let test_x = to_tensor(ds.sample(s.n_test, seed + 1), device)?;
+        // three independent draws: fit, select the best parameters, report
+        let tensor = |n: usize, seed: u64| ds.sample(n, seed).to_tensor(device).map_err(|err| e(&err));
+        let data = Split { train: tensor(s.n_train, seed)?, validation: tensor(s.n_test, seed + 3)?, test: tensor(s.n_test, seed + 1)? };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
-        let start = std::time::Instant::now();
         let tc = train_cfg(model_name, ds, &s, mode, seed);
-        let result = match model_name {
-            "ot-flow" => {
-                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(e)?;
-                train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::OtFlow(m), h))
-            }
-            "cnf" => {
-                let net = ConcatSquashNet::new(&mut pb, 2, &[64, 64], 2, Activation::Tanh).map_err(|e| e.to_string())?;
-                let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
-                train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::Cnf(Box::new(m)), h))
-            }
-            "cnf-hyper" => {
-                let net = HyperNet::new(&mut pb, 2, 32, 64).map_err(|e| e.to_string())?;
-                let m = Cnf::new(net, TraceEstimator::Exact, seed).map_err(e)?;
-                train(&m, &vm, &train_x, &test_x, &tc, &mut |_| {}).map(|h| (Trained::CnfHyper(Box::new(m)), h))
-            }
-            other => return Err(format!("unknown model '{other}'")),
-        };
-        let train_s = start.elapsed().as_secs_f64();
-        let mut row = Row::new();
-        let (trained, history) = match result {
-            Ok(r) => r,
-            Err(err) => {
-                // diverging is a result here (f16 without scaling), not a crash
-                row.insert("diverged".into(), "yes".into());
-                row.insert("status".into(), format!("failed: {err}").into());
-                row.insert("train_time_s".into(), train_s.into());
-                return Ok(row);
-            }
-        };
-        let nll = trained.log_prob(&test_x, 2 * s.val_steps)?.neg().and_then(|t| t.mean_all()).and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
-        let velocity = trained.velocity()?;
-        // sampling: adaptive Dopri5 from N(0, I) back to t = 0
-        let z = SeededRng::new(seed + 2).normal((s.n_test, 2), DType::F32, device).map_err(|e| e.to_string())?;
-        let sampled = solve(velocity.as_ref(), Method::Dopri5, &z, &SolveConfig::new(Steps::Adaptive { t0: 1.0, t1: 0.0, controller: PiController::new(1e-5, 1e-5) })).map_err(|e| e.to_string())?;
-        let samples = sampled.last().clone();
-        let mmd = tensor_core::stats::mmd(&samples, &test_x, 1.0).map_err(|e| e.to_string())?;
-        // kinetic energy E∫½‖v‖² along the data's trajectories
-        let with_energy = |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> {
-            let v = velocity.vector_field(t, &s.0)?;
-            let k = (v.sqr()?.sum_keepdim(1)? * 0.5)?;
-            Ok((v, k))
-        };
-        let zero = Tensor::zeros((s.n_test, 1), DType::F32, device).map_err(|e| e.to_string())?;
-        let traj = solve(&with_energy, Method::Rk4, &(test_x.clone(), zero), &SolveConfig::new(Steps::uniform(0.0, 1.0, 16).map_err(|e| e.to_string())?).save_at(SaveAt::Steps)).map_err(|e| e.to_string())?;
-        let kinetic = traj.last().1.mean_all().and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
-        row.insert("test_nll_nats".into(), nll.into());
-        row.insert("mmd".into(), mmd.into());
-        row.insert("kinetic_energy".into(), kinetic.into());
-        row.insert("nfe_sample".into(), sampled.stats.nfe.into());
-        row.insert("train_time_s".into(), train_s.into());
-        row.insert("final_train_loss".into(), history.last().map_or(f64::NAN, |r| r.loss).into());
-        if matches!(mode, GradientMode::Mixed { .. }) {
-            row.insert("underflow_flagged".into(), (if history.iter().any(|r| r.degraded) { "yes" } else { "no" }).into());
+        let run = RowRun { cfg, settings: &s, data: &data, vm: &vm, train: &tc, seed, device };
+        match model_name {
+            "ot-flow" => run.measure(&OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(|err| e(&err))?),
+            "cnf" => run.measure(&Cnf::<ConcatSquashLinear>::new(&mut pb, CnfConfig::ffjord_toy(2)).map_err(|err| e(&err))?),
+            "cnf-hyper" => run.measure(&Cnf::<HyperLayer>::new(&mut pb, CnfConfig { dim: 2, net: VelocityNet::Hyper { hidden: 32, width: 64 }, trace: TraceEstimator::Exact }).map_err(|err| e(&err))?),
+            other => Err(format!("unknown model '{other}'")),
         }
-        row.insert("diverged".into(), (if nll.is_finite() { "no" } else { "yes" }).into());
-        // plot data for the toys study
-        if get_str(cfg, "study")? == "toys" && std::env::var_os(OUT_ENV).is_some() {
-            let n = 60;
-            let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
-            let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
-            let grid = Tensor::from_vec(grid, (n * n, 2), device).map_err(|e| e.to_string())?;
-            let density: Vec<f64> = trained.log_prob(&grid, s.val_steps)?.exp().and_then(|t| t.flatten_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(|e| e.to_string())?;
-            let k = 40;
-            let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
-            let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
-            write_plot_data("toy2d", &format!("{model_name}-{}", ds.name()), &data)?;
-        }
-        Ok(row)
     }
 
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
@@ -269,5 +178,90 @@ impl Suite for Toy2dSuite {
         report.notes.push("NLL is in nats on held-out samples with the exact trace (CNF) / exact Laplacian (OT-Flow), twice the training steps. --quick trains 100 iterations at batch 512 in f32 (the precision study 33); the published runs use 5000–20000 iterations at batch 5000 in f64: compare models with each other, not with the papers' converged numbers.".into());
         report.notes.push("precision study (rows with study = precision): 'diverged' = training produced a non-finite loss or the backward pass failed; 'underflow_flagged' = the unscaled f16 adjoint lost digits.".into());
         Ok(())
+    }
+}
+
+/// Training, validation and test draws of one row.
+struct Split {
+    train: Tensor,
+    validation: Tensor,
+    test: Tensor,
+}
+
+/// One row's settings, data and variables, for [`RowRun::measure`].
+struct RowRun<'a> {
+    cfg: &'a Row,
+    settings: &'a Settings,
+    data: &'a Split,
+    vm: &'a VarMap,
+    train: &'a TrainConfig,
+    seed: u64,
+    device: &'a Device,
+}
+
+impl RowRun<'_> {
+    /// Trains `m` (best parameters chosen on the validation draw), then measures it on the test
+    /// draw: NLL, MMD, kinetic energy, sampling NFE, and the plot data.
+    fn measure<M: Trainable + ContinuousFlow>(&self, m: &M) -> Result<Row, String> {
+        let (cfg, s, seed, device) = (self.cfg, self.settings, self.seed, self.device);
+        let test_x = &self.data.test;
+        let start = std::time::Instant::now();
+        let result = train(m, self.vm, &self.data.train, &self.data.validation, self.train, &mut |_| {});
+        let train_s = start.elapsed().as_secs_f64();
+        let mut row = Row::new();
+        let outcome = match result {
+            Ok(r) => r,
+            Err(err) => {
+                // diverging is a result here (f16 without scaling), not a crash
+                row.insert("diverged".into(), "yes".into());
+                row.insert("status".into(), format!("failed: {err}").into());
+                row.insert("train_time_s".into(), train_s.into());
+                return Ok(row);
+            }
+        };
+        let history = &outcome.history;
+        if let Some((iter, best)) = &outcome.best {
+            row.insert("best_iter".into(), (*iter).into());
+            row.insert("val_objective".into(), best.objective().into());
+        }
+        let nll = m.log_prob(test_x, 2 * s.val_steps).map_err(|e| e.to_string())?.neg().and_then(|t| t.mean_all()).and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
+        let velocity = m.velocity(DType::F32).map_err(|e| e.to_string())?;
+        // sampling: adaptive Dopri5 from N(0, I) back to t = 0
+        let z = SeededRng::new(seed + 2).normal((s.n_test, 2), DType::F32, device).map_err(|e| e.to_string())?;
+        let sampled = solve(velocity.as_ref(), Method::Dopri5, &z, &SolveConfig::new(Steps::Adaptive { t0: 1.0, t1: 0.0, controller: PiController::new(1e-5, 1e-5) })).map_err(|e| e.to_string())?;
+        let samples = sampled.last().clone();
+        let mmd = tensor_core::stats::mmd(&samples, test_x, 1.0).map_err(|e| e.to_string())?;
+        // kinetic energy E∫½‖v‖² along the data's trajectories
+        let with_energy = |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> {
+            let v = velocity.vector_field(t, &s.0)?;
+            let k = (v.sqr()?.sum_keepdim(1)? * 0.5)?;
+            Ok((v, k))
+        };
+        let zero = Tensor::zeros((s.n_test, 1), DType::F32, device).map_err(|e| e.to_string())?;
+        let traj = solve(&with_energy, Method::Rk4, &(test_x.clone(), zero), &SolveConfig::new(Steps::uniform(0.0, 1.0, 16).map_err(|e| e.to_string())?).save_at(SaveAt::Steps)).map_err(|e| e.to_string())?;
+        let kinetic = traj.last().1.mean_all().and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
+        row.insert("test_nll_nats".into(), nll.into());
+        row.insert("mmd".into(), mmd.into());
+        row.insert("kinetic_energy".into(), kinetic.into());
+        row.insert("nfe_sample".into(), sampled.stats.nfe.into());
+        row.insert("train_time_s".into(), train_s.into());
+        row.insert("final_train_loss".into(), history.last().map_or(f64::NAN, |r| r.loss).into());
+        if matches!(self.train.mode, GradientMode::Mixed { .. }) {
+            row.insert("underflow_flagged".into(), (if history.iter().any(|r| r.degraded) { "yes" } else { "no" }).into());
+        }
+        row.insert("diverged".into(), (if nll.is_finite() { "no" } else { "yes" }).into());
+        // plot data for the toys study
+        if get_str(cfg, "study")? == "toys" && std::env::var_os(OUT_ENV).is_some() {
+            let n = 60;
+            let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
+            let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
+            let grid = Tensor::from_vec(grid, (n * n, 2), device).map_err(|e| e.to_string())?;
+            let density: Vec<f64> = m.log_prob(&grid, s.val_steps).map_err(|e| e.to_string())?.exp().and_then(|t| t.flatten_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(|e| e.to_string())?;
+            let k = 40;
+            let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
+            let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
+            write_plot_data("toy2d", &format!("{}-{}", get_str(cfg, "model")?, get_str(cfg, "dataset")?), &data)?;
+        }
+        Ok(row)
     }
 }

@@ -10,6 +10,9 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 /// out[b, k, j] = z[b, k, j] · s[b, j].
 fn scale<T: Copy + std::ops::Mul<Output = T>>(z: &[T], s: &[T], k: usize, m: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(z.len());
+    if k * m == 0 {
+        return out; // no tangents (or no features): z is empty
+    }
     for (zb, sb) in z.chunks_exact(k * m).zip(s.chunks_exact(m)) {
         for row in zb.chunks_exact(m) {
             out.extend(row.iter().zip(sb).map(|(&z, &s)| z * s));
@@ -19,9 +22,11 @@ fn scale<T: Copy + std::ops::Mul<Output = T>>(z: &[T], s: &[T], k: usize, m: usi
 }
 
 /// out[b, j] = Σ_k g[b, k, j] · z[b, k, j].
-fn inner<T: Copy + std::ops::Mul<Output = T> + std::ops::AddAssign + Default>(g: &[T], z: &[T], k: usize, m: usize) -> Vec<T> {
-    let b = g.len() / (k * m);
+fn inner<T: Copy + std::ops::Mul<Output = T> + std::ops::AddAssign + Default>(g: &[T], z: &[T], b: usize, k: usize, m: usize) -> Vec<T> {
     let mut out = vec![T::default(); b * m];
+    if k * m == 0 {
+        return out; // an empty sum
+    }
     for ((gb, zb), ob) in g.chunks_exact(k * m).zip(z.chunks_exact(k * m)).zip(out.chunks_exact_mut(m)) {
         for (gr, zr) in gb.chunks_exact(m).zip(zb.chunks_exact(m)) {
             for ((o, &g), &z) in ob.iter_mut().zip(gr).zip(zr) {
@@ -69,7 +74,7 @@ impl CustomOp2 for TangentInner {
         if zl.shape() != gl.shape() {
             return Err(candle_core::Error::Msg(format!("{}: shapes {:?} and {:?} differ", self.name(), gl.shape().dims(), zl.shape().dims())));
         }
-        let out = float_op2(self.name(), (gs, gl), (zs, zl), |g, z| inner(g, z, k, m), |g, z| inner(g, z, k, m))?;
+        let out = float_op2(self.name(), (gs, gl), (zs, zl), |g, z| inner(g, z, b, k, m), |g, z| inner(g, z, b, k, m))?;
         Ok((out, Shape::from((b, m))))
     }
 

@@ -1,0 +1,140 @@
+//! Files that survive a crash: every write goes to a temporary file in the same folder, is
+//! flushed to disk, then renamed over the target (a rename within a folder is atomic), so a
+//! reader sees the old file or the new one, never half of one.
+//!
+//! Two kinds of file, both safetensors with JSON in the header's metadata:
+//! - a **model file** ([`save_model`] / [`SavedModel`]): the parameters, the model's kind and its
+//!   complete configuration (what rebuilds the same network), and any extra data the caller
+//!   keeps with it (a data standardisation);
+//! - a **training checkpoint** (written by the loop): parameters, best parameters, Adam's moments
+//!   and the loop's state (iteration, learning rate, RNG positions, adjoint scale), enough for a
+//!   resumed run to end bit-identical to one that never stopped.
+
+use crate::error::{Result, TrainError};
+use candle_core::{DType, Device, Tensor};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tensor_core::params::ParamBuilder;
+use tensor_core::{Precision, SeededRng};
+use candle_nn::VarMap;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MODEL_KEY: &str = "continuum.model";
+const CONFIG_KEY: &str = "continuum.config";
+const EXTRA_KEY: &str = "continuum.extra";
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), creating the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| TrainError::Io { path: p, source }
+    };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    Ok(())
+}
+
+/// Writes named tensors and string metadata as one safetensors file, atomically.
+pub fn save_tensors(path: &Path, tensors: Vec<(String, Tensor)>, metadata: HashMap<String, String>) -> Result<()> {
+    let host: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?))).collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
+    write_atomic(path, &bytes)
+}
+
+/// Reads a safetensors file: its tensors (on `device`) and its metadata.
+pub fn read_tensors(path: &Path, device: &Device) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read it ({e})")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| err(format!("unreadable tensors ({e})")))?;
+    Ok((tensors, metadata))
+}
+
+/// The variables of `varmap` by name, each under `prefix`.
+pub fn named_vars(varmap: &VarMap, prefix: &str) -> Vec<(String, Tensor)> {
+    let data = varmap.data().lock().expect("VarMap mutex poisoned");
+    let mut out: Vec<(String, Tensor)> = data.iter().map(|(n, v)| (format!("{prefix}{n}"), v.as_tensor().clone())).collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Sets every variable of `varmap` from `tensors[prefix + name]`: each must be present with the
+/// variable's shape (values are converted to its dtype and device).
+pub fn load_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>, prefix: &str, path: &Path) -> Result<()> {
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    let data = varmap.data().lock().expect("VarMap mutex poisoned");
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    for name in names {
+        let var = &data[name];
+        let t = tensors.get(&format!("{prefix}{name}")).ok_or_else(|| err(format!("has no tensor '{name}'")))?;
+        if t.dims() != var.dims() {
+            return Err(err(format!("tensor '{name}' has shape {:?}, the model expects {:?}", t.dims(), var.dims())));
+        }
+        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
+    }
+    Ok(())
+}
+
+/// Saves a model: the parameters of `varmap`, its `kind` (e.g. "ot-flow"), its complete
+/// `config` with the parameters' `dtype` (what rebuilds the same network), and `extra` data kept
+/// with it (a data standardisation), atomically.
+pub fn save_model(path: &Path, kind: &str, config: &impl Serialize, dtype: DType, extra: &Value, varmap: &VarMap) -> Result<()> {
+    let config = serde_json::json!({"config": config, "dtype": Precision::of_dtype(dtype)});
+    let meta = HashMap::from([(MODEL_KEY.to_string(), kind.to_string()), (CONFIG_KEY.to_string(), config.to_string()), (EXTRA_KEY.to_string(), extra.to_string())]);
+    save_tensors(path, named_vars(varmap, ""), meta)
+}
+
+/// A model read back by [`load_model`]: the rebuilt model, its variables and the extra data.
+pub struct LoadedModel<M> {
+    pub model: M,
+    pub varmap: VarMap,
+    pub extra: Value,
+}
+
+#[derive(Deserialize)]
+struct StoredConfig<C> {
+    config: C,
+    dtype: Precision,
+}
+
+/// Reads a model file written by [`save_model`]: checks its kind is `kind`, rebuilds the model
+/// with `build` from the stored configuration and parameter precision, and loads the stored
+/// parameters into it (every one present with the same shape, and no other).
+pub fn load_model<C, M, E>(path: &Path, kind: &str, device: &Device, build: impl FnOnce(&mut ParamBuilder, C) -> std::result::Result<M, E>) -> Result<LoadedModel<M>>
+where
+    C: DeserializeOwned,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    if !path.exists() {
+        return Err(err("file not found (train a model first)".into()));
+    }
+    let (tensors, meta) = read_tensors(path, device)?;
+    let found = meta.get(MODEL_KEY).ok_or_else(|| err("not a continuum model file (no model kind in its header)".into()))?;
+    if found != kind {
+        return Err(err(format!("holds a '{found}' model, not '{kind}'")));
+    }
+    let stored: StoredConfig<C> = serde_json::from_str(meta.get(CONFIG_KEY).map_or("null", String::as_str)).map_err(|e| err(format!("its '{kind}' configuration does not parse ({e})")))?;
+    let extra = serde_json::from_str(meta.get(EXTRA_KEY).map_or("null", String::as_str)).map_err(|e| err(format!("corrupt extra data ({e})")))?;
+    let varmap = VarMap::new();
+    let mut rng = SeededRng::new(0);
+    let model = build(&mut ParamBuilder::new(&varmap, &mut rng, stored.dtype.dtype(), device), stored.config).map_err(TrainError::model)?;
+    let expected = varmap.data().lock().expect("VarMap mutex poisoned").len();
+    if tensors.len() != expected {
+        return Err(err(format!("holds {} tensors, the configured model has {expected}", tensors.len())));
+    }
+    load_vars(&varmap, &tensors, "", path)?;
+    Ok(LoadedModel { model, varmap, extra })
+}

@@ -1,0 +1,138 @@
+//! Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", 2015) over a `VarMap`, with
+//! its moments and step count exposed so a checkpoint can hold them, and `minimize`, the loop of
+//! simulation-free training (flow matching, score matching).
+//!
+//! The update is candle-nn's `AdamW` with no weight decay, operation for operation, so runs are
+//! bit-identical to it: m ← β₁m + (1 − β₁)g, v ← β₂v + (1 − β₂)g²,
+//! θ ← θ − lr·(m/(1 − β₁ᵗ)) / (√(v/(1 − β₂ᵗ)) + ε).
+
+use crate::error::{Result, TrainError};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor, Var};
+use candle_nn::VarMap;
+use std::collections::HashMap;
+
+/// Adam's state for one variable.
+struct Moments {
+    name: String,
+    var: Var,
+    m: Var,
+    v: Var,
+}
+
+/// Adam with β = (0.9, 0.999), ε = 1e-8 and no weight decay.
+pub struct Adam {
+    vars: Vec<Moments>,
+    step: usize,
+    lr: f64,
+    beta1: f64,
+    beta2: f64,
+    eps: f64,
+}
+
+impl Adam {
+    /// Adam over every float variable of `varmap` (in name order) with learning rate `lr`.
+    pub fn new(varmap: &VarMap, lr: f64) -> Result<Self> {
+        check_lr(lr)?;
+        let data = varmap.data().lock().expect("VarMap mutex poisoned");
+        let mut names: Vec<&String> = data.keys().collect();
+        names.sort();
+        let mut vars = Vec::with_capacity(names.len());
+        for name in names {
+            let var = data[name].clone();
+            if !var.dtype().is_float() {
+                continue;
+            }
+            let zeros = || Var::zeros(var.shape(), var.dtype(), var.device());
+            vars.push(Moments { name: name.clone(), m: zeros()?, v: zeros()?, var });
+        }
+        Ok(Self { vars, step: 0, lr, beta1: 0.9, beta2: 0.999, eps: 1e-8 })
+    }
+
+    /// The learning rate.
+    pub fn learning_rate(&self) -> f64 {
+        self.lr
+    }
+
+    /// Sets the learning rate (finite and positive).
+    pub fn set_learning_rate(&mut self, lr: f64) -> Result<()> {
+        check_lr(lr)?;
+        self.lr = lr;
+        Ok(())
+    }
+
+    /// Steps taken so far (t in the bias corrections).
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+
+    /// One update from the gradients in `grads` (variables without a gradient keep their value).
+    pub fn step(&mut self, grads: &GradStore) -> Result<()> {
+        self.step += 1;
+        let scale_m = 1f64 / (1f64 - self.beta1.powi(self.step as i32));
+        let scale_v = 1f64 / (1f64 - self.beta2.powi(self.step as i32));
+        for s in &self.vars {
+            let Some(g) = grads.get(&s.var) else { continue };
+            let m = ((s.m.as_tensor() * self.beta1)? + (g * (1.0 - self.beta1))?)?;
+            let v = ((s.v.as_tensor() * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
+            let update = ((&m * scale_m)? / ((&v * scale_v)?.sqrt()? + self.eps)?)?;
+            let theta = (s.var.as_tensor() - (update * self.lr)?)?;
+            s.m.set(&m)?;
+            s.v.set(&v)?;
+            s.var.set(&theta)?;
+        }
+        Ok(())
+    }
+
+    /// The moments as named tensors (`adam.m/<var>`, `adam.v/<var>`), for a checkpoint.
+    pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
+        self.vars.iter().flat_map(|s| [(format!("adam.m/{}", s.name), s.m.as_tensor().clone()), (format!("adam.v/{}", s.name), s.v.as_tensor().clone())]).collect()
+    }
+
+    /// Restores the moments from `tensors` (as [`Adam::state_tensors`] names them) and the step
+    /// count; every moment must be present with its variable's shape.
+    pub fn restore(&mut self, tensors: &HashMap<String, Tensor>, step: usize) -> Result<()> {
+        for s in &self.vars {
+            for (kind, target) in [("m", &s.m), ("v", &s.v)] {
+                let key = format!("adam.{kind}/{}", s.name);
+                let t = tensors.get(&key).ok_or_else(|| TrainError::Config(format!("the checkpoint has no optimiser moment '{key}'")))?;
+                if t.dims() != target.dims() {
+                    return Err(TrainError::Config(format!("optimiser moment '{key}' has shape {:?}, the model expects {:?}", t.dims(), target.dims())));
+                }
+                target.set(&t.to_dtype(target.dtype())?.to_device(target.device())?)?;
+            }
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
+fn check_lr(lr: f64) -> Result<()> {
+    if lr > 0.0 && lr.is_finite() {
+        Ok(())
+    } else {
+        Err(TrainError::Config(format!("the learning rate must be finite and positive, got {lr}")))
+    }
+}
+
+/// Minimises `loss(iteration)` over the variables of `varmap` with Adam (learning rate `lr`)
+/// for `iters` iterations; returns the loss per iteration, or a typed error on the first
+/// non-finite loss instead of training on NaN. The loss closure keeps its caller's error type.
+pub fn minimize<E: From<TrainError>>(varmap: &VarMap, lr: f64, iters: usize, mut loss: impl FnMut(usize) -> std::result::Result<Tensor, E>) -> std::result::Result<Vec<f64>, E> {
+    if iters == 0 {
+        return Err(TrainError::Config("minimize needs at least one iteration".into()).into());
+    }
+    let mut opt = Adam::new(varmap, lr)?;
+    let mut losses = Vec::with_capacity(iters);
+    for it in 0..iters {
+        let l = loss(it)?;
+        let value = l.to_dtype(DType::F64).and_then(|v| v.to_scalar::<f64>()).map_err(TrainError::from)?;
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss { iter: it + 1, value }.into());
+        }
+        let grads = l.backward().map_err(TrainError::from)?;
+        opt.step(&grads)?;
+        losses.push(value);
+    }
+    Ok(losses)
+}

@@ -1,0 +1,271 @@
+//! The training loop every ODE-trained model shares (OT-Flow's `trainToyOTflow.py` /
+//! `trainLargeOTflow.py` logic): minibatches, Adam, a learning-rate schedule, validation with
+//! more steps, the best parameters by the validation objective restored at the end, early
+//! stopping, atomic checkpoints and bit-identical resume.
+
+use crate::checkpoint::{load_vars, named_vars, read_tensors, save_tensors};
+use crate::config::{LrSchedule, TrainConfig};
+use crate::error::{Result, TrainError};
+use crate::gradient_mode::value_and_grad;
+use crate::metrics::Metrics;
+use crate::model::Trainable;
+use crate::optim::Adam;
+use candle_core::{DType, Tensor};
+use candle_nn::VarMap;
+use mixed_precision_adjoint::DynamicScaler;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use tensor_core::{Precision, RngState, SeededRng};
+
+/// The checkpoint file inside [`TrainConfig::checkpoint_dir`].
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+const STATE_KEY: &str = "continuum.train_state";
+
+/// One logged iteration.
+#[derive(Clone, Debug)]
+pub struct TrainRecord {
+    pub iter: usize,
+    pub loss: f64,
+    pub lr: f64,
+    /// The validation figures when validated this iteration.
+    pub validation: Option<Metrics>,
+    /// Seconds since this process started training.
+    pub seconds: f64,
+    /// Mixed precision only: the backward pass flagged underflow.
+    pub degraded: bool,
+}
+
+/// What a run ends with (the best parameters are restored into the model's variables).
+#[derive(Clone, Debug)]
+pub struct TrainOutcome {
+    /// The iterations run by this call (a resumed run's start from the checkpoint).
+    pub history: Vec<TrainRecord>,
+    /// The validation that selected the restored parameters: (iteration, figures).
+    pub best: Option<(usize, Metrics)>,
+    /// The last iteration done (less than `iters` when stopped early).
+    pub last_iter: usize,
+}
+
+/// The loop's state between iterations: what a checkpoint holds besides tensors. f64s are kept
+/// as bit patterns so a resumed run continues with exactly the same numbers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LoopState {
+    iter: usize,
+    adam_steps: usize,
+    lr_bits: u64,
+    best: Option<(usize, Metrics)>,
+    best_bits: Option<u64>,
+    since_best: usize,
+    plateau_drops: i32,
+    stopped: bool,
+    batch_rng: SavedRng,
+    model_rng: SavedRng,
+    scale_bits: Option<u64>,
+    halvings: usize,
+    doublings: usize,
+    /// The run's settings (besides iters and the checkpoint options): a resume must match.
+    settings: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SavedRng {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: String,
+}
+
+impl SavedRng {
+    fn of(rng: &SeededRng) -> Self {
+        let s = rng.state();
+        Self { seed: s.seed, stream: s.stream, word_pos: s.word_pos.to_string() }
+    }
+    fn restore(&self) -> Result<SeededRng> {
+        let word_pos = self.word_pos.parse().map_err(|_| TrainError::Config(format!("corrupt RNG position '{}'", self.word_pos)))?;
+        Ok(SeededRng::from_state(&RngState { seed: self.seed, stream: self.stream, word_pos }))
+    }
+}
+
+/// The settings a resumed run must share with the run it continues.
+fn settings_fingerprint(cfg: &TrainConfig) -> String {
+    let c = TrainConfig { iters: 0, checkpoint_dir: None, checkpoint_every: 1, ..cfg.clone() };
+    format!("{c:?}")
+}
+
+/// Trains `model` (whose parameters are the variables of `varmap`) on `train_x`, validating on
+/// `val_x`, which must be different data: the best parameters by the validation objective are
+/// restored at the end, so report test figures on a third split. `on_record` sees every
+/// iteration (progress bars). With a checkpoint folder, the full training state is written there
+/// atomically every `checkpoint_every` iterations; [`resume`] continues from it.
+pub fn train<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
+    run(model, varmap, train_x, val_x, cfg, None, on_record)
+}
+
+/// Continues the run whose checkpoint is in `cfg.checkpoint_dir`, with the same settings (the
+/// number of iterations may grow). On the CPU the result is bit-identical to a run that never
+/// stopped.
+pub fn resume<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
+    let dir = cfg.checkpoint_dir.as_ref().ok_or_else(|| TrainError::Config("resume needs the checkpoint folder of the run (checkpoint_dir)".into()))?;
+    run(model, varmap, train_x, val_x, cfg, Some(dir.join(CHECKPOINT_FILE)), on_record)
+}
+
+struct Loop {
+    state: LoopState,
+    batch_rng: SeededRng,
+    model_rng: SeededRng,
+    best_params: Option<Vec<Tensor>>,
+}
+
+fn check_data(train_x: &Tensor, val_x: &Tensor) -> Result<()> {
+    let (train_dims, val_dims) = (train_x.dims(), val_x.dims());
+    if train_dims.len() != 2 || val_dims.len() != 2 || train_dims[1] != val_dims[1] {
+        return Err(TrainError::Config(format!("training and validation data must be (samples, d) matrices of one d, got {train_dims:?} and {val_dims:?}")));
+    }
+    if train_dims[0] == 0 || val_dims[0] == 0 {
+        return Err(TrainError::Config(format!("empty data: {} training and {} validation samples", train_dims[0], val_dims[0])));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, resume_from: Option<PathBuf>, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    check_data(train_x, val_x)?;
+    let m = |e: M::Error| TrainError::model(e);
+    let mut names: Vec<(String, candle_core::Var)> = varmap.data().lock().expect("VarMap mutex poisoned").iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    let vars: Vec<candle_core::Var> = names.into_iter().map(|(_, v)| v).collect();
+    let params: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let mut opt = Adam::new(varmap, cfg.lr)?;
+    let low = cfg.mode.term_precision(Precision::of_dtype(train_x.dtype()));
+    let term_dtype = low.dtype();
+    let mut scaler = DynamicScaler::new(low);
+    let mut lp = Loop {
+        state: LoopState { iter: 0, adam_steps: 0, lr_bits: cfg.lr.to_bits(), best: None, best_bits: None, since_best: 0, plateau_drops: 0, stopped: false, batch_rng: SavedRng::of(&SeededRng::new(cfg.seed)), model_rng: SavedRng::of(&SeededRng::new(cfg.seed)), scale_bits: None, halvings: 0, doublings: 0, settings: settings_fingerprint(cfg) },
+        batch_rng: SeededRng::new(cfg.seed),
+        // a stream of its own for the model's draws, so they never shift the minibatches
+        model_rng: SeededRng::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15),
+        best_params: None,
+    };
+    if let Some(path) = &resume_from {
+        lp = restore(&path, varmap, &mut opt, &mut scaler, cfg)?;
+    }
+    let grid: Vec<f64> = (0..=cfg.steps).map(|i| i as f64 / cfg.steps as f64).collect();
+    let mut history = Vec::new();
+    let start = std::time::Instant::now();
+    let mut lr = f64::from_bits(lp.state.lr_bits);
+    opt.set_learning_rate(lr)?;
+    let first = lp.state.iter + 1;
+    for iter in first..=cfg.iters {
+        if lp.state.stopped {
+            break;
+        }
+        if let Some(c) = cfg.clamp {
+            for v in &vars {
+                v.set(&v.as_tensor().clamp(-c, c)?)?;
+            }
+        }
+        let x = lp.batch_rng.rows(train_x, cfg.batch.min(train_x.dim(0)?))?;
+        let term = model.dynamics(term_dtype, lp.model_rng.next_seed()).map_err(m)?;
+        let y0 = model.initial_state(&x).map_err(m)?;
+        let (loss, grads, report) = value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z).map_err(m))?;
+        let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFiniteLoss { iter, value: loss });
+        }
+        opt.step(&grads)?;
+        let mut record = TrainRecord { iter, loss, lr, validation: None, seconds: start.elapsed().as_secs_f64(), degraded: report.is_some_and(|r| r.degraded()) };
+        let st = &mut lp.state;
+        if iter % cfg.val_every == 0 || iter == cfg.iters {
+            let v = model.validate(val_x, cfg.val_steps).map_err(m)?;
+            if v.objective() < st.best_bits.map_or(f64::INFINITY, f64::from_bits) {
+                st.best_bits = Some(v.objective().to_bits());
+                st.best = Some((iter, v.clone()));
+                st.since_best = 0;
+                lp.best_params = Some(params.iter().map(|p| p.copy()).collect::<candle_core::Result<Vec<_>>>()?);
+            } else {
+                st.since_best += 1;
+            }
+            record.validation = Some(v);
+        }
+        on_record(&record);
+        history.push(record);
+        match cfg.schedule {
+            LrSchedule::Plateau { factor, patience, max_drops } if st.since_best > patience => {
+                if st.plateau_drops >= max_drops as i32 {
+                    st.stopped = true;
+                } else {
+                    st.plateau_drops += 1;
+                    lr = cfg.lr / factor.powi(st.plateau_drops);
+                    opt.set_learning_rate(lr)?;
+                    st.since_best = 0;
+                }
+            }
+            LrSchedule::Plateau { .. } => {}
+            LrSchedule::Constant | LrSchedule::StepDecay { .. } => {
+                if cfg.early_stopping.is_some_and(|p| st.since_best >= p) {
+                    st.stopped = true;
+                } else if let LrSchedule::StepDecay { every, factor } = cfg.schedule {
+                    if iter % every == 0 {
+                        lr /= factor;
+                        opt.set_learning_rate(lr)?;
+                    }
+                }
+            }
+        }
+        st.iter = iter;
+        if let Some(dir) = &cfg.checkpoint_dir {
+            if iter % cfg.checkpoint_every == 0 || iter == cfg.iters || st.stopped {
+                st.lr_bits = lr.to_bits();
+                write_checkpoint(&dir.join(CHECKPOINT_FILE), &mut lp, varmap, &opt, &scaler)?;
+            }
+        }
+    }
+    if let Some(bp) = &lp.best_params {
+        for (v, p) in vars.iter().zip(bp) {
+            v.set(p)?;
+        }
+    }
+    Ok(TrainOutcome { history, best: lp.state.best.clone(), last_iter: lp.state.iter })
+}
+
+fn write_checkpoint(path: &Path, lp: &mut Loop, varmap: &VarMap, opt: &Adam, scaler: &DynamicScaler) -> Result<()> {
+    let st = &mut lp.state;
+    st.adam_steps = opt.steps_taken();
+    st.batch_rng = SavedRng::of(&lp.batch_rng);
+    st.model_rng = SavedRng::of(&lp.model_rng);
+    st.scale_bits = scaler.scale().map(f64::to_bits);
+    (st.halvings, st.doublings) = (scaler.halvings, scaler.doublings);
+    let mut tensors = named_vars(varmap, "param/");
+    tensors.extend(opt.state_tensors());
+    if let Some(best) = &lp.best_params {
+        let names = named_vars(varmap, "best/");
+        tensors.extend(names.into_iter().zip(best).map(|((n, _), t)| (n, t.clone())));
+    }
+    let meta = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(st).map_err(|e| TrainError::Config(e.to_string()))?)]);
+    save_tensors(path, tensors, meta)
+}
+
+fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicScaler, cfg: &TrainConfig) -> Result<Loop> {
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    if !path.exists() {
+        return Err(err("not found: nothing to resume (start the run without resume first)".into()));
+    }
+    let device = varmap.all_vars().first().map(|v| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
+    let (tensors, meta) = read_tensors(path, &device)?;
+    let state: LoopState = serde_json::from_str(meta.get(STATE_KEY).ok_or_else(|| err("not a training checkpoint (no loop state in its header)".into()))?).map_err(|e| err(format!("corrupt loop state ({e})")))?;
+    if state.settings != settings_fingerprint(cfg) {
+        return Err(err(format!("was written with other settings; resume with the run's own.\n  checkpoint: {}\n  now:        {}", state.settings, settings_fingerprint(cfg))));
+    }
+    load_vars(varmap, &tensors, "param/", path)?;
+    opt.restore(&tensors, state.adam_steps)?;
+    scaler.restore(state.scale_bits.map(f64::from_bits), state.halvings, state.doublings);
+    let best_params = if state.best.is_some() {
+        let mut names: Vec<String> = varmap.data().lock().expect("VarMap mutex poisoned").keys().cloned().collect();
+        names.sort();
+        Some(names.iter().map(|n| tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'")))).collect::<Result<Vec<_>>>()?)
+    } else {
+        None
+    };
+    Ok(Loop { batch_rng: state.batch_rng.restore()?, model_rng: state.model_rng.restore()?, best_params, state })
+}
