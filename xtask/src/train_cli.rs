@@ -1,63 +1,62 @@
-//! `cargo xtask train` and `cargo xtask sample`: a user's own density-estimation run.
+//! `cargo xtask train` and `cargo xtask sample`: a user's own density-estimation run, as thin
+//! glue over the crates (data from `datasets`, models from `cnf` / `ot-flow`, the loop, files
+//! and resume from `train`).
 //!
-//! `train ot-flow|cnf --data <toy name | file.npy | file.csv>` trains with a progress bar
-//! (loss, validation NLL, learning rate, ETA), keeps the best parameters in
-//! `<out>/model.safetensors` and the model's settings in `<out>/model.json`.
-//! `sample --model <out>` rebuilds the model, draws samples (npy or csv) and, for 2-D data,
-//! writes a PNG next to them.
+//! `train ot-flow|cnf --data <toy name | file.npy | file.csv>` standardises the data (on by
+//! default), splits it into training / validation / test, trains with a progress bar, keeps the
+//! best parameters by validation in `<out>/model.safetensors` (with the complete configuration
+//! and the standardisation), writes the training state to `<out>/checkpoint.safetensors`, and
+//! reports the test NLL in the data's own units. `--resume <out>` continues a stopped run.
+//! `sample --model <out>` rebuilds the model from its file, draws samples (npy or csv, in the
+//! data's units) and, for 2-D data, writes a PNG next to them.
 
 use crate::plot::{panels, Panel};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use clap::{Args, ValueEnum};
-use cnf::{Cnf, TraceEstimator};
+use cnf::{Cnf, CnfConfig, TraceEstimator};
 use datasets::npy_csv::{load_matrix, write_csv, write_npy};
 use datasets::toy2d::Toy2d;
-use datasets::Matrix;
+use datasets::{Matrix, Splits, Standardization};
 use indicatif::{ProgressBar, ProgressStyle};
-use mixed_precision_adjoint::{train, GradientMode, TrainConfig};
-use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use plotters::style::RGBColor;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet};
-use tensor_core::params::{load_checkpoint, ParamBuilder};
-use tensor_core::{Activation, Precision, PrecisionPolicy, SeededRng};
+use tensor_core::nets::ConcatSquashLinear;
+use tensor_core::params::ParamBuilder;
+use tensor_core::{Precision, SeededRng};
+use train::checkpoint::{model_kind, write_atomic};
+use train::{ContinuousFlow, GradientMethod, GradientMode, LrSchedule, ModelFile, Scaling, TrainConfig, TrainRecord, Trainable};
 
 /// Which model.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModelKind {
     OtFlow,
     Cnf,
 }
 
-/// How gradients are computed.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
-pub enum Gradient {
-    Checkpointed,
-    FullGraph,
-    Continuous,
-}
-
-#[derive(Args, Debug)]
-pub struct TrainArgs {
+/// The settings of a run (also stored as `<out>/run.json`, which `--resume` reads back).
+#[derive(Args, Debug, Clone, Serialize, Deserialize)]
+pub struct RunArgs {
     /// The model to train.
     #[arg(value_enum)]
-    model: ModelKind,
+    model: Option<ModelKind>,
     /// A toy data set name (8gaussians, moons, …) or a .npy / .csv file (rows = samples).
     #[arg(long)]
-    data: String,
-    /// Network evaluation precision: f32, bf16 or f16 (16-bit runs use the mixed-precision adjoint).
+    data: Option<String>,
+    /// Network evaluation precision: f32, bf16 or f16.
     #[arg(long, default_value = "f32")]
     precision: String,
-    /// Adjoint scaling for 16-bit runs.
-    #[arg(long, default_value = "dynamic", value_parser = ["dynamic", "none"])]
-    scaling: String,
-    /// Gradient mode for f32 runs.
-    #[arg(long, value_enum, default_value = "checkpointed")]
-    gradient: Gradient,
-    /// RK4 steps for training (validation uses twice as many).
+    /// Gradient method: full-graph, checkpointed, continuous or mp-adjoint (default: checkpointed
+    /// in f32, mp-adjoint in 16 bits).
+    #[arg(long)]
+    gradient: Option<String>,
+    /// Adjoint scaling of the mixed-precision adjoint: dynamic (default) or none.
+    #[arg(long)]
+    scaling: Option<String>,
+    /// RK4 steps for training (validation and test use twice as many).
     #[arg(long, default_value_t = 8)]
     steps: usize,
     #[arg(long, default_value_t = 1000)]
@@ -67,9 +66,16 @@ pub struct TrainArgs {
     /// Width of Φ's ResNet (OT-Flow) or of the two hidden layers (CNF).
     #[arg(long, default_value_t = 32)]
     width: usize,
+    /// Learning rate (default 0.05 for OT-Flow, 0.01 for the CNF).
     #[arg(long)]
     lr: Option<f64>,
-    /// Output folder for model.safetensors / model.json.
+    /// Train on the raw data instead of standardising each column to mean 0, scale 1.
+    #[arg(long)]
+    no_standardize: bool,
+    /// Write the training checkpoint every this many iterations.
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: usize,
+    /// Output folder: model.safetensors, checkpoint.safetensors, run.json.
     #[arg(long, default_value = "target/train")]
     out: PathBuf,
     #[arg(long, default_value_t = 0)]
@@ -79,8 +85,18 @@ pub struct TrainArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Continue the run whose output folder is DIR, with the settings stored there (give no
+    /// other option).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "data", "precision", "gradient", "scaling", "steps", "iters", "batch", "width", "lr", "no_standardize", "checkpoint_every", "out", "seed", "device"])]
+    resume: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 pub struct SampleArgs {
-    /// Folder written by `train` (model.json + model.safetensors).
+    /// Folder written by `train` (model.safetensors).
     #[arg(long)]
     model: PathBuf,
     #[arg(long, default_value_t = 2000)]
@@ -94,117 +110,171 @@ pub struct SampleArgs {
     seed: u64,
 }
 
-/// A built model of either kind.
-enum Built {
-    OtFlow(OtFlow),
-    Cnf(Box<Cnf<ConcatSquashLinear>>),
+fn text(e: impl std::fmt::Display) -> String {
+    e.to_string()
 }
 
-fn build(kind: ModelKind, dim: usize, width: usize, vm: &VarMap, seed: u64, device: &Device) -> Result<Built, String> {
-    let mut rng = SeededRng::new(seed);
-    let mut pb = ParamBuilder::new(vm, &mut rng, DType::F32, device);
-    Ok(match kind {
-        ModelKind::OtFlow => Built::OtFlow(OtFlow::new(&mut pb, OtFlowConfig { dim, width, ..OtFlowConfig::toy() }).map_err(|e| e.to_string())?),
-        ModelKind::Cnf => {
-            let net = ConcatSquashNet::new(&mut pb, dim, &[width, width], dim, Activation::Tanh).map_err(|e| e.to_string())?;
-            let trace = if dim <= 8 { TraceEstimator::Exact } else { TraceEstimator::Hutchinson { rademacher: true } };
-            Built::Cnf(Box::new(Cnf::new(net, trace, seed).map_err(|e| e.to_string())?))
-        }
-    })
-}
-
-fn load_data(spec: &str, seed: u64) -> Result<(Matrix, Matrix, String), String> {
+/// Training, validation and test data, and where they came from.
+fn load_splits(spec: &str, seed: u64) -> Result<Splits, String> {
     if let Ok(toy) = spec.parse::<Toy2d>() {
-        return Ok((toy.sample(20_000, seed), toy.sample(2_000, seed + 1), format!("toy {toy}")));
+        return Ok(Splits { train: toy.sample(20_000, seed), validation: toy.sample(2_000, seed + 1), test: toy.sample(2_000, seed + 2), source: format!("toy {toy}") });
     }
-    let m = load_matrix(Path::new(spec)).map_err(|e| e.to_string())?;
-    if m.rows < 10 {
-        return Err(format!("{spec}: {} samples is too few to train and validate on", m.rows));
-    }
-    // a seeded 90/10 split
-    let mut idx: Vec<usize> = (0..m.rows).collect();
-    use rand::seq::SliceRandom;
-    idx.shuffle(SeededRng::new(seed).inner());
-    let n_val = (m.rows / 10).max(1);
-    let take = |ids: &[usize]| Matrix { data: ids.iter().flat_map(|&i| m.row(i).to_vec()).collect(), rows: ids.len(), cols: m.cols };
-    Ok((take(&idx[n_val..]), take(&idx[..n_val]), spec.to_string()))
+    let m = load_matrix(Path::new(spec)).map_err(text)?;
+    Splits::shuffled(&m, 0.1, 0.1, seed, spec).map_err(text)
 }
 
-fn tensor(m: &Matrix, device: &Device) -> Result<Tensor, String> {
-    Tensor::from_vec(m.data.clone(), (m.rows, m.cols), device).map_err(|e| e.to_string())
+/// The gradient mode the options name, or why they do not fit together.
+fn gradient_mode(args: &RunArgs, precision: Precision) -> Result<GradientMode, String> {
+    let method = match &args.gradient {
+        Some(g) => g.parse().map_err(text)?,
+        None if precision.is_half() => GradientMethod::MixedAdjoint,
+        None => GradientMethod::Checkpointed,
+    };
+    let scaling = args.scaling.as_deref().map(str::parse::<Scaling>).transpose().map_err(text)?;
+    GradientMode::for_precision(method, precision, scaling).map_err(text)
 }
 
 /// `cargo xtask train`.
 pub fn run_train(args: &TrainArgs) -> Result<(), String> {
-    let device = tensor_core::parse_device(&args.device).map_err(|e| e.to_string())?;
-    let precision: Precision = args.precision.parse().map_err(|e: tensor_core::Error| e.to_string())?;
-    let (train_m, val_m, source) = load_data(&args.data, args.seed)?;
-    let dim = train_m.cols;
-    let mode = match precision {
-        Precision::F32 | Precision::Tf32 => match args.gradient {
-            Gradient::Checkpointed => GradientMode::Checkpointed,
-            Gradient::FullGraph => GradientMode::FullGraph,
-            Gradient::Continuous => GradientMode::Continuous,
-        },
-        Precision::Bf16 | Precision::F16 => GradientMode::Mixed { policy: PrecisionPolicy::new(precision, Precision::F32).map_err(|e| e.to_string())?, scaled: args.scaling == "dynamic" },
-        Precision::F64 => return Err("--precision f64 is not offered for training; use f32, bf16 or f16".into()),
-    };
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let vm = VarMap::new();
-    let model = build(args.model, dim, args.width, &vm, args.seed, &device)?;
-    let lr = args.lr.unwrap_or(if args.model == ModelKind::OtFlow { 0.05 } else { 1e-2 });
-    let cfg = TrainConfig {
-        iters: args.iters, batch: args.batch, lr, drop_every: if args.model == ModelKind::OtFlow { 100.max(args.iters / 5) } else { 0 }, lr_drop: 2.0,
-        steps: args.steps, val_steps: 2 * args.steps, val_every: (args.iters / 20).max(1), early_stopping: Some(10), method: Method::Rk4, mode, seed: args.seed,
-        checkpoint: Some(args.out.join("model.safetensors")),
-        clamp: None,
-    };
-    let meta = json!({"model": format!("{:?}", args.model), "dim": dim, "width": args.width, "seed": args.seed, "data": source, "precision": precision.name(), "steps": args.steps});
-    std::fs::write(args.out.join("model.json"), serde_json::to_string_pretty(&meta).map_err(|e| e.to_string())? + "\n").map_err(|e| e.to_string())?;
-    println!("training {:?} on {source} (d = {dim}, {} train / {} validation samples), {} evaluation, {:?}", args.model, train_m.rows, val_m.rows, precision, mode);
-    let bar = ProgressBar::new(args.iters as u64);
-    bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} (ETA {eta})").map_err(|e| e.to_string())?.progress_chars("=> "));
-    let (train_x, val_x) = (tensor(&train_m, &device)?, tensor(&val_m, &device)?);
-    let mut last_nll = f64::NAN;
-    let mut on = |r: &mixed_precision_adjoint::TrainRecord| {
-        if let Some(v) = &r.validation {
-            last_nll = if args.model == ModelKind::OtFlow { v[2] } else { v[0] };
+    let (run, resuming) = match &args.resume {
+        Some(dir) => {
+            let path = dir.join("run.json");
+            let stored = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (is {} the output folder of a training run?)", path.display(), dir.display()))?;
+            let run: RunArgs = serde_json::from_str(&stored).map_err(|e| format!("{}: {e}", path.display()))?;
+            (RunArgs { out: dir.clone(), ..run }, true)
         }
-        bar.set_message(format!("loss {:.4} val NLL {:.4} lr {:.1e}{}", r.loss, last_nll, r.lr, if r.degraded { " (underflow flagged)" } else { "" }));
-        bar.inc(1);
+        None => (args.run.clone(), false),
     };
-    let history = match &model {
-        Built::OtFlow(m) => train(m, &vm, &train_x, &val_x, &cfg, &mut on),
-        Built::Cnf(m) => train(m.as_ref(), &vm, &train_x, &val_x, &cfg, &mut on),
+    let kind = run.model.ok_or("name the model to train (ot-flow or cnf), or --resume DIR")?;
+    let spec = run.data.as_deref().ok_or("--data is required: a toy name (8gaussians, moons, …) or a .npy / .csv file")?;
+    let device = tensor_core::parse_device(&run.device).map_err(text)?;
+    let precision: Precision = run.precision.parse().map_err(text)?;
+    if precision == Precision::F64 {
+        return Err("--precision f64 is not offered for training; use f32, bf16 or f16".into());
     }
-    .map_err(|e| e.to_string())?;
-    bar.finish();
-    println!("{} iterations in {:.1} s; best validation NLL {last_nll:.4} nats; saved {}", history.len(), history.last().map_or(0.0, |r| r.seconds), args.out.join("model.safetensors").display());
-    Ok(())
+    let mode = gradient_mode(&run, precision)?;
+    let lr = run.lr.unwrap_or(if kind == ModelKind::OtFlow { 0.05 } else { 1e-2 });
+    let schedule = match kind {
+        ModelKind::OtFlow => LrSchedule::StepDecay { every: 100.max(run.iters / 5), factor: 2.0 },
+        ModelKind::Cnf => LrSchedule::Plateau { factor: 2.0, patience: 10, max_drops: 3 },
+    };
+    let cfg = TrainConfig::default()
+        .iters(run.iters)
+        .batch(run.batch)
+        .lr(lr)
+        .schedule(schedule)
+        .steps(run.steps)
+        .val_steps(2 * run.steps)
+        .val_every((run.iters / 20).max(1))
+        .early_stopping(if kind == ModelKind::OtFlow { Some(10) } else { None })
+        .mode(mode)
+        .seed(run.seed)
+        .checkpoint_dir(Some(run.out.clone()))
+        .checkpoint_every(run.checkpoint_every);
+    cfg.validate().map_err(text)?;
+    let splits = load_splits(spec, run.seed)?;
+    let standardization = if run.no_standardize { Standardization::identity(splits.train.cols) } else { Standardization::fit(&splits.train).map_err(text)? };
+    let tensor = |m: &Matrix| -> Result<Tensor, String> { standardization.apply(m).map_err(text)?.to_tensor(&device).map_err(text) };
+    let data = [tensor(&splits.train)?, tensor(&splits.validation)?, tensor(&splits.test)?];
+    if !resuming {
+        std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
+        write_atomic(&run.out.join("run.json"), serde_json::to_string_pretty(&run).map_err(text)?.as_bytes()).map_err(text)?;
+    }
+    let dim = splits.train.cols;
+    println!(
+        "{} {kind:?} on {} (d = {dim}; {} train / {} validation / {} test samples; {}), {} evaluation, {mode:?}",
+        if resuming { "resuming" } else { "training" },
+        splits.source,
+        splits.train.rows,
+        splits.validation.rows,
+        splits.test.rows,
+        if run.no_standardize { "raw".into() } else { format!("standardised, Σ log σ = {:.3}", standardization.log_det()) },
+        precision.name()
+    );
+    let session = Session { run: &run, cfg: &cfg, data: &data, standardization: &standardization, source: &splits.source, resuming, device: &device };
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(run.seed);
+    let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, &device);
+    match kind {
+        ModelKind::OtFlow => session.fit(&OtFlow::new(&mut pb, OtFlowConfig { dim, width: run.width, ..OtFlowConfig::toy() }).map_err(text)?, &vm),
+        ModelKind::Cnf => {
+            let trace = if dim <= 8 { TraceEstimator::Exact } else { TraceEstimator::Hutchinson { rademacher: true } };
+            let config = CnfConfig { trace, net: cnf::VelocityNet::ConcatSquash { hidden: vec![run.width, run.width], activation: tensor_core::Activation::Tanh }, dim };
+            session.fit(&Cnf::<ConcatSquashLinear>::new(&mut pb, config).map_err(text)?, &vm)
+        }
+    }
+}
+
+/// One training run's inputs.
+struct Session<'a> {
+    run: &'a RunArgs,
+    cfg: &'a TrainConfig,
+    /// Standardised training, validation and test data.
+    data: &'a [Tensor; 3],
+    standardization: &'a Standardization,
+    source: &'a str,
+    resuming: bool,
+    device: &'a Device,
+}
+
+impl Session<'_> {
+    /// Trains (or resumes) `model`, saves the best parameters with the configuration and the
+    /// standardisation, and prints the test NLL in the data's units.
+    fn fit<M: Trainable + ContinuousFlow + ModelFile>(&self, model: &M, vm: &VarMap) -> Result<(), String> {
+        let bar = ProgressBar::new(self.cfg.iters as u64);
+        bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} (ETA {eta})").map_err(text)?.progress_chars("=> "));
+        let log_det = self.standardization.log_det();
+        let mut val_nll = f64::NAN;
+        let mut on = |r: &TrainRecord| {
+            if let Some(v) = r.validation.as_ref().and_then(|v| v.get("nll")) {
+                val_nll = v + log_det;
+            }
+            bar.set_position(r.iter as u64);
+            bar.set_message(format!("loss {:.4} val NLL {val_nll:.4} lr {:.1e}{}", r.loss, r.lr, if r.degraded { " (underflow flagged)" } else { "" }));
+        };
+        let [train_x, val_x, test_x] = self.data;
+        let outcome = if self.resuming { train::resume(model, vm, train_x, val_x, self.cfg, &mut on) } else { train::train(model, vm, train_x, val_x, self.cfg, &mut on) }.map_err(text)?;
+        bar.finish();
+        let steps = 2 * self.run.steps;
+        let test_nll = model.log_prob(test_x, steps).map_err(text)?.neg().and_then(|t| t.mean_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_scalar::<f64>()).map_err(text)? + log_det;
+        let path = self.run.out.join("model.safetensors");
+        let extra = json!({"standardization": self.standardization, "data": self.source, "steps": steps});
+        model.save(vm, &path, &extra).map_err(text)?;
+        let best = outcome.best.as_ref().map_or("no validation".into(), |(i, m)| format!("best validation NLL {:.4} at iteration {i}", m.get("nll").unwrap_or(f64::NAN) + log_det));
+        println!("{} iterations ({best}); test NLL {test_nll:.4} nats in the data's units; saved {}", outcome.last_iter, path.display());
+        if !self.device.is_cpu() {
+            println!("(on {}: a resumed run is bit-identical to an uninterrupted one only on the CPU)", tensor_core::device_name(self.device));
+        }
+        Ok(())
+    }
 }
 
 /// `cargo xtask sample`.
 pub fn run_sample(args: &SampleArgs) -> Result<(), String> {
-    let meta_path = args.model.join("model.json");
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).map_err(|e| format!("{}: {e} (run `cargo xtask train` first)", meta_path.display()))?).map_err(|e| format!("{}: {e}", meta_path.display()))?;
-    let kind = match meta["model"].as_str() {
-        Some("OtFlow") => ModelKind::OtFlow,
-        Some("Cnf") => ModelKind::Cnf,
-        other => return Err(format!("{}: unknown model {other:?}", meta_path.display())),
-    };
-    let (dim, width, seed) = (meta["dim"].as_u64().unwrap_or(0) as usize, meta["width"].as_u64().unwrap_or(0) as usize, meta["seed"].as_u64().unwrap_or(0));
-    let device = Device::Cpu;
-    let vm = VarMap::new();
-    let model = build(kind, dim, width, &vm, seed, &device)?;
-    load_checkpoint(&vm, args.model.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let z = SeededRng::new(args.seed).normal((args.n, dim), DType::F32, &device).map_err(|e| e.to_string())?;
-    let x = match &model {
-        Built::OtFlow(m) => ot_flow::sample::sample(m, &z, args.steps),
-        Built::Cnf(m) => m.sample(&z, args.steps),
+    let path = args.model.join("model.safetensors");
+    if !path.exists() {
+        return Err(format!("{}: not found (run `cargo xtask train … --out {}` first)", path.display(), args.model.display()));
     }
-    .map_err(|e| e.to_string())?;
-    let rows = x.to_vec2::<f32>().map_err(|e| e.to_string())?;
-    let m = Matrix { data: rows.iter().flatten().copied().collect(), rows: args.n, cols: dim };
+    match model_kind(&path).map_err(text)?.as_str() {
+        "ot-flow" => draw::<OtFlow>(args, &path),
+        "cnf" => draw::<Cnf<ConcatSquashLinear>>(args, &path),
+        other => Err(format!("{}: a '{other}' model, which `sample` does not know", path.display())),
+    }
+}
+
+/// Loads the model at `path`, samples `args.n` points and writes them in the data's units.
+fn draw<M: ContinuousFlow + ModelFile>(args: &SampleArgs, path: &Path) -> Result<(), String> {
+    let device = Device::Cpu;
+    let loaded = M::load(path, &device).map_err(text)?;
+    let dim = loaded.model.dim();
+    let standardization: Standardization = match loaded.extra.get("standardization") {
+        Some(s) => serde_json::from_value(s.clone()).map_err(|e| format!("{}: corrupt standardisation ({e})", path.display()))?,
+        None => Standardization::identity(dim),
+    };
+    let z = SeededRng::new(args.seed).normal((args.n, dim), DType::F32, &device).map_err(text)?;
+    let x = loaded.model.sample(&z, args.steps).map_err(text)?;
+    let rows = x.to_vec2::<f32>().map_err(text)?;
+    let m = standardization.undo(&Matrix { data: rows.iter().flatten().copied().collect(), rows: args.n, cols: dim }).map_err(text)?;
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -212,13 +282,14 @@ pub fn run_sample(args: &SampleArgs) -> Result<(), String> {
         Some("csv") => write_csv(&args.out, &m),
         _ => write_npy(&args.out, &m),
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(text)?;
     println!("wrote {} samples to {}", args.n, args.out.display());
-    if dim == 2 {
-        let pts: Vec<(f64, f64)> = rows.iter().map(|r| (r[0] as f64, r[1] as f64)).collect();
-        let lim = pts.iter().fold(1.0f64, |a, p| a.max(p.0.abs()).max(p.1.abs())) * 1.1;
+    if dim == 2 && args.n > 0 {
+        let pts: Vec<(f64, f64)> = (0..m.rows).map(|i| (m.row(i)[0] as f64, m.row(i)[1] as f64)).collect();
+        let lim = pts.iter().fold(1e-6f64, |a, p| a.max(p.0.abs()).max(p.1.abs())) * 1.1;
         let png = args.out.with_extension("png");
-        panels(&png, &format!("{} samples", meta["data"].as_str().unwrap_or("")), &[format!("{kind:?}")], &["samples"], &[vec![Panel::Scatter { clouds: vec![(pts, RGBColor(200, 30, 30))] }]], -lim, lim)?;
+        let source = loaded.extra.get("data").and_then(|d| d.as_str()).unwrap_or("");
+        panels(&png, &format!("{source} samples"), &[M::KIND.to_string()], &["samples"], &[vec![Panel::Scatter { clouds: vec![(pts, RGBColor(200, 30, 30))] }]], -lim, lim)?;
         println!("wrote {}", png.display());
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::path::Path;
 use tensor_core::nets::{ConcatLinear, ConcatSquashLinear, ConcatSquashNet, HyperLayer, HyperNet, Mlp, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::Activation;
-use train::checkpoint::{load_model, save_model, LoadedModel};
+use train::checkpoint::{load_model, save_model, LoadedModel, ModelFile};
 
 /// The kind name in model files.
 pub const KIND: &str = "cnf";
@@ -114,16 +114,6 @@ impl<L: VelocityLayer> Cnf<L> {
         &self.config
     }
 
-    /// Writes the parameters of `varmap` (this model's) with the complete configuration to
-    /// `path` atomically; `extra` is kept alongside (e.g. a data standardisation).
-    pub fn save(&self, varmap: &VarMap, path: &Path, extra: &serde_json::Value) -> Result<()> {
-        Ok(save_model(path, KIND, &self.config, self.param_dtype, extra, varmap)?)
-    }
-
-    /// The model saved at `path`, rebuilt from its stored configuration with its parameters.
-    pub fn load(path: &Path, device: &Device) -> Result<LoadedModel<Self>> {
-        Ok(load_model(path, KIND, device, |pb, config: CnfConfig| Self::new(pb, config))?)
-    }
 
     /// The detached network in `dtype`, for evaluation without a graph.
     pub(crate) fn frozen(&self, dtype: DType) -> Result<TimeNet<L>> {
@@ -135,4 +125,15 @@ impl<L: VelocityLayer> Cnf<L> {
 pub(crate) fn check_batch(x: &Tensor, dim: usize) -> Result<()> {
     tensor_core::error::expect_matrix(x, dim, "CNF input")?;
     Ok(())
+}
+
+impl<L: VelocityLayer> ModelFile for Cnf<L> {
+    type Error = CnfError;
+    const KIND: &'static str = KIND;
+    fn save(&self, varmap: &VarMap, path: &Path, extra: &serde_json::Value) -> Result<()> {
+        Ok(save_model(path, KIND, &self.config, self.param_dtype, extra, varmap)?)
+    }
+    fn load(path: &Path, device: &Device) -> Result<LoadedModel<Self>> {
+        Ok(load_model(path, KIND, device, |pb, config: CnfConfig| Self::new(pb, config))?)
+    }
 }

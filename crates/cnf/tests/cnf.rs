@@ -8,7 +8,7 @@ use ode_solvers::{solve, Method, SolveConfig, Steps};
 use tensor_core::nets::{ConcatLinear, ConcatSquashLinear, HyperLayer};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
-use train::{train, ContinuousFlow, Trainable, TrainConfig};
+use train::{train, ContinuousFlow, ModelFile, TrainConfig, Trainable};
 
 const DEV: Device = Device::Cpu;
 

@@ -13,7 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use train::checkpoint::{load_model, save_model, LoadedModel};
+use train::checkpoint::{load_model, save_model, LoadedModel, ModelFile};
 use ode_solvers::OdeTerm;
 use tensor_core::nets::{Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
@@ -72,16 +72,6 @@ impl OtFlow {
         Ok(Self { phi, config, param_dtype: pb.dtype() })
     }
 
-    /// Writes the parameters of `varmap` (this model's) with the complete configuration to
-    /// `path` atomically; `extra` is kept alongside (e.g. a data standardisation).
-    pub fn save(&self, varmap: &VarMap, path: &Path, extra: &serde_json::Value) -> Result<()> {
-        Ok(save_model(path, KIND, &self.config, self.param_dtype, extra, varmap)?)
-    }
-
-    /// The model saved at `path`, rebuilt from its stored configuration with its parameters.
-    pub fn load(path: &Path, device: &Device) -> Result<LoadedModel<Self>> {
-        Ok(load_model(path, KIND, device, |pb, config: OtFlowConfig| Self::new(pb, config))?)
-    }
 
     /// The same model with its parameters detached (evaluation without a graph).
     pub fn frozen(&self) -> Result<Self> {
@@ -133,5 +123,16 @@ impl OdeTerm<Tensor> for Velocity {
     fn vector_field(&self, t: f64, x: &Tensor) -> ode_solvers::Result<Tensor> {
         let (g, _) = self.phi.gradient(x, &Tensor::new(t, x.device())?)?;
         Ok((g * (-1.0 / self.alpha0))?)
+    }
+}
+
+impl ModelFile for OtFlow {
+    type Error = OtFlowError;
+    const KIND: &'static str = KIND;
+    fn save(&self, varmap: &VarMap, path: &Path, extra: &serde_json::Value) -> Result<()> {
+        Ok(save_model(path, KIND, &self.config, self.param_dtype, extra, varmap)?)
+    }
+    fn load(path: &Path, device: &Device) -> Result<LoadedModel<Self>> {
+        Ok(load_model(path, KIND, device, |pb, config: OtFlowConfig| Self::new(pb, config))?)
     }
 }

@@ -6,7 +6,7 @@ use candle_nn::VarMap;
 use mixed_precision_adjoint::{solve_mixed, MpConfig};
 use ode_solvers::{Method, OdeTerm, SaveAt};
 use ot_flow::{loss::costs, OtFlow, OtFlowConfig, OtFlowError, Result};
-use train::{train, ContinuousFlow, LrSchedule, TrainConfig, Trainable};
+use train::{train, ContinuousFlow, LrSchedule, ModelFile, TrainConfig, Trainable};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, PrecisionPolicy, SeededRng};
 

@@ -96,6 +96,26 @@ pub fn save_model(path: &Path, kind: &str, config: &impl Serialize, dtype: DType
     save_tensors(path, named_vars(varmap, ""), meta)
 }
 
+/// A model that saves itself with its complete configuration and loads back into the same
+/// network (implemented with [`save_model`] / [`load_model`]).
+pub trait ModelFile: Sized {
+    /// The model's own error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// The kind name stored in the file ("cnf", "ot-flow").
+    const KIND: &'static str;
+    /// Writes the parameters of `varmap` (this model's) with the complete configuration to
+    /// `path` atomically; `extra` is kept alongside (e.g. a data standardisation).
+    fn save(&self, varmap: &VarMap, path: &Path, extra: &Value) -> std::result::Result<(), Self::Error>;
+    /// The model saved at `path`, rebuilt from its stored configuration with its parameters.
+    fn load(path: &Path, device: &Device) -> std::result::Result<LoadedModel<Self>, Self::Error>;
+}
+
+/// The kind stored in a model file, without loading its tensors' values into a model.
+pub fn model_kind(path: &Path) -> Result<String> {
+    let (_, meta) = read_tensors(path, &Device::Cpu)?;
+    meta.get(MODEL_KEY).cloned().ok_or_else(|| TrainError::Checkpoint { path: path.to_path_buf(), reason: "not a continuum model file (no model kind in its header)".into() })
+}
+
 /// A model read back by [`load_model`]: the rebuilt model, its variables and the extra data.
 pub struct LoadedModel<M> {
     pub model: M,

@@ -65,6 +65,7 @@ pub mod model;
 pub mod optim;
 pub mod trainer;
 
+pub use checkpoint::{LoadedModel, ModelFile};
 pub use config::{LrSchedule, TrainConfig};
 pub use error::{Result, TrainError};
 pub use gradient_mode::{value_and_grad, GradientMethod, GradientMode, Scaling};

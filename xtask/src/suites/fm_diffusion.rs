@@ -22,7 +22,7 @@ use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling, Pa
 use ode_solvers::path_energy::path_energy;
 use ode_solvers::{time_net_field, Method, OdeTerm, PiController, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
-use train::{train, ContinuousFlow, LrSchedule, TrainConfig, Trainable};
+use train::{train, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
 use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};

@@ -17,7 +17,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use cnf::{Cnf, CnfConfig, TraceEstimator, VelocityNet};
 use datasets::toy2d::Toy2d;
-use ode_solvers::{solve, Method, OdeTerm, PiController, SaveAt, SolveConfig, Steps};
+use ode_solvers::{solve, Method, PiController, SaveAt, SolveConfig, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
 use train::{train, ContinuousFlow, GradientMode, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
