@@ -17,7 +17,8 @@ fn potential(c: &mut Criterion) {
     for (d, m, b) in [(63, 128, 256), (2, 32, 1024)] {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(0);
-        let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &dev), PotentialConfig::new(d, m)).unwrap().detach().unwrap();
+        let phi =
+            Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &dev), PotentialConfig::new(d, m)).unwrap().detach().unwrap();
         let x = rng.normal((b, d), DType::F32, &dev).unwrap();
         let t = Tensor::new(0.5f32, &dev).unwrap();
         c.bench_function(&format!("potential_grad_laplacian d{d} m{m} b{b}"), |bench| bench.iter(|| phi.derivatives(&x, &t).unwrap()));

@@ -34,7 +34,10 @@ impl Matrix {
     /// Wraps `data`, checking that its length is `rows × cols`.
     pub fn new(data: Vec<f32>, rows: usize, cols: usize) -> Result<Self> {
         if data.len() != rows * cols {
-            return Err(DataError::Format { source_name: "matrix".into(), reason: format!("{} values do not fill {rows} × {cols}", data.len()) });
+            return Err(DataError::Format {
+                source_name: "matrix".into(),
+                reason: format!("{} values do not fill {rows} × {cols}", data.len()),
+            });
         }
         Ok(Self { data, rows, cols })
     }
@@ -93,18 +96,32 @@ impl Splits {
     /// sample, so `m` needs at least three.
     pub fn shuffled(m: &Matrix, validation_fraction: f64, test_fraction: f64, seed: u64, source: &str) -> Result<Self> {
         use rand::{seq::SliceRandom, SeedableRng};
-        let fractions_ok = (0.0..1.0).contains(&validation_fraction) && (0.0..1.0).contains(&test_fraction) && validation_fraction + test_fraction < 1.0;
+        let fractions_ok =
+            (0.0..1.0).contains(&validation_fraction) && (0.0..1.0).contains(&test_fraction) && validation_fraction + test_fraction < 1.0;
         if !fractions_ok {
-            return Err(DataError::Format { source_name: source.into(), reason: format!("validation and test fractions {validation_fraction} and {test_fraction} must be in [0, 1) and leave training data") });
+            return Err(DataError::Format {
+                source_name: source.into(),
+                reason: format!(
+                    "validation and test fractions {validation_fraction} and {test_fraction} must be in [0, 1) and leave training data"
+                ),
+            });
         }
         let n_test = ((m.rows as f64 * test_fraction) as usize).max(1);
         let n_val = ((m.rows as f64 * validation_fraction) as usize).max(1);
         if m.rows < n_test + n_val + 1 {
-            return Err(DataError::Format { source_name: source.into(), reason: format!("{} samples are too few to split into training, validation and test data", m.rows) });
+            return Err(DataError::Format {
+                source_name: source.into(),
+                reason: format!("{} samples are too few to split into training, validation and test data", m.rows),
+            });
         }
         let mut idx: Vec<usize> = (0..m.rows).collect();
         idx.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
-        Ok(Self { test: m.select(&idx[..n_test]), validation: m.select(&idx[n_test..n_test + n_val]), train: m.select(&idx[n_test + n_val..]), source: source.into() })
+        Ok(Self {
+            test: m.select(&idx[..n_test]),
+            validation: m.select(&idx[n_test..n_test + n_val]),
+            train: m.select(&idx[n_test + n_val..]),
+            source: source.into(),
+        })
     }
 }
 

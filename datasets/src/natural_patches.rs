@@ -38,7 +38,14 @@ const IMAGES: [(&str, &[u8]); 9] = [
 fn images() -> Result<&'static [GrayImage]> {
     static DECODED: OnceLock<std::result::Result<Vec<GrayImage>, String>> = OnceLock::new();
     DECODED
-        .get_or_init(|| IMAGES.iter().map(|(name, bytes)| image::load_from_memory(bytes).map(|im| im.to_luma8()).map_err(|e| format!("embedded image {name}: {e}"))).collect())
+        .get_or_init(|| {
+            IMAGES
+                .iter()
+                .map(|(name, bytes)| {
+                    image::load_from_memory(bytes).map(|im| im.to_luma8()).map_err(|e| format!("embedded image {name}: {e}"))
+                })
+                .collect()
+        })
         .as_deref()
         .map_err(|e| DataError::Format { source_name: SOURCE.into(), reason: e.clone() })
 }

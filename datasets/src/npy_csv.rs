@@ -13,7 +13,11 @@ fn format_err(path: &Path, reason: impl Into<String>) -> DataError {
 /// Reads `.npy` or `.csv` by extension; rejects empty data and non-finite values.
 pub fn load_matrix(path: &Path) -> Result<Matrix> {
     if !path.is_file() {
-        return Err(DataError::Missing { what: path.display().to_string(), looked: path.display().to_string(), how_to_get: "check the path".into() });
+        return Err(DataError::Missing {
+            what: path.display().to_string(),
+            looked: path.display().to_string(),
+            how_to_get: "check the path".into(),
+        });
     }
     let m = match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
         Some("npy") => read_npy(path)?,
@@ -46,11 +50,21 @@ pub fn read_npy(path: &Path) -> Result<Matrix> {
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         v => return Err(format_err(path, format!("unsupported .npy version {v}"))),
     };
-    let header = std::str::from_utf8(bytes.get(offset..offset + header_len).ok_or_else(|| format_err(path, "truncated header"))?).map_err(|_| format_err(path, "header is not text"))?;
-    let descr = header_value(header, "descr").and_then(|v| v.split('\'').nth(1)).ok_or_else(|| format_err(path, "header has no 'descr'"))?;
+    let header = std::str::from_utf8(bytes.get(offset..offset + header_len).ok_or_else(|| format_err(path, "truncated header"))?)
+        .map_err(|_| format_err(path, "header is not text"))?;
+    let descr =
+        header_value(header, "descr").and_then(|v| v.split('\'').nth(1)).ok_or_else(|| format_err(path, "header has no 'descr'"))?;
     let fortran = header_value(header, "fortran_order").is_some_and(|v| v.starts_with("True"));
-    let shape_text = header_value(header, "shape").and_then(|v| v.strip_prefix('(')).and_then(|v| v.split(')').next()).ok_or_else(|| format_err(path, "header has no 'shape'"))?;
-    let shape: Vec<usize> = shape_text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().map_err(|_| format_err(path, format!("bad shape entry '{s}'")))).collect::<Result<_>>()?;
+    let shape_text = header_value(header, "shape")
+        .and_then(|v| v.strip_prefix('('))
+        .and_then(|v| v.split(')').next())
+        .ok_or_else(|| format_err(path, "header has no 'shape'"))?;
+    let shape: Vec<usize> = shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| format_err(path, format!("bad shape entry '{s}'"))))
+        .collect::<Result<_>>()?;
     let (rows, cols) = match shape.as_slice() {
         [n] => (*n, 1),
         [n, d] => (*n, *d),
@@ -59,10 +73,19 @@ pub fn read_npy(path: &Path) -> Result<Matrix> {
     let body = &bytes[offset + header_len..];
     let n = rows * cols;
     let values: Vec<f32> = match descr {
-        "<f4" | "=f4" if body.len() >= 4 * n => body[..4 * n].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        "<f8" | "=f8" if body.len() >= 8 * n => body[..8 * n].chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32).collect(),
+        "<f4" | "=f4" if body.len() >= 4 * n => {
+            body[..4 * n].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
+        "<f8" | "=f8" if body.len() >= 8 * n => {
+            body[..8 * n].chunks_exact(8).map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32).collect()
+        }
         "<f4" | "=f4" | "<f8" | "=f8" => return Err(format_err(path, format!("truncated data: {} bytes for shape {shape:?}", body.len()))),
-        other => return Err(format_err(path, format!("dtype '{other}': expected little-endian float32 or float64 (convert with arr.astype('float32'))"))),
+        other => {
+            return Err(format_err(
+                path,
+                format!("dtype '{other}': expected little-endian float32 or float64 (convert with arr.astype('float32'))"),
+            ))
+        }
     };
     let data = if fortran && cols > 1 { (0..n).map(|k| values[(k % cols) * rows + k / cols]).collect() } else { values };
     Ok(Matrix { data, rows, cols })
@@ -85,7 +108,9 @@ pub fn read_csv(path: &Path) -> Result<Matrix> {
             Ok(v) => {
                 match cols {
                     None => cols = Some(v.len()),
-                    Some(c) if c != v.len() => return Err(format_err(path, format!("line {}: {} values, earlier lines have {c}", i + 1, v.len()))),
+                    Some(c) if c != v.len() => {
+                        return Err(format_err(path, format!("line {}: {} values, earlier lines have {c}", i + 1, v.len())))
+                    }
                     _ => {}
                 }
                 data.extend(v);

@@ -16,7 +16,10 @@ impl Standardization {
     /// μ and σ of `m`'s columns; a non-finite value is an error naming its row and column.
     pub fn fit(m: &Matrix) -> Result<Self> {
         if let Some(i) = m.data.iter().position(|v| !v.is_finite()) {
-            return Err(DataError::Format { source_name: "data".into(), reason: format!("non-finite value {} at row {}, column {}", m.data[i], i / m.cols.max(1), i % m.cols.max(1)) });
+            return Err(DataError::Format {
+                source_name: "data".into(),
+                reason: format!("non-finite value {} at row {}, column {}", m.data[i], i / m.cols.max(1), i % m.cols.max(1)),
+            });
         }
         let mean = m.column_means();
         let mut var = vec![0f64; m.cols];
@@ -53,13 +56,22 @@ impl Standardization {
 
     fn check(&self, m: &Matrix) -> Result<()> {
         if m.cols != self.mean.len() {
-            return Err(DataError::Format { source_name: "data".into(), reason: format!("{} columns, the standardisation was fitted on {}", m.cols, self.mean.len()) });
+            return Err(DataError::Format {
+                source_name: "data".into(),
+                reason: format!("{} columns, the standardisation was fitted on {}", m.cols, self.mean.len()),
+            });
         }
         Ok(())
     }
 
     fn map(&self, m: &Matrix, f: impl Fn(f64, f64, f64) -> f64) -> Matrix {
-        let data = m.data.chunks_exact(m.cols.max(1)).flat_map(|row| row.iter().zip(&self.mean).zip(&self.scale).map(|((&v, &mu), &s)| f(v as f64, mu, s) as f32).collect::<Vec<_>>()).collect();
+        let data = m
+            .data
+            .chunks_exact(m.cols.max(1))
+            .flat_map(|row| {
+                row.iter().zip(&self.mean).zip(&self.scale).map(|((&v, &mu), &s)| f(v as f64, mu, s) as f32).collect::<Vec<_>>()
+            })
+            .collect();
         Matrix { data, rows: m.rows, cols: m.cols }
     }
 }

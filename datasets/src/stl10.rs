@@ -4,8 +4,8 @@
 //! `{train,test}_y.bin` hold one uint8 label 1…10 per image; `fold_indices.txt` holds ten lines
 //! of 0-based training indices (the ten predefined 1000-image folds).
 
-use crate::error::{read_file, DataError, Result};
 use crate::data_dirs;
+use crate::error::{read_file, DataError, Result};
 use std::path::{Path, PathBuf};
 
 /// Image side.
@@ -66,7 +66,11 @@ pub fn find_dir() -> Result<PathBuf> {
 }
 
 fn missing(path: &Path) -> DataError {
-    DataError::Missing { what: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(), looked: path.display().to_string(), how_to_get: HOW_TO_GET.into() }
+    DataError::Missing {
+        what: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        looked: path.display().to_string(),
+        how_to_get: HOW_TO_GET.into(),
+    }
 }
 
 impl Stl10 {
@@ -78,7 +82,10 @@ impl Stl10 {
         }
         let bytes = read_file(&x_path)?;
         if bytes.is_empty() || bytes.len() % IMAGE_BYTES != 0 {
-            return Err(DataError::Format { source_name: x_path.display().to_string(), reason: format!("{} bytes is not a whole number of {IMAGE_BYTES}-byte images (truncated download?)", bytes.len()) });
+            return Err(DataError::Format {
+                source_name: x_path.display().to_string(),
+                reason: format!("{} bytes is not a whole number of {IMAGE_BYTES}-byte images (truncated download?)", bytes.len()),
+            });
         }
         let len = bytes.len() / IMAGE_BYTES;
         let labels = match split {
@@ -127,7 +134,8 @@ pub fn load_folds(dir: &Path, train_len: usize) -> Result<Vec<Vec<usize>>> {
     if !path.is_file() {
         return Err(missing(&path));
     }
-    let text = String::from_utf8(read_file(&path)?).map_err(|_| DataError::Format { source_name: path.display().to_string(), reason: "not UTF-8 text".into() })?;
+    let text = String::from_utf8(read_file(&path)?)
+        .map_err(|_| DataError::Format { source_name: path.display().to_string(), reason: "not UTF-8 text".into() })?;
     let fmt = |reason: String| DataError::Format { source_name: path.display().to_string(), reason };
     let folds = text
         .lines()

@@ -74,7 +74,16 @@ impl Toy2d {
     fn point(self, i: usize, n: usize, rng: &mut rand::rngs::StdRng) -> [f64; 2] {
         match self {
             Self::EightGaussians => {
-                let c = [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (FRAC_1_SQRT_2, FRAC_1_SQRT_2), (FRAC_1_SQRT_2, -FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2)];
+                let c = [
+                    (1.0, 0.0),
+                    (-1.0, 0.0),
+                    (0.0, 1.0),
+                    (0.0, -1.0),
+                    (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+                    (FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+                    (-FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+                    (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+                ];
                 let (px, py) = (normal(rng) * 0.5, normal(rng) * 0.5);
                 let (cx, cy) = c[rng.random_range(0..8)];
                 [(px + 4.0 * cx) / 1.414, (py + 4.0 * cy) / 1.414]
@@ -152,7 +161,16 @@ fn to_matrix(pts: &[[f64; 2]]) -> Matrix {
 pub fn torchcfm_8gaussians(n: usize, seed: u64) -> Matrix {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let std = 0.1f64.powf(0.25);
-    let c = [(1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0), (FRAC_1_SQRT_2, FRAC_1_SQRT_2), (FRAC_1_SQRT_2, -FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, FRAC_1_SQRT_2), (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2)];
+    let c = [
+        (1.0, 0.0),
+        (-1.0, 0.0),
+        (0.0, 1.0),
+        (0.0, -1.0),
+        (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+        (FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+        (-FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+        (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+    ];
     let pts: Vec<[f64; 2]> = (0..n)
         .map(|_| {
             let (cx, cy) = c[rng.random_range(0..8)];
@@ -166,7 +184,8 @@ pub fn torchcfm_8gaussians(n: usize, seed: u64) -> Matrix {
 /// shuffled.
 pub fn torchcfm_moons(n: usize, seed: u64) -> Matrix {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut pts: Vec<[f64; 2]> = (0..n).map(|i| make_moons_point(i, n, 0.2, &mut rng)).map(|p| [3.0 * p[0] - 1.0, 3.0 * p[1] - 1.0]).collect();
+    let mut pts: Vec<[f64; 2]> =
+        (0..n).map(|i| make_moons_point(i, n, 0.2, &mut rng)).map(|p| [3.0 * p[0] - 1.0, 3.0 * p[1] - 1.0]).collect();
     pts.shuffle(&mut rng);
     to_matrix(&pts)
 }

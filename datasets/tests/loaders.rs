@@ -36,7 +36,9 @@ fn toys_are_seeded_and_have_their_shape() {
 
 #[test]
 fn toys_follow_their_definitions() {
-    let radii = |toy: Toy2d| -> Vec<f64> { toy.sample(3000, 5).data.chunks(2).map(|p| ((p[0] as f64).powi(2) + (p[1] as f64).powi(2)).sqrt()).collect() };
+    let radii = |toy: Toy2d| -> Vec<f64> {
+        toy.sample(3000, 5).data.chunks(2).map(|p| ((p[0] as f64).powi(2) + (p[1] as f64).powi(2)).sqrt()).collect()
+    };
     // 8 gaussians: centres at radius 4/1.414
     let mean_r = radii(Toy2d::EightGaussians).iter().sum::<f64>() / 3000.0;
     assert!((mean_r - 4.0 / 1.414).abs() < 0.15, "8gaussians mean radius {mean_r}");

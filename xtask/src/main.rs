@@ -88,7 +88,9 @@ fn main() {
                 }
                 Ok(())
             } else {
-                let out = out.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")).join("target/bench"));
+                let out = out.unwrap_or_else(|| {
+                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")).join("target/bench")
+                });
                 runner::run_suites(&suites, quick, &device, &out, seed)
             }
         }

@@ -11,7 +11,9 @@ fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // the bytes are a valid TTF compiled into the binary; a failure here is a build defect
-        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT).map_err(|_| "bad font").expect("embedded DejaVu Sans is a valid font");
+        plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+            .map_err(|_| "bad font")
+            .expect("embedded DejaVu Sans is a valid font");
     });
 }
 
@@ -53,7 +55,13 @@ pub fn loglog(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(|e| err(&e))?;
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 15)).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(|e| err(&e))?;
     root.present().map_err(|e| err(&e))
 }
 
@@ -78,7 +86,15 @@ fn ramp(v: f64) -> RGBColor {
 }
 
 /// A grid of panels (rows × columns) with row and column titles, saved as PNG.
-pub fn panels(path: &Path, title: &str, row_titles: &[String], col_titles: &[&str], grid: &[Vec<Panel>], lo: f64, hi: f64) -> Result<(), String> {
+pub fn panels(
+    path: &Path,
+    title: &str,
+    row_titles: &[String],
+    col_titles: &[&str],
+    grid: &[Vec<Panel>],
+    lo: f64,
+    hi: f64,
+) -> Result<(), String> {
     register_font();
     let err = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     let (rows, cols) = (grid.len(), grid.first().map_or(0, Vec::len));
@@ -90,7 +106,11 @@ pub fn panels(path: &Path, title: &str, row_titles: &[String], col_titles: &[&st
     for (i, area) in areas.iter().enumerate() {
         let (r, c) = (i / cols, i % cols);
         let caption = format!("{} — {}", row_titles.get(r).map_or("", String::as_str), col_titles.get(c).unwrap_or(&""));
-        let mut chart = ChartBuilder::on(area).caption(caption, ("sans-serif", 13)).margin(4).build_cartesian_2d(lo..hi, lo..hi).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 13))
+            .margin(4)
+            .build_cartesian_2d(lo..hi, lo..hi)
+            .map_err(|e| err(&e))?;
         match &grid[r][c] {
             Panel::Heatmap { values } => {
                 let ny = values.len();
@@ -166,13 +186,20 @@ pub fn line_panels(path: &Path, title: &str, cols: usize, panels: &[LinePanel]) 
         for (i, s) in panel.series.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let (stroke, alpha) = if panel.legend { (2, 1.0) } else { (1, 0.5) };
-            let drawn = chart.draw_series(LineSeries::new(s.points.iter().copied(), color.mix(alpha).stroke_width(stroke))).map_err(|e| err(&e))?;
+            let drawn =
+                chart.draw_series(LineSeries::new(s.points.iter().copied(), color.mix(alpha).stroke_width(stroke))).map_err(|e| err(&e))?;
             if panel.legend {
                 drawn.label(s.label.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
         }
         if panel.legend {
-            chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).label_font(("sans-serif", 11)).draw().map_err(|e| err(&e))?;
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 11))
+                .draw()
+                .map_err(|e| err(&e))?;
         }
     }
     root.present().map_err(|e| err(&e))

@@ -23,11 +23,23 @@ pub struct Report {
 }
 
 fn git_revision() -> String {
-    let run = |args: &[&str]| std::process::Command::new("git").args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(rev) => {
             let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            if dirty { format!("{rev}-dirty") } else { rev }
+            if dirty {
+                format!("{rev}-dirty")
+            } else {
+                rev
+            }
         }
         None => "unknown".into(),
     }
@@ -77,7 +89,13 @@ impl Report {
     pub fn markdown(&self) -> String {
         let cols = self.columns();
         let mut s = format!("# {}\n\n", self.suite);
-        s += &format!("- device: {}\n- data: {}\n- git revision: {}\n- config: `{}`\n\n", self.device, self.data_source, git_revision(), self.config);
+        s += &format!(
+            "- device: {}\n- data: {}\n- git revision: {}\n- config: `{}`\n\n",
+            self.device,
+            self.data_source,
+            git_revision(),
+            self.config
+        );
         s += &format!("| {} |\n|{}|\n", cols.join(" | "), cols.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
         for r in &self.rows {
             s += &format!("| {} |\n", cols.iter().map(|c| cell(r.get(c))).collect::<Vec<_>>().join(" | "));
@@ -136,7 +154,16 @@ mod tests {
         let mut r2 = Row::new();
         r2.insert("method".into(), "b".into());
         r2.insert("peak_mem_mb".into(), 12.into());
-        let rep = Report { suite: "x".into(), device: "cpu".into(), data_source: "none".into(), config: Value::Null, rows: vec![r1, r2], notes: vec!["n".into()], plots: vec![], sections: vec![] };
+        let rep = Report {
+            suite: "x".into(),
+            device: "cpu".into(),
+            data_source: "none".into(),
+            config: Value::Null,
+            rows: vec![r1, r2],
+            notes: vec!["n".into()],
+            plots: vec![],
+            sections: vec![],
+        };
         let md = rep.markdown();
         assert!(md.contains("| method | time_s | peak_mem_mb |"), "{md}");
         assert!(md.contains("| a | 0.5000 |  |"), "{md}");

@@ -17,10 +17,13 @@ fn find_suite(name: &str) -> Result<Box<dyn Suite>, String> {
 
 /// A short label of a row config for the progress bar: its string-valued fields.
 fn row_label(cfg: &Row) -> String {
-    cfg.iter().map(|(k, v)| match v {
-        Value::String(s) => s.clone(),
-        other => format!("{k}={other}"),
-    }).collect::<Vec<_>>().join(" ")
+    cfg.iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => s.clone(),
+            other => format!("{k}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Environment variable through which a child row learns the output folder (for plot data).
@@ -37,7 +40,10 @@ pub const OUT_ENV: &str = "CONTINUUM_BENCH_OUT";
 ///
 /// The peak resident memory the suites report keeps its meaning (the high-water mark of the
 /// process, retained blocks included).
-const ROW_ENV: [(&str, &str); 2] = [("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"), ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000")];
+const ROW_ENV: [(&str, &str); 2] = [
+    ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"),
+    ("CANDLE_BARRIER_POOL_SPIN_LIMIT", "1000"),
+];
 
 /// The environment rows run under: [`ROW_ENV`] and `RAYON_NUM_THREADS`, where the user has not
 /// set a variable. `RAYON_NUM_THREADS` defaults to the cores this process may use: without it
@@ -45,7 +51,12 @@ const ROW_ENV: [(&str, &str); 2] = [("GLIBC_TUNABLES", "glibc.malloc.mmap_thresh
 /// exact-trace step (concat-squash 2→64→64→64→2, batch 1024; `cargo xtask bench torch-parity`).
 fn row_env() -> Vec<(&'static str, String)> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from).to_string();
-    ROW_ENV.iter().map(|&(k, v)| (k, v.to_string())).chain(std::iter::once(("RAYON_NUM_THREADS", cores))).map(|(k, v)| (k, std::env::var(k).unwrap_or(v))).collect()
+    ROW_ENV
+        .iter()
+        .map(|&(k, v)| (k, v.to_string()))
+        .chain(std::iter::once(("RAYON_NUM_THREADS", cores)))
+        .map(|(k, v)| (k, std::env::var(k).unwrap_or(v)))
+        .collect()
 }
 
 fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {
@@ -53,7 +64,17 @@ fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) ->
     let out = Command::new(exe)
         .env(OUT_ENV, out_dir)
         .envs(row_env())
-        .args(["bench-row", "--suite", suite, "--device", device, "--seed", &seed.to_string(), "--config", &Value::Object(cfg.clone()).to_string()])
+        .args([
+            "bench-row",
+            "--suite",
+            suite,
+            "--device",
+            device,
+            "--seed",
+            &seed.to_string(),
+            "--config",
+            &Value::Object(cfg.clone()).to_string(),
+        ])
         .output()
         .map_err(|e| format!("cannot start child: {e}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -73,12 +94,17 @@ fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) ->
 /// `cargo xtask bench`: every named suite (all when `names` is empty).
 pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed: u64) -> Result<(), String> {
     let dev = tensor_core::parse_device(device).map_err(|e| e.to_string())?;
-    let selected: Vec<Box<dyn Suite>> = if names.is_empty() { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
+    let selected: Vec<Box<dyn Suite>> =
+        if names.is_empty() { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     for suite in selected {
         let configs = suite.rows(quick);
         let bar = ProgressBar::new(configs.len() as u64);
-        bar.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})").map_err(|e| e.to_string())?.progress_chars("=> "));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})")
+                .map_err(|e| e.to_string())?
+                .progress_chars("=> "),
+        );
         bar.set_prefix(suite.name());
         let mut rows = Vec::with_capacity(configs.len());
         for cfg in configs {

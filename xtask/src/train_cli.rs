@@ -117,7 +117,12 @@ fn text(e: impl std::fmt::Display) -> String {
 /// Training, validation and test data, and where they came from.
 fn load_splits(spec: &str, seed: u64) -> Result<Splits, String> {
     if let Ok(toy) = spec.parse::<Toy2d>() {
-        return Ok(Splits { train: toy.sample(20_000, seed), validation: toy.sample(2_000, seed + 1), test: toy.sample(2_000, seed + 2), source: format!("toy {toy}") });
+        return Ok(Splits {
+            train: toy.sample(20_000, seed),
+            validation: toy.sample(2_000, seed + 1),
+            test: toy.sample(2_000, seed + 2),
+            source: format!("toy {toy}"),
+        });
     }
     let m = load_matrix(Path::new(spec)).map_err(text)?;
     Splits::shuffled(&m, 0.1, 0.1, seed, spec).map_err(text)
@@ -139,7 +144,8 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
     let (run, resuming) = match &args.resume {
         Some(dir) => {
             let path = dir.join("run.json");
-            let stored = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e} (is {} the output folder of a training run?)", path.display(), dir.display()))?;
+            let stored = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{}: {e} (is {} the output folder of a training run?)", path.display(), dir.display()))?;
             let run: RunArgs = serde_json::from_str(&stored).map_err(|e| format!("{}: {e}", path.display()))?;
             (RunArgs { out: dir.clone(), ..run }, true)
         }
@@ -173,7 +179,11 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
         .checkpoint_every(run.checkpoint_every);
     cfg.validate().map_err(text)?;
     let splits = load_splits(spec, run.seed)?;
-    let standardization = if run.no_standardize { Standardization::identity(splits.train.cols) } else { Standardization::fit(&splits.train).map_err(text)? };
+    let standardization = if run.no_standardize {
+        Standardization::identity(splits.train.cols)
+    } else {
+        Standardization::fit(&splits.train).map_err(text)?
+    };
     let tensor = |m: &Matrix| -> Result<Tensor, String> { standardization.apply(m).map_err(text)?.to_tensor(&device).map_err(text) };
     let data = [tensor(&splits.train)?, tensor(&splits.validation)?, tensor(&splits.test)?];
     if !resuming {
@@ -191,15 +201,22 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
         if run.no_standardize { "raw".into() } else { format!("standardised, Σ log σ = {:.3}", standardization.log_det()) },
         precision.name()
     );
-    let session = Session { run: &run, cfg: &cfg, data: &data, standardization: &standardization, source: &splits.source, resuming, device: &device };
+    let session =
+        Session { run: &run, cfg: &cfg, data: &data, standardization: &standardization, source: &splits.source, resuming, device: &device };
     let vm = VarMap::new();
     let mut rng = SeededRng::new(run.seed);
     let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, &device);
     match kind {
-        ModelKind::OtFlow => session.fit(&OtFlow::new(&mut pb, OtFlowConfig { dim, width: run.width, ..OtFlowConfig::toy() }).map_err(text)?, &vm),
+        ModelKind::OtFlow => {
+            session.fit(&OtFlow::new(&mut pb, OtFlowConfig { dim, width: run.width, ..OtFlowConfig::toy() }).map_err(text)?, &vm)
+        }
         ModelKind::Cnf => {
             let trace = if dim <= 8 { TraceEstimator::Exact } else { TraceEstimator::Hutchinson { rademacher: true } };
-            let config = CnfConfig { trace, net: cnf::VelocityNet::ConcatSquash { hidden: vec![run.width, run.width], activation: tensor_core::Activation::Tanh }, dim };
+            let config = CnfConfig {
+                trace,
+                net: cnf::VelocityNet::ConcatSquash { hidden: vec![run.width, run.width], activation: tensor_core::Activation::Tanh },
+                dim,
+            };
             session.fit(&Cnf::<ConcatSquashLinear>::new(&mut pb, config).map_err(text)?, &vm)
         }
     }
@@ -230,20 +247,43 @@ impl Session<'_> {
                 val_nll = v + log_det;
             }
             bar.set_position(r.iter as u64);
-            bar.set_message(format!("loss {:.4} val NLL {val_nll:.4} lr {:.1e}{}", r.loss, r.lr, if r.degraded { " (underflow flagged)" } else { "" }));
+            bar.set_message(format!(
+                "loss {:.4} val NLL {val_nll:.4} lr {:.1e}{}",
+                r.loss,
+                r.lr,
+                if r.degraded { " (underflow flagged)" } else { "" }
+            ));
         };
         let [train_x, val_x, test_x] = self.data;
-        let outcome = if self.resuming { train::resume(model, vm, train_x, val_x, self.cfg, &mut on) } else { train::train(model, vm, train_x, val_x, self.cfg, &mut on) }.map_err(text)?;
+        let outcome = if self.resuming {
+            train::resume(model, vm, train_x, val_x, self.cfg, &mut on)
+        } else {
+            train::train(model, vm, train_x, val_x, self.cfg, &mut on)
+        }
+        .map_err(text)?;
         bar.finish();
         let steps = 2 * self.run.steps;
-        let test_nll = model.log_prob(test_x, steps).map_err(text)?.neg().and_then(|t| t.mean_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_scalar::<f64>()).map_err(text)? + log_det;
+        let test_nll = model
+            .log_prob(test_x, steps)
+            .map_err(text)?
+            .neg()
+            .and_then(|t| t.mean_all())
+            .and_then(|t| t.to_dtype(DType::F64))
+            .and_then(|t| t.to_scalar::<f64>())
+            .map_err(text)?
+            + log_det;
         let path = self.run.out.join("model.safetensors");
         let extra = json!({"standardization": self.standardization, "data": self.source, "steps": steps});
         model.save(vm, &path, &extra).map_err(text)?;
-        let best = outcome.best.as_ref().map_or("no validation".into(), |(i, m)| format!("best validation NLL {:.4} at iteration {i}", m.get("nll").unwrap_or(f64::NAN) + log_det));
+        let best = outcome.best.as_ref().map_or("no validation".into(), |(i, m)| {
+            format!("best validation NLL {:.4} at iteration {i}", m.get("nll").unwrap_or(f64::NAN) + log_det)
+        });
         println!("{} iterations ({best}); test NLL {test_nll:.4} nats in the data's units; saved {}", outcome.last_iter, path.display());
         if !self.device.is_cpu() {
-            println!("(on {}: a resumed run is bit-identical to an uninterrupted one only on the CPU)", tensor_core::device_name(self.device));
+            println!(
+                "(on {}: a resumed run is bit-identical to an uninterrupted one only on the CPU)",
+                tensor_core::device_name(self.device)
+            );
         }
         Ok(())
     }
@@ -289,7 +329,15 @@ fn draw<M: ContinuousFlow + ModelFile>(args: &SampleArgs, path: &Path) -> Result
         let lim = pts.iter().fold(1e-6f64, |a, p| a.max(p.0.abs()).max(p.1.abs())) * 1.1;
         let png = args.out.with_extension("png");
         let source = loaded.extra.get("data").and_then(|d| d.as_str()).unwrap_or("");
-        panels(&png, &format!("{source} samples"), &[M::KIND.to_string()], &["samples"], &[vec![Panel::Scatter { clouds: vec![(pts, RGBColor(200, 30, 30))] }]], -lim, lim)?;
+        panels(
+            &png,
+            &format!("{source} samples"),
+            &[M::KIND.to_string()],
+            &["samples"],
+            &[vec![Panel::Scatter { clouds: vec![(pts, RGBColor(200, 30, 30))] }]],
+            -lim,
+            lim,
+        )?;
         println!("wrote {}", png.display());
     }
     Ok(())

@@ -9,11 +9,15 @@ fn xtask() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
 }
 
-const RUN: [&str; 13] = ["train", "ot-flow", "--data", "8gaussians", "--iters", "300", "--batch", "64", "--width", "8", "--steps", "2", "--checkpoint-every"];
+const RUN: [&str; 13] =
+    ["train", "ot-flow", "--data", "8gaussians", "--iters", "300", "--batch", "64", "--width", "8", "--steps", "2", "--checkpoint-every"];
 
 fn tensors(path: &Path) -> Vec<(String, Vec<u32>)> {
     let map = candle_core::safetensors::load(path, &candle_core::Device::Cpu).unwrap();
-    let mut out: Vec<(String, Vec<u32>)> = map.into_iter().map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect())).collect();
+    let mut out: Vec<(String, Vec<u32>)> = map
+        .into_iter()
+        .map(|(n, t)| (n, t.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()))
+        .collect();
     out.sort();
     out
 }

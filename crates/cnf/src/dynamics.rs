@@ -29,7 +29,11 @@ impl<L: TimeLayer> OdeTerm<CnfState> for Dynamics<L> {
                 let stale = probe.as_ref().is_none_or(|p| p.dims() != s.0.dims() || p.dtype() != s.0.dtype());
                 if stale {
                     let mut rng = self.rng.borrow_mut();
-                    let e = if rademacher { rng.rademacher(s.0.dims(), s.0.dtype(), s.0.device())? } else { rng.normal(s.0.dims(), s.0.dtype(), s.0.device())? };
+                    let e = if rademacher {
+                        rng.rademacher(s.0.dims(), s.0.dtype(), s.0.device())?
+                    } else {
+                        rng.normal(s.0.dims(), s.0.dtype(), s.0.device())?
+                    };
                     *probe = Some(e);
                 }
                 let e = probe.as_ref().expect("probe drawn above");

@@ -114,7 +114,6 @@ impl<L: VelocityLayer> Cnf<L> {
         &self.config
     }
 
-
     /// The detached network in `dtype`, for evaluation without a graph.
     pub(crate) fn frozen(&self, dtype: DType) -> Result<TimeNet<L>> {
         Ok(self.net.to_dtype(dtype)?.detach()?)

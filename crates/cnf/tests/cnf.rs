@@ -22,7 +22,8 @@ fn linear_velocity_gives_the_closed_form_density() -> Result<()> {
     let cnf: Cnf<ConcatLinear> = Cnf::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), config)?;
     let a = [0.3f64, -0.7];
     for (name, var) in vm.data().lock().unwrap().iter() {
-        let value = if name.ends_with("l0.weight") { Tensor::new(&[[a[0], 0.0], [0.0, a[1]]], &DEV)? } else { var.as_tensor().zeros_like()? };
+        let value =
+            if name.ends_with("l0.weight") { Tensor::new(&[[a[0], 0.0], [0.0, a[1]]], &DEV)? } else { var.as_tensor().zeros_like()? };
         var.set(&value)?;
     }
     let x = rng.normal((6, 2), DType::F64, &DEV)?;
@@ -38,12 +39,26 @@ fn linear_velocity_gives_the_closed_form_density() -> Result<()> {
 fn hutchinson_estimates_the_exact_divergence() -> Result<()> {
     let vm = VarMap::new();
     let mut rng = SeededRng::new(1);
-    let config = CnfConfig { dim: 2, net: VelocityNet::ConcatSquash { hidden: vec![16, 16], activation: Activation::Tanh }, trace: TraceEstimator::Hutchinson { rademacher: true } };
+    let config = CnfConfig {
+        dim: 2,
+        net: VelocityNet::ConcatSquash { hidden: vec![16, 16], activation: Activation::Tanh },
+        trace: TraceEstimator::Hutchinson { rademacher: true },
+    };
     let cnf: Cnf<ConcatSquashLinear> = Cnf::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), config)?;
     let x = rng.normal((2000, 2), DType::F64, &DEV)?;
     let grid = Steps::uniform(0.0, 1.0, 8)?;
-    let exact = solve(&cnf.dynamics_with(DType::F64, TraceEstimator::Exact, 7)?, Method::Rk4, &cnf::initial_state(&x)?, &SolveConfig::new(grid.clone()))?;
-    let hutch = solve(&cnf.dynamics_with(DType::F64, TraceEstimator::Hutchinson { rademacher: true }, 7)?, Method::Rk4, &cnf::initial_state(&x)?, &SolveConfig::new(grid))?;
+    let exact = solve(
+        &cnf.dynamics_with(DType::F64, TraceEstimator::Exact, 7)?,
+        Method::Rk4,
+        &cnf::initial_state(&x)?,
+        &SolveConfig::new(grid.clone()),
+    )?;
+    let hutch = solve(
+        &cnf.dynamics_with(DType::F64, TraceEstimator::Hutchinson { rademacher: true }, 7)?,
+        Method::Rk4,
+        &cnf::initial_state(&x)?,
+        &SolveConfig::new(grid),
+    )?;
     // the same trajectories, unbiased log-determinant: means agree within Monte-Carlo error
     assert!((&exact.last().0 - &hutch.last().0)?.abs()?.max_all()?.to_scalar::<f64>()? < 1e-12);
     let (le, lh) = (exact.last().1.mean_all()?.to_scalar::<f64>()?, hutch.last().1.mean_all()?.to_scalar::<f64>()?);
@@ -54,7 +69,11 @@ fn hutchinson_estimates_the_exact_divergence() -> Result<()> {
 
 #[test]
 fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
-    let config = CnfConfig { dim: 2, net: VelocityNet::ConcatSquash { hidden: vec![32, 32], activation: Activation::Tanh }, trace: TraceEstimator::Exact };
+    let config = CnfConfig {
+        dim: 2,
+        net: VelocityNet::ConcatSquash { hidden: vec![32, 32], activation: Activation::Tanh },
+        trace: TraceEstimator::Exact,
+    };
     train_on_8gaussians::<ConcatSquashLinear>(config, "concat-squash")
 }
 
@@ -96,7 +115,11 @@ fn save_load_round_trip_is_bit_exact() -> Result<()> {
     let path = dir.join("model.safetensors");
     let vm = VarMap::new();
     let mut rng = SeededRng::new(5);
-    let config = CnfConfig { dim: 3, net: VelocityNet::ConcatSquash { hidden: vec![8, 8], activation: Activation::Softplus }, trace: TraceEstimator::Exact };
+    let config = CnfConfig {
+        dim: 3,
+        net: VelocityNet::ConcatSquash { hidden: vec![8, 8], activation: Activation::Softplus },
+        trace: TraceEstimator::Exact,
+    };
     let cnf: Cnf<ConcatSquashLinear> = Cnf::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), config.clone())?;
     let x = rng.normal((7, 3), DType::F64, &DEV)?;
     cnf.save(&vm, &path, &serde_json::json!({"note": "kept"}))?;
@@ -130,7 +153,7 @@ fn empty_and_single_row_batches() -> Result<()> {
     assert!(matches!(cnf.log_prob(&rng.normal((4, 3), DType::F32, &DEV)?, 4), Err(CnfError::TensorCore(tensor_core::Error::Shape { .. }))));
     // empty training data is refused up front
     let empty = Tensor::zeros((0, 2), DType::F32, &DEV)?;
-    let e = train(&cnf, &vm, &empty, &empty, &TrainConfig::default().iters(1), &mut |_| {}).err().expect("empty data");
+    let e = train(&cnf, &vm, &empty, &empty, &TrainConfig::default().iters(1), &mut |_| {}).expect_err("empty data");
     assert!(e.to_string().contains("empty data"), "{e}");
     Ok(())
 }

@@ -7,9 +7,9 @@ use crate::coupling::Coupling;
 use crate::error::{FmError, Result};
 use candle_core::Tensor;
 use candle_nn::VarMap;
-use train::minimize;
 use tensor_core::nets::{TimeLayer, TimeNet};
 use tensor_core::SeededRng;
+use train::minimize;
 
 /// The conditional probability path around the straight line from x₀ to x₁.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,7 +97,12 @@ pub fn train_on_pairs<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, x0: &Tens
     })
 }
 
-fn fit<L: TimeLayer>(net: &TimeNet<L>, varmap: &VarMap, cfg: &CfmConfig, mut draw: impl FnMut(&mut SeededRng) -> Result<(Tensor, Tensor)>) -> Result<Vec<f64>> {
+fn fit<L: TimeLayer>(
+    net: &TimeNet<L>,
+    varmap: &VarMap,
+    cfg: &CfmConfig,
+    mut draw: impl FnMut(&mut SeededRng) -> Result<(Tensor, Tensor)>,
+) -> Result<Vec<f64>> {
     if cfg.iters == 0 || cfg.batch < 2 {
         return Err(FmError::Config(format!("iters ≥ 1 and batch ≥ 2 needed: {cfg:?}")));
     }

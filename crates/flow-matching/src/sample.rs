@@ -5,10 +5,10 @@
 use crate::assignment::exact_assignment;
 use crate::error::{FmError, Result};
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, time_net_field, Method, SolveConfig, Stats, Steps};
-use tensor_core::nets::{TimeLayer, TimeNet};
 use ode_solvers::log_density::integrate_divergence;
 use ode_solvers::path_energy::path_energy;
+use ode_solvers::{solve, time_net_field, Method, SolveConfig, Stats, Steps};
+use tensor_core::nets::{TimeLayer, TimeNet};
 use tensor_core::stats::{sq_distances, standard_normal_log_prob};
 
 /// x(1) from x(0) = `z` along v_θ, with the solver's statistics (NFE).
@@ -23,7 +23,9 @@ pub fn sample<L: TimeLayer>(net: &TimeNet<L>, z: &Tensor, method: Method, steps:
 /// for small d) and `steps` RK4 steps, log p₁(x) = log N(x(0)) + ∫₁⁰ ∇·v dt.
 pub fn log_prob<L: TimeLayer>(net: &TimeNet<L>, x: &Tensor, steps: usize) -> Result<Tensor> {
     let frozen = net.detach()?;
-    let field = |t: f64, x: &Tensor| -> ode_solvers::Result<(Tensor, Tensor)> { Ok(frozen.exact_trace(x, &Tensor::new(t, x.device())?.to_dtype(x.dtype())?)?) };
+    let field = |t: f64, x: &Tensor| -> ode_solvers::Result<(Tensor, Tensor)> {
+        Ok(frozen.exact_trace(x, &Tensor::new(t, x.device())?.to_dtype(x.dtype())?)?)
+    };
     let (z, integral) = integrate_divergence(&field, Method::Rk4, x, 1.0, 0.0, steps)?;
     Ok((standard_normal_log_prob(&z)? + integral)?)
 }

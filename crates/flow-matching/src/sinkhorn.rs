@@ -84,7 +84,9 @@ pub fn sinkhorn(cost: &Tensor, a: &Tensor, b: &Tensor, cfg: SinkhornConfig) -> R
         eps = (eps * cfg.scaling).max(cfg.eps);
     }
     let k = kernels(cfg.eps)?;
-    let plan_of = |f: &Tensor, g: &Tensor| -> Result<Tensor> { Ok(k.0.broadcast_add(&((f / cfg.eps)? + &log_a)?.t()?)?.broadcast_add(&((g / cfg.eps)? + &log_b)?)?.exp()?) };
+    let plan_of = |f: &Tensor, g: &Tensor| -> Result<Tensor> {
+        Ok(k.0.broadcast_add(&((f / cfg.eps)? + &log_a)?.t()?)?.broadcast_add(&((g / cfg.eps)? + &log_b)?)?.exp()?)
+    };
     let mut f;
     (f, g) = update(&g, cfg.eps, &k)?;
     let mut err = f64::INFINITY;

@@ -88,7 +88,8 @@ fn sinkhorn_meets_marginals_and_tends_to_exact_ot() -> Result<()> {
     let c = sq_distances(&x, &y)?;
     let c = (&c / c.max_all()?.to_scalar::<f64>()?)?;
     let w = Tensor::full(1.0 / n as f64, n, &DEV)?;
-    let exact = assignment_cost(&c.flatten_all()?.to_vec1::<f64>()?, n, &exact_assignment(&c.flatten_all()?.to_vec1::<f64>()?, n)?) / n as f64;
+    let exact =
+        assignment_cost(&c.flatten_all()?.to_vec1::<f64>()?, n, &exact_assignment(&c.flatten_all()?.to_vec1::<f64>()?, n)?) / n as f64;
     let mut gaps = Vec::new();
     for eps in [0.3, 0.1, 0.03] {
         let r = sinkhorn(&c, &w, &w, SinkhornConfig::new(eps))?;
@@ -119,7 +120,11 @@ fn cfm_learns_8gaussians_and_ot_pairs_straighten_paths() -> Result<()> {
     let baseline = w2_exact(&z, &test)?;
     let mut energies = Vec::new();
     // I-CFM, OT-CFM, and Schrödinger-bridge CFM (exact coupling, torchcfm's default, with bridge noise)
-    for (coupling, path) in [(Coupling::Independent, Path::Straight { sigma: 0.0 }), (Coupling::ExactOt, Path::Straight { sigma: 0.0 }), (Coupling::ExactOt, Path::BrownianBridge { sigma: 0.2 })] {
+    for (coupling, path) in [
+        (Coupling::Independent, Path::Straight { sigma: 0.0 }),
+        (Coupling::ExactOt, Path::Straight { sigma: 0.0 }),
+        (Coupling::ExactOt, Path::BrownianBridge { sigma: 0.2 }),
+    ] {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(6);
         let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &DEV), 2, &[64, 64, 64], 2, Activation::Swish)?;
@@ -128,7 +133,12 @@ fn cfm_learns_8gaussians_and_ot_pairs_straighten_paths() -> Result<()> {
         let (x, stats) = sample(&net, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100)?)?;
         let w2 = w2_exact(&x, &test)?;
         let ke = kinetic_energy(&net, &z, 20)?;
-        println!("{} {}: W2 {w2:.3} (noise vs data {baseline:.3}), kinetic energy {ke:.3}, NFE {}", coupling.name(), path.name(), stats.nfe);
+        println!(
+            "{} {}: W2 {w2:.3} (noise vs data {baseline:.3}), kinetic energy {ke:.3}, NFE {}",
+            coupling.name(),
+            path.name(),
+            stats.nfe
+        );
         assert!(w2 < 0.35 * baseline, "{} {}: W2 {w2} vs {baseline} before training", coupling.name(), path.name());
         energies.push(ke);
         if coupling == Coupling::Independent {
@@ -136,7 +146,8 @@ fn cfm_learns_8gaussians_and_ot_pairs_straighten_paths() -> Result<()> {
             let z_pairs = SeededRng::new(8).normal((4096, 2), DType::F32, &DEV)?;
             let (x_pairs, _) = sample(&net, &z_pairs, Method::Rk4, Steps::uniform(0.0, 1.0, 20)?)?;
             let vm2 = VarMap::new();
-            let net2 = Mlp::new(&mut ParamBuilder::new(&vm2, &mut SeededRng::new(6), DType::F32, &DEV), 2, &[64, 64, 64], 2, Activation::Swish)?;
+            let net2 =
+                Mlp::new(&mut ParamBuilder::new(&vm2, &mut SeededRng::new(6), DType::F32, &DEV), 2, &[64, 64, 64], 2, Activation::Swish)?;
             train_on_pairs(&net2, &vm2, &z_pairs, &x_pairs, &cfg)?;
             let ke2 = kinetic_energy(&net2, &z, 20)?;
             let (x2, _) = sample(&net2, &z, Method::Euler, Steps::uniform(0.0, 1.0, 100)?)?;
@@ -182,7 +193,8 @@ fn couplings_pair_as_their_plans_say() -> Result<()> {
         Ok((a - b)?.sqr()?.sum_keepdim(1)?.mean_all()?.to_scalar::<f64>()?)
     };
     let (exact, indep) = (cost(Coupling::ExactOt)?, cost(Coupling::Independent)?);
-    let (sink, sink_raw) = (cost(Coupling::Sinkhorn { eps: 0.01, normalize: true })?, cost(Coupling::Sinkhorn { eps: 0.5, normalize: false })?);
+    let (sink, sink_raw) =
+        (cost(Coupling::Sinkhorn { eps: 0.01, normalize: true })?, cost(Coupling::Sinkhorn { eps: 0.5, normalize: false })?);
     assert!((exact - w2_exact(&x0, &x1)?.powi(2)).abs() < 1e-9);
     assert!(sink < exact + 0.3 * (indep - exact), "sinkhorn {sink}, exact {exact}, independent {indep}");
     assert!(sink_raw < exact + 0.3 * (indep - exact), "sinkhorn on the raw cost {sink_raw}, exact {exact}, independent {indep}");
@@ -195,7 +207,8 @@ fn couplings_pair_as_their_plans_say() -> Result<()> {
 #[test]
 fn conditional_targets_are_time_derivatives_of_the_paths() -> Result<()> {
     let mut rng = SeededRng::new(11);
-    let (x0, x1, noise) = (rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?);
+    let (x0, x1, noise) =
+        (rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?, rng.normal((16, 3), DType::F64, &DEV)?);
     let t = rng.uniform((16, 1), 0.05, 0.95, DType::F64, &DEV)?;
     let h = 1e-5;
     for path in [Path::Straight { sigma: 0.3 }, Path::BrownianBridge { sigma: 0.3 }, Path::BrownianBridge { sigma: 1.5 }] {

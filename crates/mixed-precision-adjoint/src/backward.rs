@@ -12,8 +12,8 @@ use crate::forward::{quantize, MpSolution};
 use crate::scaler::DynamicScaler;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
-use ode_solvers::adjoint::{deliver_gradients, output_cotangent, vjp};
-use ode_solvers::solver::explicit_rk::rk_increment;
+use ode_solvers::low_level::rk_increment;
+use ode_solvers::low_level::{deliver_gradients, output_cotangent, vjp};
 use ode_solvers::state::{all_finite, lincomb, scale, zeros_like, State};
 use ode_solvers::OdeTerm;
 
@@ -67,7 +67,13 @@ impl<S: State> MpSolution<S> {
     /// adds ∂L/∂θ for `params` into `grads` (one store, ready for a candle-nn optimizer) and
     /// returns ∂L/∂y₀ in the high precision. `term` must be the forward's; `scaler` persists
     /// across iterations (one per ODE block).
-    pub fn backward(&self, term: &dyn OdeTerm<S>, params: &[Tensor], scaler: &mut DynamicScaler, grads: &mut GradStore) -> Result<(S, BackwardReport)> {
+    pub fn backward(
+        &self,
+        term: &dyn OdeTerm<S>,
+        params: &[Tensor],
+        scaler: &mut DynamicScaler,
+        grads: &mut GradStore,
+    ) -> Result<(S, BackwardReport)> {
         let (policy, tab, grid) = (self.config.policy, self.config.method.tableau(), &self.config.grid);
         let cotangent = |i: usize| -> Result<Option<S>> {
             let mut acc: Option<S> = None;
@@ -112,7 +118,12 @@ impl<S: State> MpSolution<S> {
                         break (s, da, dp);
                     }
                     None if !scaler.is_enabled() => {
-                        return Err(MpError::NonFinite { what: "adjoint VJP", step: i, precision: policy.low.to_string(), hint: "the unscaled low-precision cotangent overflowed; enable DynamicScaler" });
+                        return Err(MpError::NonFinite {
+                            what: "adjoint VJP",
+                            step: i,
+                            precision: policy.low.to_string(),
+                            hint: "the unscaled low-precision cotangent overflowed; enable DynamicScaler",
+                        });
                     }
                     None => {
                         scaler.on_overflow();
@@ -138,7 +149,12 @@ impl<S: State> MpSolution<S> {
                 a = ode_solvers::state::add(&a, &c)?;
             }
             if !all_finite(&a)? || !finite_all(&g.iter().flatten().cloned().collect::<Vec<_>>())? {
-                return Err(MpError::NonFinite { what: "high-precision adjoint", step: i, precision: policy.high.to_string(), hint: "the gradient is not representable in the accumulation precision" });
+                return Err(MpError::NonFinite {
+                    what: "high-precision adjoint",
+                    step: i,
+                    precision: policy.high.to_string(),
+                    hint: "the gradient is not representable in the accumulation precision",
+                });
             }
             if attempts == 0 {
                 scaler.maybe_increase(&a.leaves())?;

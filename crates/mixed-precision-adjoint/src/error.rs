@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum MpError {
     /// Halving the adjoint scale `max_attempts` times did not make a step's VJP finite.
-    #[error("adjoint scaling failed at step {step}: the VJP stayed non-finite after {attempts} halvings of the scale (last S = {scale:e})")]
+    #[error(
+        "adjoint scaling failed at step {step}: the VJP stayed non-finite after {attempts} halvings of the scale (last S = {scale:e})"
+    )]
     ScalingFailed { step: usize, attempts: usize, scale: f64 },
     /// A non-finite value without scaling to fall back on, or in the high-precision accumulators.
     #[error("non-finite {what} at step {step} ({precision}): {hint}")]

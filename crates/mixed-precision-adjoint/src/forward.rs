@@ -5,7 +5,7 @@
 //! only Q_L(y_H). The stored 16-bit trajectory is all the backward pass needs.
 
 use crate::error::{MpError, Result};
-use ode_solvers::solver::explicit_rk::rk_increment;
+use ode_solvers::low_level::rk_increment;
 use ode_solvers::state::{all_finite, detach, State};
 use ode_solvers::{Method, OdeTerm, SaveAt, Stats};
 use tensor_core::PrecisionPolicy;
@@ -62,7 +62,11 @@ fn output_indices(save_at: &SaveAt, grid: &[f64]) -> Result<Vec<usize>> {
         SaveAt::Steps => (0..=n).collect(),
         SaveAt::Times(ts) => ts
             .iter()
-            .map(|t| grid.iter().position(|g| (g - t).abs() <= 1e-10 * scale).ok_or_else(|| MpError::Config(format!("output time {t} is not on the grid"))))
+            .map(|t| {
+                grid.iter()
+                    .position(|g| (g - t).abs() <= 1e-10 * scale)
+                    .ok_or_else(|| MpError::Config(format!("output time {t} is not on the grid")))
+            })
             .collect::<Result<_>>()?,
     })
 }
@@ -70,7 +74,7 @@ fn output_indices(save_at: &SaveAt, grid: &[f64]) -> Result<Vec<usize>> {
 /// Integrates `term` (which receives and returns states in the low precision) from `y0`.
 pub fn solve_mixed<S: State>(term: &dyn OdeTerm<S>, y0: &S, config: &MpConfig) -> Result<MpSolution<S>> {
     let grid = &config.grid;
-    ode_solvers::solve::check_grid(grid)?;
+    ode_solvers::low_level::check_grid(grid)?;
     let out_index = output_indices(&config.save_at, grid)?;
     if !all_finite(y0)? {
         return Err(ode_solvers::SolverError::NonFiniteInitial.into());
@@ -84,10 +88,16 @@ pub fn solve_mixed<S: State>(term: &dyn OdeTerm<S>, y0: &S, config: &MpConfig) -
         let (phi, nfe) = rk_increment(tab, term, grid[i], h, &trajectory[i])?;
         stats.nfe += nfe;
         stats.accepted += 1;
-        let leaves = y_high.leaves().iter().zip(phi.leaves()).map(|(y, p)| Ok(policy.accumulate(y, h, &p)?.detach())).collect::<Result<Vec<_>>>()?;
+        let leaves =
+            y_high.leaves().iter().zip(phi.leaves()).map(|(y, p)| Ok(policy.accumulate(y, h, &p)?.detach())).collect::<Result<Vec<_>>>()?;
         y_high = y_high.with_leaves(leaves)?;
         if !all_finite(&y_high)? {
-            return Err(MpError::NonFinite { what: "state", step: i, precision: policy.low.to_string(), hint: "the low-precision vector field overflowed; try bf16 (wider range) or rescale the problem" });
+            return Err(MpError::NonFinite {
+                what: "state",
+                step: i,
+                precision: policy.low.to_string(),
+                hint: "the low-precision vector field overflowed; try bf16 (wider range) or rescale the problem",
+            });
         }
         trajectory.push(quantize(&y_high, policy.low)?);
     }
@@ -98,5 +108,13 @@ pub fn solve_mixed<S: State>(term: &dyn OdeTerm<S>, y0: &S, config: &MpConfig) -
             Ok(y.with_leaves(y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(l)?.as_tensor().clone())).collect::<Result<_>>()?)?)
         })
         .collect::<Result<_>>()?;
-    Ok(MpSolution { ts: out_index.iter().map(|&i| grid[i]).collect(), ys, stats, trajectory, out_index, y0: y0.clone(), config: config.clone() })
+    Ok(MpSolution {
+        ts: out_index.iter().map(|&i| grid[i]).collect(),
+        ys,
+        stats,
+        trajectory,
+        out_index,
+        y0: y0.clone(),
+        config: config.clone(),
+    })
 }

@@ -4,10 +4,10 @@
 //! y grows to ≈ 1.2·10⁴ before decaying to ≈ 6·10⁻³ while the adjoint falls to ≈ 10⁻⁹: far below
 //! f16's smallest subnormal, which is what dynamic adjoint scaling is for.
 
+use crate::autocast::Autocast;
 use crate::backward::BackwardReport;
 use crate::error::Result;
 use crate::forward::{solve_mixed, MpConfig};
-use crate::autocast::Autocast;
 use crate::scaler::DynamicScaler;
 use candle_core::{DType, Device, Tensor, Var};
 use ode_solvers::{solve, Adjoint, Method, SaveAt, SolveConfig, Steps};
@@ -38,7 +38,13 @@ impl StiffResult {
     /// Relative errors (y(T), ∂ℓ/∂y₀, ∂ℓ/∂θ₁, ∂ℓ/∂θ₂, ∂ℓ/∂θ₃) against `exact`.
     pub fn relative_errors(&self, exact: &StiffResult) -> [f64; 5] {
         let r = |a: f64, b: f64| ((a - b) / b).abs();
-        [r(self.y_end, exact.y_end), r(self.dl_dy0, exact.dl_dy0), r(self.dl_dtheta[0], exact.dl_dtheta[0]), r(self.dl_dtheta[1], exact.dl_dtheta[1]), r(self.dl_dtheta[2], exact.dl_dtheta[2])]
+        [
+            r(self.y_end, exact.y_end),
+            r(self.dl_dy0, exact.dl_dy0),
+            r(self.dl_dtheta[0], exact.dl_dtheta[0]),
+            r(self.dl_dtheta[1], exact.dl_dtheta[1]),
+            r(self.dl_dtheta[2], exact.dl_dtheta[2]),
+        ]
     }
 }
 
@@ -80,7 +86,13 @@ impl StiffProblem {
     /// Runs RK4 with `method` at precisions (`low`, `high`) on `device`; returns the result and,
     /// for the mixed-precision rows, the backward report. Non-finite results come back as NaN
     /// figures, not errors: failing is what some rows are expected to do.
-    pub fn run(&self, method: StiffMethod, low: Precision, high: Precision, device: &Device) -> Result<(StiffResult, Option<BackwardReport>)> {
+    pub fn run(
+        &self,
+        method: StiffMethod,
+        low: Precision,
+        high: Precision,
+        device: &Device,
+    ) -> Result<(StiffResult, Option<BackwardReport>)> {
         let theta = Var::from_tensor(&Tensor::new(&self.theta, device)?.to_dtype(high.dtype())?)?;
         let y0 = Var::from_tensor(&Tensor::new(&[[self.y0]], device)?.to_dtype(high.dtype())?)?;
         let (ldt, th) = (low.dtype(), theta.as_tensor().clone());
@@ -100,7 +112,8 @@ impl StiffProblem {
         };
         match method {
             StiffMethod::MixedPrecision { scaled } => {
-                let config = MpConfig { policy: PrecisionPolicy::new(low, high)?, method: Method::Rk4, grid: self.grid(), save_at: SaveAt::Final };
+                let config =
+                    MpConfig { policy: PrecisionPolicy::new(low, high)?, method: Method::Rk4, grid: self.grid(), save_at: SaveAt::Final };
                 // the stored trajectory is already in L, so the field runs in L as it is
                 let sol = solve_mixed(&field, y0.as_tensor(), &config)?;
                 let loss = (sol.last().sqr()?.sum_all()? * 0.5)?;
@@ -108,7 +121,9 @@ impl StiffProblem {
                 let mut scaler = if scaled { DynamicScaler::new(low) } else { DynamicScaler::disabled(low) };
                 match sol.backward(&field, &[theta.as_tensor().clone()], &mut scaler, &mut grads) {
                     Ok((a0, report)) => Ok((read(sol.last(), to_f64(&a0)?, grads.get(theta.as_tensor()))?, Some(report))),
-                    Err(crate::MpError::NonFinite { .. }) | Err(crate::MpError::ScalingFailed { .. }) => Ok((read(sol.last(), f64::NAN, None)?, None)),
+                    Err(crate::MpError::NonFinite { .. }) | Err(crate::MpError::ScalingFailed { .. }) => {
+                        Ok((read(sol.last(), f64::NAN, None)?, None))
+                    }
                     Err(e) => Err(e),
                 }
             }
@@ -122,7 +137,9 @@ impl StiffProblem {
                 let sol = solve(&autocast, Method::Rk4, &y_start, &SolveConfig::new(Steps::Grid(self.grid())).adjoint(Adjoint::FullGraph));
                 let y_end = match sol {
                     Ok(s) => s.last().clone(),
-                    Err(ode_solvers::SolverError::NonFinite { .. }) => return Ok((StiffResult { y_end: f64::NAN, dl_dy0: f64::NAN, dl_dtheta: [f64::NAN; 3] }, None)),
+                    Err(ode_solvers::SolverError::NonFinite { .. }) => {
+                        return Ok((StiffResult { y_end: f64::NAN, dl_dy0: f64::NAN, dl_dtheta: [f64::NAN; 3] }, None))
+                    }
                     Err(e) => return Err(e.into()),
                 };
                 let loss = (y_end.to_dtype(high.dtype())?.sqr()?.sum_all()? * 0.5)?;

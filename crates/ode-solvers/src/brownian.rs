@@ -43,16 +43,30 @@ impl VirtualBrownianTree {
             .iter()
             .map(|l| match noise {
                 Noise::Diagonal => l.dims().to_vec(),
-                Noise::Scalar => std::iter::once(l.dims().first().copied().unwrap_or(1)).chain(std::iter::repeat_n(1, l.rank().saturating_sub(1))).collect(),
+                Noise::Scalar => std::iter::once(l.dims().first().copied().unwrap_or(1))
+                    .chain(std::iter::repeat_n(1, l.rank().saturating_sub(1)))
+                    .collect(),
             })
             .collect();
-        Ok(Self { lo: t0.min(t1), hi: t0.max(t1), seed, tol, shapes, dtype: first.dtype(), device: first.device().clone(), last: RefCell::new(None) })
+        Ok(Self {
+            lo: t0.min(t1),
+            hi: t0.max(t1),
+            seed,
+            tol,
+            shapes,
+            dtype: first.dtype(),
+            device: first.device().clone(),
+            last: RefCell::new(None),
+        })
     }
 
     fn normals(&self, node: u64) -> Result<Vec<Tensor>> {
         let mut rng = SeededRng::new(splitmix64(self.seed ^ splitmix64(node)));
         // draw in f64 on the host so every dtype/device sees the same path, then cast
-        self.shapes.iter().map(|s| Ok(rng.normal(s.as_slice(), DType::F64, &Device::Cpu)?.to_dtype(self.dtype)?.to_device(&self.device)?)).collect()
+        self.shapes
+            .iter()
+            .map(|s| Ok(rng.normal(s.as_slice(), DType::F64, &Device::Cpu)?.to_dtype(self.dtype)?.to_device(&self.device)?))
+            .collect()
     }
 
     fn combine(a: &[Tensor], ca: f64, b: &[Tensor], cb: f64) -> Result<Vec<Tensor>> {
@@ -70,7 +84,8 @@ impl VirtualBrownianTree {
                 return Ok(w.clone());
             }
         }
-        let zeros: Vec<Tensor> = self.shapes.iter().map(|s| Tensor::zeros(s.as_slice(), self.dtype, &self.device)).collect::<candle_core::Result<_>>()?;
+        let zeros: Vec<Tensor> =
+            self.shapes.iter().map(|s| Tensor::zeros(s.as_slice(), self.dtype, &self.device)).collect::<candle_core::Result<_>>()?;
         let (mut a, mut b) = (self.lo, self.hi);
         let mut wa = zeros.clone();
         let mut wb = Self::combine(&zeros, 0.0, &self.normals(1)?, (b - a).sqrt())?;

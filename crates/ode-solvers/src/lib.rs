@@ -16,18 +16,19 @@
 //!
 //! The crate knows nothing of models: a CNF or OT-Flow builds its augmented dynamics as a term.
 
-pub mod adjoint;
-pub mod brownian;
-pub mod controller;
-pub mod error;
+mod adjoint;
+mod brownian;
+mod controller;
+mod error;
 pub mod log_density;
+pub mod low_level;
 pub mod path_energy;
-pub mod save_at;
-pub mod solution;
-pub mod solve;
-pub mod solver;
+mod save_at;
+mod solution;
+mod solve;
+mod solver;
 pub mod state;
-pub mod term;
+mod term;
 
 pub use adjoint::{Adjoint, ItoCorrection};
 pub use brownian::VirtualBrownianTree;
@@ -36,6 +37,7 @@ pub use error::{Result, SolverError};
 pub use save_at::SaveAt;
 pub use solution::{Solution, Stats};
 pub use solve::{solve, solve_sde, uniform_grid, SdeConfig, SolveConfig, Steps};
+pub use solver::tableau::DenseOutput;
 pub use solver::{Method, SdeMethod};
 pub use state::State;
 pub use term::{time_net_field, Calculus, Noise, OdeTerm, SdeTerm};

@@ -18,7 +18,14 @@ pub type DivergenceField<'a> = dyn Fn(f64, &Tensor) -> Result<(Tensor, Tensor)> 
 /// (x(t_to), ∫_{t_from}^{t_to} ∇·v dt) for x(t_from) = `x` of shape (B, d); the integral has
 /// shape (B, 1). `field(t, x)` returns (v, ∇·v) with ∇·v of shape (B, 1). Fixed grid of `steps`
 /// steps of `method`; nothing is recorded for backprop.
-pub fn integrate_divergence(field: &DivergenceField, method: Method, x: &Tensor, t_from: f64, t_to: f64, steps: usize) -> Result<(Tensor, Tensor)> {
+pub fn integrate_divergence(
+    field: &DivergenceField,
+    method: Method,
+    x: &Tensor,
+    t_from: f64,
+    t_to: f64,
+    steps: usize,
+) -> Result<(Tensor, Tensor)> {
     let augmented = |t: f64, s: &(Tensor, Tensor)| field(t, &s.0);
     let start = (x.detach(), Tensor::zeros((x.dim(0)?, 1), x.dtype(), x.device())?);
     let sol = solve(&augmented, method, &start, &SolveConfig::new(Steps::uniform(t_from, t_to, steps)?))?;
@@ -36,11 +43,17 @@ mod tests {
     fn linear_flow_matches_gaussian_density() -> Result<()> {
         let (a, d) = (0.7, 3usize);
         let x = Tensor::new(&[[0.3f64, -1.0, 2.0], [0.0, 0.5, -0.2]], &Device::Cpu)?;
-        let field = |_t: f64, x: &Tensor| -> Result<(Tensor, Tensor)> { Ok(((x * a)?, Tensor::full(a * d as f64, (x.dim(0)?, 1), &Device::Cpu)?)) };
+        let field =
+            |_t: f64, x: &Tensor| -> Result<(Tensor, Tensor)> { Ok(((x * a)?, Tensor::full(a * d as f64, (x.dim(0)?, 1), &Device::Cpu)?)) };
         // backwards: from data at t = 1 to the N(0, 1) source at t = 0
         let (z, div) = integrate_divergence(&field, Method::Rk4, &x, 1.0, 0.0, 40)?;
         let log_n = |v: &Tensor, var: f64| -> Result<Vec<f64>> {
-            Ok(v.sqr()?.sum(1)?.to_vec1::<f64>()?.iter().map(|s| -0.5 * s / var - 0.5 * d as f64 * (2.0 * std::f64::consts::PI * var).ln()).collect())
+            Ok(v.sqr()?
+                .sum(1)?
+                .to_vec1::<f64>()?
+                .iter()
+                .map(|s| -0.5 * s / var - 0.5 * d as f64 * (2.0 * std::f64::consts::PI * var).ln())
+                .collect())
         };
         let estimate: Vec<f64> = log_n(&z, 1.0)?.iter().zip(div.flatten_all()?.to_vec1::<f64>()?).map(|(l, i)| l + i).collect();
         let exact = log_n(&x, (2.0 * a).exp())?;

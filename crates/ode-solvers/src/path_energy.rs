@@ -12,7 +12,14 @@ use candle_core::{DType, Tensor};
 
 /// (1/B) Σ_b ∫‖v‖² |dt| for the B rows of `x` at `t_from`, integrated to `t_to` with `steps`
 /// steps of `method`, together with x(t_to). Nothing is recorded for backprop.
-pub fn path_energy(velocity: &dyn OdeTerm<Tensor>, method: Method, x: &Tensor, t_from: f64, t_to: f64, steps: usize) -> Result<(f64, Tensor)> {
+pub fn path_energy(
+    velocity: &dyn OdeTerm<Tensor>,
+    method: Method,
+    x: &Tensor,
+    t_from: f64,
+    t_to: f64,
+    steps: usize,
+) -> Result<(f64, Tensor)> {
     let sign = if t_to >= t_from { 1.0 } else { -1.0 };
     let augmented = |t: f64, s: &(Tensor, Tensor)| -> Result<(Tensor, Tensor)> {
         let v = velocity.vector_field(t, &s.0)?;

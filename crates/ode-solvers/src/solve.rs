@@ -8,7 +8,8 @@ use crate::error::{Result, SolverError};
 use crate::save_at::SaveAt;
 use crate::solution::{Solution, Stats};
 use crate::solver::explicit_rk::{dense_eval, rk_step};
-use crate::solver::{euler_maruyama, milstein, stochastic_heun, Method, SdeMethod, Tableau};
+use crate::solver::stepper::{RkStepper, SdeStepper, Stepper};
+use crate::solver::{Method, SdeMethod, Tableau};
 use crate::state::{all_finite, detach, scaled_rms, State};
 use crate::term::{OdeTerm, SdeTerm};
 use candle_core::Var;
@@ -94,45 +95,6 @@ impl<'a> SdeConfig<'a> {
     pub fn adjoint(mut self, adjoint: Adjoint) -> Self {
         self.adjoint = adjoint;
         self
-    }
-}
-
-/// One step of a fixed scheme from t₀ to t₁: what every driver runs and what the checkpointed
-/// adjoint replays.
-pub(crate) trait Stepper<S: State> {
-    /// (y₁, the FSAL stage to carry, evaluations).
-    fn step(&self, t0: f64, t1: f64, y: &S, carry: Option<S>) -> Result<(S, Option<S>, usize)>;
-}
-
-pub(crate) struct RkStepper<'a, S: State> {
-    pub tab: &'static Tableau,
-    pub term: &'a dyn OdeTerm<S>,
-}
-
-impl<S: State> Stepper<S> for RkStepper<'_, S> {
-    fn step(&self, t0: f64, t1: f64, y: &S, carry: Option<S>) -> Result<(S, Option<S>, usize)> {
-        let s = rk_step(self.tab, self.term, t0, t1 - t0, y, carry)?;
-        let carry = if self.tab.fsal { s.stages.last().cloned() } else { None };
-        Ok((s.y1, carry, s.nfe))
-    }
-}
-
-pub(crate) struct SdeStepper<'a, S: State> {
-    pub method: SdeMethod,
-    pub term: &'a dyn SdeTerm<S>,
-    pub brownian: &'a VirtualBrownianTree,
-}
-
-impl<S: State> Stepper<S> for SdeStepper<'_, S> {
-    fn step(&self, t0: f64, t1: f64, y: &S, _carry: Option<S>) -> Result<(S, Option<S>, usize)> {
-        let dw = self.brownian.increment(y, t0, t1)?;
-        let h = t1 - t0;
-        let (y1, nfe) = match self.method {
-            SdeMethod::EulerMaruyama => euler_maruyama::euler_maruyama_step(self.term, t0, h, y, &dw)?,
-            SdeMethod::Milstein => milstein::milstein_step(self.term, t0, h, y, &dw)?,
-            SdeMethod::StochasticHeun => stochastic_heun::stochastic_heun_step(self.term, t0, h, y, &dw)?,
-        };
-        Ok((y1, None, nfe))
     }
 }
 
@@ -237,7 +199,12 @@ fn run_fixed<S: State>(stepper: &dyn Stepper<S>, grid: &[f64], y0: &S, plan: &Pl
             // a dense output inside this step: rerun it as an RK step to keep its stages
             let (tab, term) = match (plan.dense_tab, dense) {
                 (Some(tab), Some(term)) => (tab, term),
-                _ => return Err(SolverError::BadSaveAt(format!("output time {} is not on the step grid (SDE solves and checkpointed/continuous adjoints need grid times)", inside[0]))),
+                _ => {
+                    return Err(SolverError::BadSaveAt(format!(
+                        "output time {} is not on the step grid (SDE solves and checkpointed/continuous adjoints need grid times)",
+                        inside[0]
+                    )))
+                }
             };
             let h = grid[n + 1] - grid[n];
             let s = rk_step(tab, term, grid[n], h, &y, carry.take())?;
@@ -261,7 +228,16 @@ fn run_fixed<S: State>(stepper: &dyn Stepper<S>, grid: &[f64], y0: &S, plan: &Pl
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_adaptive<S: State>(term: &dyn OdeTerm<S>, tab: &'static Tableau, t0: f64, t1: f64, ctrl: &PiController, max_steps: usize, y0: &S, plan: &Plan) -> Result<Run<S>> {
+fn run_adaptive<S: State>(
+    term: &dyn OdeTerm<S>,
+    tab: &'static Tableau,
+    t0: f64,
+    t1: f64,
+    ctrl: &PiController,
+    max_steps: usize,
+    y0: &S,
+    plan: &Plan,
+) -> Result<Run<S>> {
     ctrl.validate()?;
     if tab.b_err.is_none() {
         return Err(SolverError::Mismatch(format!("{} has no embedded error estimate: use a fixed grid or bosh3/dopri5/tsit5", tab.name)));
@@ -281,12 +257,17 @@ fn run_adaptive<S: State>(term: &dyn OdeTerm<S>, tab: &'static Tableau, t0: f64,
             let norm = |s: &S| -> Result<f64> { scaled_rms(s, y0, y0, ctrl.rtol, ctrl.atol) };
             let (d0s, d1) = (scaled_rms(y0, y0, y0, ctrl.rtol, ctrl.atol)?, norm(&k0)?);
             let mut nfe = 0;
-            let h = initial_step(d0s, d1, &mut |h0| {
-                let y_trial = crate::state::lincomb(y0, &[(dir * h0, &k0)])?;
-                let f1 = term.vector_field(t0 + dir * h0, &y_trial)?;
-                nfe += 1;
-                norm(&crate::state::lincomb(&f1, &[(-1.0, &k0)])?)
-            }, tab.order)?;
+            let h = initial_step(
+                d0s,
+                d1,
+                &mut |h0| {
+                    let y_trial = crate::state::lincomb(y0, &[(dir * h0, &k0)])?;
+                    let f1 = term.vector_field(t0 + dir * h0, &y_trial)?;
+                    nfe += 1;
+                    norm(&crate::state::lincomb(&f1, &[(-1.0, &k0)])?)
+                },
+                tab.order,
+            )?;
             run.stats.nfe += nfe;
             h
         }
@@ -348,7 +329,15 @@ fn run_adaptive<S: State>(term: &dyn OdeTerm<S>, tab: &'static Tableau, t0: f64,
 }
 
 /// Collects outputs and builds the tape.
-fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kind: TapeKind<S>, method: TapedMethod, backward_ctrl: Option<PiController>) -> Result<Solution<S>> {
+fn finish<S: State>(
+    run: Run<S>,
+    y0: &S,
+    save_at: &SaveAt,
+    adjoint: Adjoint,
+    kind: TapeKind<S>,
+    method: TapedMethod,
+    backward_ctrl: Option<PiController>,
+) -> Result<Solution<S>> {
     let last = run.nodes.len() - 1;
     let requests: Vec<f64> = match save_at {
         SaveAt::Final => vec![run.nodes[last]],
@@ -366,10 +355,16 @@ fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kin
             }
             None => {
                 if adjoint != Adjoint::FullGraph {
-                    return Err(SolverError::BadSaveAt(format!("output time {t} is not a step boundary: the checkpointed and continuous adjoints need outputs on the step grid")));
+                    return Err(SolverError::BadSaveAt(format!(
+                        "output time {t} is not a step boundary: the checkpointed and continuous adjoints need outputs on the step grid"
+                    )));
                 }
                 out_index.push(usize::MAX);
-                run.dense.iter().find(|(td, _)| (td - t).abs() <= 1e-12 * t.abs().max(1.0)).map(|(_, y)| y.clone()).ok_or_else(|| SolverError::BadSaveAt(format!("no dense output at t = {t}")))?
+                run.dense
+                    .iter()
+                    .find(|(td, _)| (td - t).abs() <= 1e-12 * t.abs().max(1.0))
+                    .map(|(_, y)| y.clone())
+                    .ok_or_else(|| SolverError::BadSaveAt(format!("no dense output at t = {t}")))?
             }
         };
         ts.push(t);
@@ -380,10 +375,23 @@ fn finish<S: State>(run: Run<S>, y0: &S, save_at: &SaveAt, adjoint: Adjoint, kin
         _ => {
             ys = ys.iter().map(fresh_leaves).collect::<Result<_>>()?;
             let kind = match kind {
-                TapeKind::Checkpointed(_) => TapeKind::Checkpointed(run.states.into_iter().map(|s| s.ok_or_else(|| SolverError::Config("checkpoint missing".into()))).collect::<Result<_>>()?),
+                TapeKind::Checkpointed(_) => TapeKind::Checkpointed(
+                    run.states
+                        .into_iter()
+                        .map(|s| s.ok_or_else(|| SolverError::Config("checkpoint missing".into())))
+                        .collect::<Result<_>>()?,
+                ),
                 TapeKind::Continuous => TapeKind::Continuous,
             };
-            Some(Tape { kind, nodes: run.nodes, out_index, outputs: ys.clone(), y0: y0.clone(), backward_controller: backward_ctrl, method })
+            Some(Tape {
+                kind,
+                nodes: run.nodes,
+                out_index,
+                outputs: ys.clone(),
+                y0: y0.clone(),
+                backward_controller: backward_ctrl,
+                method,
+            })
         }
     };
     Ok(Solution { ts, ys, stats: run.stats, tape })
@@ -438,7 +446,12 @@ pub fn solve_sde<S: State>(term: &dyn SdeTerm<S>, method: SdeMethod, y0: &S, con
     let SdeConfig { grid, brownian, save_at, adjoint } = config;
     let (adjoint, brownian) = (*adjoint, *brownian);
     if method.calculus() != term.calculus() {
-        return Err(SolverError::Mismatch(format!("{} converges to the {:?} solution but the term is {:?}", method.name(), method.calculus(), term.calculus())));
+        return Err(SolverError::Mismatch(format!(
+            "{} converges to the {:?} solution but the term is {:?}",
+            method.name(),
+            method.calculus(),
+            term.calculus()
+        )));
     }
     if method == SdeMethod::Milstein && term.noise() != crate::term::Noise::Diagonal {
         return Err(SolverError::Mismatch("Milstein is implemented for diagonal noise".into()));

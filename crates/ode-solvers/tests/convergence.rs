@@ -54,12 +54,26 @@ fn every_method_has_its_order_on_a_linear_system_and_a_nonlinear_scalar_ode() ->
             _ => (vec![16, 32, 64, 128], vec![64, 128, 256, 512]),
         };
         for (label, errs) in [
-            ("linear", ns.iter().map(|&n| max_abs_diff(solve(&f, method, &y0, &SolveConfig::new(Steps::uniform(0.0, t1, n)?))?.last(), &exact(t1)?)).collect::<Result<Vec<_>>>()?),
-            ("nonlinear", ns_nl.iter().map(|&n| max_abs_diff(solve(&g, method, &z0, &SolveConfig::new(Steps::uniform(0.0, t_nl, n)?))?.last(), &z_exact(t_nl)?)).collect::<Result<Vec<_>>>()?),
+            (
+                "linear",
+                ns.iter()
+                    .map(|&n| max_abs_diff(solve(&f, method, &y0, &SolveConfig::new(Steps::uniform(0.0, t1, n)?))?.last(), &exact(t1)?))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            (
+                "nonlinear",
+                ns_nl
+                    .iter()
+                    .map(|&n| {
+                        max_abs_diff(solve(&g, method, &z0, &SolveConfig::new(Steps::uniform(0.0, t_nl, n)?))?.last(), &z_exact(t_nl)?)
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
         ] {
             let observed = observed_order(if label == "linear" { &ns } else { &ns_nl }, &errs);
             if (observed - p).abs() > 0.3 {
-                failures.push(format!("{} on the {label} problem: observed order {observed:.2}, nominal {p} (errors {errs:?})", method.name()));
+                failures
+                    .push(format!("{} on the {label} problem: observed order {observed:.2}, nominal {p} (errors {errs:?})", method.name()));
             }
         }
     }
@@ -92,8 +106,10 @@ fn adaptive_pairs_reach_the_tolerance_on_van_der_pol() -> Result<()> {
         }
     }
     // tighter tolerance, fewer errors, more steps
-    let loose = solve(&vdp, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1, controller: PiController::new(1e-3, 1e-3) }))?;
-    let tight = solve(&vdp, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1, controller: PiController::new(1e-8, 1e-8) }))?;
+    let loose =
+        solve(&vdp, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1, controller: PiController::new(1e-3, 1e-3) }))?;
+    let tight =
+        solve(&vdp, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1, controller: PiController::new(1e-8, 1e-8) }))?;
     assert!(tight.stats.accepted > 3 * loose.stats.accepted);
     Ok(())
 }
@@ -102,9 +118,15 @@ fn adaptive_pairs_reach_the_tolerance_on_van_der_pol() -> Result<()> {
 fn backward_in_time_returns_to_the_start() -> Result<()> {
     let lin = Linear::new()?;
     let (y0, f, exact) = (lin.y0.clone(), lin.field(), |t| lin.exact(t));
-    let fwd = solve(&f, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 1.5, controller: PiController::new(1e-9, 1e-9) }))?;
+    let fwd =
+        solve(&f, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 1.5, controller: PiController::new(1e-9, 1e-9) }))?;
     assert!(max_abs_diff(fwd.last(), &exact(1.5)?)? < 1e-7);
-    let back = solve(&f, Method::Tsit5, fwd.last(), &SolveConfig::new(Steps::Adaptive { t0: 1.5, t1: 0.0, controller: PiController::new(1e-9, 1e-9) }))?;
+    let back = solve(
+        &f,
+        Method::Tsit5,
+        fwd.last(),
+        &SolveConfig::new(Steps::Adaptive { t0: 1.5, t1: 0.0, controller: PiController::new(1e-9, 1e-9) }),
+    )?;
     assert!(max_abs_diff(back.last(), &y0)? < 1e-7);
     let grid_back = solve(&f, Method::Rk4, &exact(1.0)?, &SolveConfig::new(Steps::uniform(1.0, 0.0, 200)?))?;
     assert!(max_abs_diff(grid_back.last(), &y0)? < 1e-8);
@@ -134,7 +156,13 @@ fn dense_output_has_its_order_between_steps() -> Result<()> {
     }
     // adaptive + dense output at requested times
     let times = vec![0.25, 0.5, 1.0, 1.75];
-    let sol = solve(&f, Method::Dopri5, &y0, &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 2.0, controller: PiController::new(1e-8, 1e-8) }).save_at(SaveAt::Times(times.clone())))?;
+    let sol = solve(
+        &f,
+        Method::Dopri5,
+        &y0,
+        &SolveConfig::new(Steps::Adaptive { t0: 0.0, t1: 2.0, controller: PiController::new(1e-8, 1e-8) })
+            .save_at(SaveAt::Times(times.clone())),
+    )?;
     assert_eq!(sol.ts, times);
     for (t, y) in sol.ts.iter().zip(&sol.ys) {
         assert!(max_abs_diff(y, &exact(*t)?)? < 1e-6, "t = {t}");

@@ -1,7 +1,10 @@
 //! Bad input gives typed errors with a readable message, never a panic or a silent NaN.
 
 use candle_core::{DType, Device, Tensor};
-use ode_solvers::{solve, solve_sde, SdeConfig, Adjoint, Calculus, Method, Noise, PiController, SaveAt, SdeMethod, SdeTerm, SolveConfig, SolverError, Steps, VirtualBrownianTree};
+use ode_solvers::{
+    solve, solve_sde, Adjoint, Calculus, Method, Noise, PiController, SaveAt, SdeConfig, SdeMethod, SdeTerm, SolveConfig, SolverError,
+    Steps, VirtualBrownianTree,
+};
 
 const DEV: Device = Device::Cpu;
 
@@ -115,7 +118,7 @@ fn backward_with_another_method_is_a_typed_error() {
         let y = Tensor::ones((2, 2), DType::F64, &DEV).unwrap();
         let sol = solve(&f, Method::Rk4, &y, &SolveConfig::new(Steps::uniform(0.0, 1.0, 4).unwrap()).adjoint(adjoint)).unwrap();
         let mut grads = sol.last().sqr().unwrap().sum_all().unwrap().backward().unwrap();
-        let e = sol.backward(&f, Method::Euler, &params, &mut grads).err().expect("method mismatch");
+        let e = sol.backward(&f, Method::Euler, &params, &mut grads).expect_err("method mismatch");
         assert!(matches!(e, SolverError::Mismatch(_)) && e.to_string().contains("Rk4"), "{e}");
         assert!(sol.backward(&f, Method::Rk4, &params, &mut grads).is_ok());
     }
@@ -134,7 +137,11 @@ fn empty_and_single_row_batches() {
     for rows in [0usize, 1] {
         let y = Tensor::ones((rows, 3), DType::F64, &DEV).unwrap();
         for method in [Method::Rk4, Method::Dopri5] {
-            let steps = if method == Method::Rk4 { Steps::uniform(0.0, 1.0, 4).unwrap() } else { Steps::Adaptive { t0: 0.0, t1: 1.0, controller: PiController::new(1e-6, 1e-6) } };
+            let steps = if method == Method::Rk4 {
+                Steps::uniform(0.0, 1.0, 4).unwrap()
+            } else {
+                Steps::Adaptive { t0: 0.0, t1: 1.0, controller: PiController::new(1e-6, 1e-6) }
+            };
             let sol = solve(&f, method, &y, &SolveConfig::new(steps)).unwrap();
             assert_eq!(sol.last().dims(), &[rows, 3]);
         }

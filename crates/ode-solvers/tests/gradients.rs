@@ -107,7 +107,13 @@ fn checkpointed_equals_full_graph_and_both_match_finite_differences() -> Result<
             var.set(&orig)?;
             let fd = (lp - lm) / 2e-6;
             let g = full[offset + idx];
-            assert!((g - fd).abs() <= 1e-6 * (1.0 + fd.abs()), "{}: entry {} of a {:?} parameter: backprop {g} vs FD {fd}", method.name(), idx, p.dims());
+            assert!(
+                (g - fd).abs() <= 1e-6 * (1.0 + fd.abs()),
+                "{}: entry {} of a {:?} parameter: backprop {g} vs FD {fd}",
+                method.name(),
+                idx,
+                p.dims()
+            );
             offset += n;
         }
     }

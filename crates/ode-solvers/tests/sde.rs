@@ -4,7 +4,7 @@
 //! without the Itô → Stratonovich correction.
 
 use candle_core::{DType, Device, Tensor, Var};
-use ode_solvers::{solve_sde, SdeConfig, Adjoint, Calculus, ItoCorrection, Noise, Result, SaveAt, SdeMethod, SdeTerm, VirtualBrownianTree};
+use ode_solvers::{solve_sde, Adjoint, Calculus, ItoCorrection, Noise, Result, SdeConfig, SdeMethod, SdeTerm, VirtualBrownianTree};
 
 mod common;
 use common::observed_order;
@@ -62,12 +62,19 @@ fn strong_orders_on_geometric_brownian_motion() -> Result<()> {
         // Itô: X = x₀ exp((μ − σ²/2)t + σW); Stratonovich: X = x₀ exp(μt + σW)
         let drift = if calculus == Calculus::Ito { mu - 0.5 * sigma * sigma } else { mu };
         let exact = ((&w_t * sigma)? + drift * t1)?.exp()?;
-        let errs: Vec<f64> = ns.iter().map(|&n| -> Result<f64> {
-            let sol = solve_sde(&term, method, &x0, &SdeConfig::new(&grid(n, t1), &bm))?;
-            Ok((sol.last() - &exact)?.abs()?.mean_all()?.to_scalar::<f64>()?)
-        }).collect::<Result<_>>()?;
+        let errs: Vec<f64> = ns
+            .iter()
+            .map(|&n| -> Result<f64> {
+                let sol = solve_sde(&term, method, &x0, &SdeConfig::new(&grid(n, t1), &bm))?;
+                Ok((sol.last() - &exact)?.abs()?.mean_all()?.to_scalar::<f64>()?)
+            })
+            .collect::<Result<_>>()?;
         let observed = observed_order(&ns, &errs);
-        assert!((observed - order).abs() <= 0.3, "{} (analytic ∂g: {analytic}): strong order {observed:.2}, nominal {order} ({errs:?})", method.name());
+        assert!(
+            (observed - order).abs() <= 0.3,
+            "{} (analytic ∂g: {analytic}): strong order {observed:.2}, nominal {order} ({errs:?})",
+            method.name()
+        );
     }
     Ok(())
 }
@@ -101,7 +108,11 @@ fn discrete_sde_gradients_are_exact() -> Result<()> {
     let x0 = Tensor::new(&[[1.0f64], [0.4], [-0.7]], &DEV)?;
     let g = grid(32, 1.0);
     let bm = VirtualBrownianTree::new(0.0, 1.0, 11, &x0, Noise::Diagonal, 1e-6)?;
-    for (method, calculus) in [(SdeMethod::EulerMaruyama, Calculus::Ito), (SdeMethod::StochasticHeun, Calculus::Stratonovich), (SdeMethod::Milstein, Calculus::Ito)] {
+    for (method, calculus) in [
+        (SdeMethod::EulerMaruyama, Calculus::Ito),
+        (SdeMethod::StochasticHeun, Calculus::Stratonovich),
+        (SdeMethod::Milstein, Calculus::Ito),
+    ] {
         let term = TanhNoise { r: r.as_tensor().clone(), sigma: sigma.as_tensor().clone(), calculus };
         let params = [r.as_tensor().clone(), sigma.as_tensor().clone()];
         let objective = |adjoint: Adjoint| -> Result<Vec<f64>> {

@@ -11,12 +11,12 @@
 use crate::error::{OtFlowError, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use ode_solvers::OdeTerm;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use train::checkpoint::{load_model, save_model, LoadedModel, ModelFile};
-use ode_solvers::OdeTerm;
 use tensor_core::nets::{Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
+use train::checkpoint::{load_model, save_model, LoadedModel, ModelFile};
 
 /// (x, ℓ, c_L, c_H): shapes (B, d), (B, 1), (B, 1), (B, 1).
 pub type OtState = (Tensor, Tensor, Tensor, Tensor);
@@ -68,10 +68,10 @@ impl OtFlow {
         if config.alpha[0] <= 0.0 || !config.alpha.iter().all(|a| a.is_finite() && *a >= 0.0) {
             return Err(OtFlowError::Config(format!("α = {:?}: α₀ must be positive, α₁ and α₂ non-negative, all finite", config.alpha)));
         }
-        let phi = Potential::new(pb, PotentialConfig { dim: config.dim, width: config.width, layers: config.layers, rank: QUADRATIC_RANK })?;
+        let phi =
+            Potential::new(pb, PotentialConfig { dim: config.dim, width: config.width, layers: config.layers, rank: QUADRATIC_RANK })?;
         Ok(Self { phi, config, param_dtype: pb.dtype() })
     }
-
 
     /// The same model with its parameters detached (evaluation without a graph).
     pub fn frozen(&self) -> Result<Self> {

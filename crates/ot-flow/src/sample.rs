@@ -14,7 +14,9 @@ impl OtFlow {
     fn final_state(&self, x: &Tensor, steps: usize) -> Result<OtState> {
         tensor_core::error::expect_matrix(x, self.config.dim, "OT-Flow input")?;
         let dynamics = self.frozen()?.dynamics(x.dtype())?;
-        Ok(solve(&dynamics, Method::Rk4, &OtFlow::initial_state(&x.detach())?, &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?.last().clone())
+        Ok(solve(&dynamics, Method::Rk4, &OtFlow::initial_state(&x.detach())?, &SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?))?
+            .last()
+            .clone())
     }
 
     /// OT-Flow's costs on `x` with `steps` RK4 steps and no graph.

@@ -6,9 +6,9 @@ use candle_nn::VarMap;
 use mixed_precision_adjoint::{solve_mixed, MpConfig};
 use ode_solvers::{Method, OdeTerm, SaveAt};
 use ot_flow::{loss::costs, OtFlow, OtFlowConfig, OtFlowError, Result};
-use train::{train, ContinuousFlow, LrSchedule, ModelFile, TrainConfig, Trainable};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, PrecisionPolicy, SeededRng};
+use train::{train, ContinuousFlow, LrSchedule, ModelFile, TrainConfig, Trainable};
 
 const DEV: Device = Device::Cpu;
 
@@ -32,7 +32,8 @@ fn augmented_dynamics_match_finite_differences() -> Result<()> {
     // ℓ' = tr ∂v/∂x by central differences of the velocity
     let mut div = Tensor::zeros((5, 1), DType::F64, &DEV)?;
     for k in 0..2 {
-        let e = Tensor::new(&[[if k == 0 { eps } else { 0.0 }, if k == 1 { eps } else { 0.0 }]], &DEV)?.broadcast_as((5, 2))?.contiguous()?;
+        let e =
+            Tensor::new(&[[if k == 0 { eps } else { 0.0 }, if k == 1 { eps } else { 0.0 }]], &DEV)?.broadcast_as((5, 2))?.contiguous()?;
         let vp = vel.vector_field(t, &(&x + &e)?)?;
         let vm_ = vel.vector_field(t, &(&x - &e)?)?;
         div = (div + ((vp - vm_)?.narrow(1, k, 1)? / (2.0 * eps))?)?;
@@ -55,7 +56,12 @@ fn f16_with_dynamic_scaling_gives_the_f32_loss() -> Result<()> {
     let x = (SeededRng::new(4).normal((256, 2), DType::F32, &DEV)? * 2.0)?;
     let grid: Vec<f64> = (0..=8).map(|i| i as f64 / 8.0).collect();
     let run = |low: Precision| -> Result<f64> {
-        let cfg = MpConfig { policy: PrecisionPolicy::new(low, Precision::F32)?, method: Method::Rk4, grid: grid.clone(), save_at: SaveAt::Final };
+        let cfg = MpConfig {
+            policy: PrecisionPolicy::new(low, Precision::F32)?,
+            method: Method::Rk4,
+            grid: grid.clone(),
+            save_at: SaveAt::Final,
+        };
         let dynamics = m.dynamics(low.dtype())?;
         let sol = solve_mixed(&dynamics, &OtFlow::initial_state(&x)?, &cfg).map_err(train::TrainError::from)?;
         Ok(costs(m.config.alpha, sol.last())?.metrics()?.objective())
@@ -80,10 +86,21 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
     let (vm, m) = model(DType::F32, 32, 5)?;
     let (train_x, val_x, test_x) = (toy(4096, 1)?, toy(1024, 2)?, toy(1024, 3)?);
     let before = nll(&m, &test_x, 8)?;
-    let cfg = TrainConfig::default().iters(150).batch(512).lr(0.05).schedule(LrSchedule::StepDecay { every: 50, factor: 2.0 }).steps(4).val_steps(8).val_every(25);
+    let cfg = TrainConfig::default()
+        .iters(150)
+        .batch(512)
+        .lr(0.05)
+        .schedule(LrSchedule::StepDecay { every: 50, factor: 2.0 })
+        .steps(4)
+        .val_steps(8)
+        .val_every(25);
     let out = train(&m, &vm, &train_x, &val_x, &cfg, &mut |_| {})?;
     let nll = nll(&m, &test_x, 8)?;
-    println!("8gaussians test NLL: {before:.3} → {nll:.3} after {} iterations (best validation at {:?})", out.history.len(), out.best.map(|b| b.0));
+    println!(
+        "8gaussians test NLL: {before:.3} → {nll:.3} after {} iterations (best validation at {:?})",
+        out.history.len(),
+        out.best.map(|b| b.0)
+    );
     // the best single Gaussian fit to 8gaussians has NLL ≈ 4.25 nats; the data's entropy ≈ 2.84
     assert!(nll < 3.3, "NLL {nll} (before training {before})");
     // sampling ∘ encoding inverts, in f64 with fine steps
@@ -108,7 +125,14 @@ fn short_training_on_8gaussians_beats_a_gaussian_and_inverts() -> Result<()> {
 fn trainer_clamps_and_drops_on_plateaus() -> Result<()> {
     let (vm, m) = model(DType::F32, 8, 7)?;
     let x = SeededRng::new(8).normal((256, 2), DType::F32, &DEV)?;
-    let base = TrainConfig::default().iters(50).batch(64).lr(1e-30).schedule(LrSchedule::Plateau { factor: 10.0, patience: 1, max_drops: 3 }).steps(2).val_steps(2).val_every(1);
+    let base = TrainConfig::default()
+        .iters(50)
+        .batch(64)
+        .lr(1e-30)
+        .schedule(LrSchedule::Plateau { factor: 10.0, patience: 1, max_drops: 3 })
+        .steps(2)
+        .val_steps(2)
+        .val_every(1);
     let out = train(&m, &vm, &x, &x, &base, &mut |_| {})?;
     assert_eq!(out.history.len(), 9, "improve at 1, drops at 3, 5, 7, stop at 9");
     assert_eq!(out.history.iter().map(|r| r.lr).collect::<Vec<_>>(), [1e-30, 1e-30, 1e-30, 1e-31, 1e-31, 1e-32, 1e-32, 1e-33, 1e-33]);
@@ -130,7 +154,10 @@ fn save_load_round_trip_is_bit_exact() -> Result<()> {
     let path = dir.join("model.safetensors");
     let vm = VarMap::new();
     let mut rng = SeededRng::new(9);
-    let m = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV), OtFlowConfig { dim: 3, width: 12, layers: 3, alpha: [1.0, 7.0, 2.0] })?;
+    let m = OtFlow::new(
+        &mut ParamBuilder::new(&vm, &mut rng, DType::F64, &DEV),
+        OtFlowConfig { dim: 3, width: 12, layers: 3, alpha: [1.0, 7.0, 2.0] },
+    )?;
     let x = rng.normal((9, 3), DType::F64, &DEV)?;
     m.save(&vm, &path, &serde_json::Value::Null)?;
     let loaded = OtFlow::load(&path, &DEV)?;
@@ -159,6 +186,9 @@ fn empty_and_single_row_batches() -> Result<()> {
         let costs = m.validate(&x, 3)?;
         assert!(rows == 0 || costs.objective().is_finite(), "{costs}");
     }
-    assert!(matches!(m.log_prob(&rng.normal((2, 5), DType::F32, &DEV)?, 3), Err(OtFlowError::TensorCore(tensor_core::Error::Shape { .. }))));
+    assert!(matches!(
+        m.log_prob(&rng.normal((2, 5), DType::F32, &DEV)?, 3),
+        Err(OtFlowError::TensorCore(tensor_core::Error::Shape { .. }))
+    ));
     Ok(())
 }

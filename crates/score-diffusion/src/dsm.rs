@@ -10,8 +10,8 @@ use crate::score::{Parametrization, Score, ScoreNet};
 use candle_core::Tensor;
 use candle_nn::VarMap;
 use tensor_core::nets::TimeLayer;
-use train::minimize;
 use tensor_core::SeededRng;
+use train::minimize;
 
 /// The time weighting λ(t) of the loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +43,9 @@ pub fn dsm_loss<L: TimeLayer>(model: &ScoreNet<L>, x0: &Tensor, weighting: Weigh
     let (dtype, dev) = (x0.dtype(), x0.device());
     let sde = model.sde;
     let ts = rng.uniform(n, t_min, sde.t_end(), candle_core::DType::F64, &candle_core::Device::Cpu)?.to_vec1::<f64>()?;
-    let col = |f: &dyn Fn(f64) -> f64| -> Result<Tensor> { Ok(Tensor::from_vec(ts.iter().map(|&t| f(t)).collect::<Vec<_>>(), (n, 1), dev)?.to_dtype(dtype)?) };
+    let col = |f: &dyn Fn(f64) -> f64| -> Result<Tensor> {
+        Ok(Tensor::from_vec(ts.iter().map(|&t| f(t)).collect::<Vec<_>>(), (n, 1), dev)?.to_dtype(dtype)?)
+    };
     let (alpha, sigma, t) = (col(&|t| sde.alpha(t))?, col(&|t| sde.sigma(t))?, col(&|t| t)?);
     let eps = rng.normal((n, d), dtype, dev)?;
     let xt = (x0.broadcast_mul(&alpha)? + eps.broadcast_mul(&sigma)?)?;

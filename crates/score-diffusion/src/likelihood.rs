@@ -20,12 +20,22 @@ use tensor_core::SeededRng;
 pub enum Divergence {
     Exact,
     /// One Rademacher probe drawn from `seed`, fixed for the solve.
-    Hutchinson { seed: u64 },
+    Hutchinson {
+        seed: u64,
+    },
 }
 
 /// log p_{t_min}(x) per row of `x` (B, d), shape (B, 1), with `steps` steps of `method` from
 /// t_min to t_max.
-pub fn log_prob(score: &dyn Score, sde: &ForwardSde, x: &Tensor, t_min: f64, method: Method, steps: usize, divergence: Divergence) -> Result<Tensor> {
+pub fn log_prob(
+    score: &dyn Score,
+    sde: &ForwardSde,
+    x: &Tensor,
+    t_min: f64,
+    method: Method,
+    steps: usize,
+    divergence: Divergence,
+) -> Result<Tensor> {
     let (_, d) = x.dims2()?;
     let t_max = sde.t_max();
     if !(t_min > 0.0 && t_min < t_max) {
@@ -44,6 +54,7 @@ pub fn log_prob(score: &dyn Score, sde: &ForwardSde, x: &Tensor, t_min: f64, met
     };
     let (z, integral) = integrate_divergence(&field, method, x, t_min, t_max, steps)?;
     let std = sde.prior_std();
-    let prior = (z.sqr()?.sum_keepdim(1)? * (-0.5 / (std * std)))?.affine(1.0, -0.5 * d as f64 * (2.0 * std::f64::consts::PI * std * std).ln())?;
+    let prior =
+        (z.sqr()?.sum_keepdim(1)? * (-0.5 / (std * std)))?.affine(1.0, -0.5 * d as f64 * (2.0 * std::f64::consts::PI * std * std).ln())?;
     Ok((prior + integral)?)
 }

@@ -33,9 +33,16 @@ impl GaussianMixture {
         let k = weights.len();
         let d = means.first().map_or(0, Vec::len);
         if k == 0 || means.len() != k || variances.len() != k || d == 0 || means.iter().any(|m| m.len() != d) {
-            return Err(DiffusionError::Config(format!("mixture needs K ≥ 1 weights, means and variances of one dimension d ≥ 1; got {k} weights, {} means, {} variances", means.len(), variances.len())));
+            return Err(DiffusionError::Config(format!(
+                "mixture needs K ≥ 1 weights, means and variances of one dimension d ≥ 1; got {k} weights, {} means, {} variances",
+                means.len(),
+                variances.len()
+            )));
         }
-        if weights.iter().any(|w| !(*w > 0.0 && w.is_finite())) || variances.iter().any(|v| !(*v >= 0.0 && v.is_finite())) || means.iter().flatten().any(|m| !m.is_finite()) {
+        if weights.iter().any(|w| !(*w > 0.0 && w.is_finite()))
+            || variances.iter().any(|v| !(*v >= 0.0 && v.is_finite()))
+            || means.iter().flatten().any(|m| !m.is_finite())
+        {
             return Err(DiffusionError::Config("mixture weights must be positive and finite, variances ≥ 0, means finite".into()));
         }
         let total: f64 = weights.iter().sum();
@@ -51,7 +58,11 @@ impl GaussianMixture {
 
     /// A 1-D mixture from (weight, mean, variance) triples.
     pub fn one_dimensional(components: &[(f64, f64, f64)]) -> Result<Self> {
-        Self::new(components.iter().map(|c| c.0).collect(), components.iter().map(|c| vec![c.1]).collect(), components.iter().map(|c| c.2).collect())
+        Self::new(
+            components.iter().map(|c| c.0).collect(),
+            components.iter().map(|c| vec![c.1]).collect(),
+            components.iter().map(|c| c.2).collect(),
+        )
     }
 
     /// d.
@@ -92,10 +103,16 @@ impl GaussianMixture {
         self.check_query(y, alpha, sigma)?;
         let (dtype, dev, d) = (y.dtype(), y.device(), self.dim() as f64);
         let k = self.weights.len();
-        let centers = Tensor::from_vec(self.means.iter().flatten().map(|m| alpha * m).collect::<Vec<_>>(), (k, self.dim()), dev)?.to_dtype(dtype)?;
+        let centers =
+            Tensor::from_vec(self.means.iter().flatten().map(|m| alpha * m).collect::<Vec<_>>(), (k, self.dim()), dev)?.to_dtype(dtype)?;
         let total_var: Vec<f64> = self.variances.iter().map(|v| alpha * alpha * v + sigma * sigma).collect();
         let inv = Tensor::from_vec(total_var.iter().map(|v| -0.5 / v).collect::<Vec<_>>(), (1, k), dev)?.to_dtype(dtype)?;
-        let offset = Tensor::from_vec(self.weights.iter().zip(&total_var).map(|(w, v)| w.ln() - 0.5 * d * (2.0 * std::f64::consts::PI * v).ln()).collect::<Vec<_>>(), (1, k), dev)?.to_dtype(dtype)?;
+        let offset = Tensor::from_vec(
+            self.weights.iter().zip(&total_var).map(|(w, v)| w.ln() - 0.5 * d * (2.0 * std::f64::consts::PI * v).ln()).collect::<Vec<_>>(),
+            (1, k),
+            dev,
+        )?
+        .to_dtype(dtype)?;
         let logits = sq_distances(y, &centers)?.broadcast_mul(&inv)?.broadcast_add(&offset)?;
         let max = logits.max_keepdim(1)?;
         let shifted = logits.broadcast_sub(&max)?;
@@ -147,8 +164,15 @@ impl GaussianMixture {
         let (dtype, dev) = (y.dtype(), y.device());
         let (k, d) = (self.weights.len(), self.dim());
         let means = Tensor::from_vec(self.means.iter().flatten().copied().collect::<Vec<_>>(), (1, k, d), dev)?.to_dtype(dtype)?;
-        let gain = Tensor::from_vec(self.variances.iter().zip(&post.total_var).map(|(v, tv)| alpha * v / tv).collect::<Vec<_>>(), (1, k, 1), dev)?.to_dtype(dtype)?;
-        let within = Tensor::from_vec(self.variances.iter().zip(&post.total_var).map(|(v, tv)| v * sigma * sigma / tv).collect::<Vec<_>>(), (1, k), dev)?.to_dtype(dtype)?;
+        let gain =
+            Tensor::from_vec(self.variances.iter().zip(&post.total_var).map(|(v, tv)| alpha * v / tv).collect::<Vec<_>>(), (1, k, 1), dev)?
+                .to_dtype(dtype)?;
+        let within = Tensor::from_vec(
+            self.variances.iter().zip(&post.total_var).map(|(v, tv)| v * sigma * sigma / tv).collect::<Vec<_>>(),
+            (1, k),
+            dev,
+        )?
+        .to_dtype(dtype)?;
         // m_k(y), (B, K, d)
         let m = means.broadcast_add(&y.unsqueeze(1)?.broadcast_sub(&post.centers.unsqueeze(0)?)?.broadcast_mul(&gain)?)?;
         let r = post.resp.unsqueeze(2)?;
@@ -172,7 +196,12 @@ pub fn operator_norms(cov: &Tensor) -> Result<Vec<f64>> {
     let flat = cov.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     Ok(flat
         .chunks(d * d)
-        .map(|c| if d == 1 { c[0].abs() } else { nalgebra::DMatrix::from_row_slice(d, d, c).symmetric_eigen().eigenvalues.iter().fold(0.0f64, |a, e| a.max(e.abs())) })
+        .map(|c| {
+            if d == 1 {
+                c[0].abs()
+            } else {
+                nalgebra::DMatrix::from_row_slice(d, d, c).symmetric_eigen().eigenvalues.iter().fold(0.0f64, |a, e| a.max(e.abs()))
+            }
+        })
         .collect())
 }
-

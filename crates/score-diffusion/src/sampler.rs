@@ -12,7 +12,9 @@ use crate::error::{DiffusionError, Result};
 use crate::score::Score;
 use crate::sde::ForwardSde;
 use candle_core::{DType, Tensor};
-use ode_solvers::{solve, solve_sde, uniform_grid, Calculus, Method, Noise, SdeConfig, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree};
+use ode_solvers::{
+    solve, solve_sde, uniform_grid, Calculus, Method, Noise, SdeConfig, SdeMethod, SdeTerm, SolveConfig, Stats, Steps, VirtualBrownianTree,
+};
 use tensor_core::SeededRng;
 
 /// The smart-zero family member g̃ = c·g as an Itô SDE term in reverse time.
@@ -97,7 +99,14 @@ pub fn probability_flow(score: &dyn Score, sde: &ForwardSde, x: &Tensor, method:
 /// score_sde's predictor–corrector sampler (Song et al. 2021, Alg. 2/3): per step one reverse-SDE
 /// Euler–Maruyama predictor, then the corrector's Langevin steps x ← x + ε s + √(2ε) z with
 /// ε = 2 (snr ‖z‖/‖s‖)² (norms averaged over the batch).
-pub fn predictor_corrector(score: &dyn Score, sde: &ForwardSde, x: &Tensor, grid: ReverseGrid, corrector: Langevin, seed: u64) -> Result<Tensor> {
+pub fn predictor_corrector(
+    score: &dyn Score,
+    sde: &ForwardSde,
+    x: &Tensor,
+    grid: ReverseGrid,
+    corrector: Langevin,
+    seed: u64,
+) -> Result<Tensor> {
     let ReverseGrid { t_from, t_to, steps } = grid;
     let snr = corrector.snr;
     if !(snr > 0.0 && steps > 0) {
@@ -127,6 +136,13 @@ pub fn tweedie_denoise(score: &dyn Score, sde: &ForwardSde, x: &Tensor, t: f64) 
 }
 
 /// n draws from the prior N(0, s² I) at t_max, shape (n, d).
-pub fn prior_sample(sde: &ForwardSde, n: usize, d: usize, rng: &mut SeededRng, dtype: DType, device: &candle_core::Device) -> Result<Tensor> {
+pub fn prior_sample(
+    sde: &ForwardSde,
+    n: usize,
+    d: usize,
+    rng: &mut SeededRng,
+    dtype: DType,
+    device: &candle_core::Device,
+) -> Result<Tensor> {
     Ok((rng.normal((n, d), dtype, device)? * sde.prior_std())?)
 }

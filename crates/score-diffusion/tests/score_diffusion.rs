@@ -10,7 +10,9 @@ use ode_solvers::{Method, PiController, Steps};
 use score_diffusion::likelihood::{log_prob, Divergence};
 use score_diffusion::localization::{localization, LocalizationProfile};
 use score_diffusion::ot_denoise::{gaussian_ratio, w2_1d, OuChain};
-use score_diffusion::sampler::{predictor_corrector, prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, Langevin, ReverseGrid};
+use score_diffusion::sampler::{
+    predictor_corrector, prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, Langevin, ReverseGrid,
+};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, GaussianMixture, MixtureScore, Parametrization, Score, ScoreNet, Weighting};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -21,7 +23,11 @@ use tensor_core::{Activation, SeededRng};
 const DEV: Device = Device::Cpu;
 
 fn four_blobs() -> Result<GaussianMixture> {
-    Ok(GaussianMixture::new(vec![0.1, 0.2, 0.4, 0.3], vec![vec![-2.0, 0.0], vec![0.0, 2.0], vec![2.0, 0.0], vec![0.5, -1.5]], vec![0.05, 0.1, 0.02, 0.0])?)
+    Ok(GaussianMixture::new(
+        vec![0.1, 0.2, 0.4, 0.3],
+        vec![vec![-2.0, 0.0], vec![0.0, 2.0], vec![2.0, 0.0], vec![0.5, -1.5]],
+        vec![0.05, 0.1, 0.02, 0.0],
+    )?)
 }
 
 fn scalars(t: &Tensor) -> Result<Vec<f64>> {
@@ -56,7 +62,8 @@ fn mixture_score_laplacian_and_posterior_match_finite_differences() -> Result<()
     // Tweedie: ∇log p = (α E[X|y] − y)/σ²; curvature: Δ log p = (α² tr Cov[X|y]/σ² − d)/σ²
     let (mean, cov) = mu.posterior_moments(&y, alpha, sigma)?;
     let tweedie = ((mean * alpha)? - &y)?.affine(1.0 / (sigma * sigma), 0.0)?.to_vec2::<f64>()?;
-    let trace = scalars(&cov.to_dtype(DType::F64)?.mul(&Tensor::eye(2, DType::F64, &DEV)?.unsqueeze(0)?.broadcast_as((6, 2, 2))?)?.sum((1, 2))?)?;
+    let trace =
+        scalars(&cov.to_dtype(DType::F64)?.mul(&Tensor::eye(2, DType::F64, &DEV)?.unsqueeze(0)?.broadcast_as((6, 2, 2))?)?.sum((1, 2))?)?;
     for i in 0..6 {
         for j in 0..2 {
             assert!((tweedie[i][j] - s[i][j]).abs() < 1e-9 * (1.0 + s[i][j].abs()), "Tweedie");
@@ -90,7 +97,12 @@ fn dsm_recovers_the_analytic_score_of_a_gaussian() -> Result<()> {
             let x = (probe.clone() * sde.alpha(t))?.broadcast_add(&(rng.normal((512, 2), DType::F32, &DEV)? * sde.sigma(t))?)?;
             let err = score_diffusion::dsm::score_error(&model, &exact, &x, t)?;
             let scale = exact.score(&x, t)?.sqr()?.sum(1)?.mean_all()?.to_scalar::<f32>()? as f64;
-            println!("{parametrization:?} t = {t}: relative score error {:.4} (loss {:.3} → {:.3})", err / scale, losses[0], losses[losses.len() - 1]);
+            println!(
+                "{parametrization:?} t = {t}: relative score error {:.4} (loss {:.3} → {:.3})",
+                err / scale,
+                losses[0],
+                losses[losses.len() - 1]
+            );
             assert!(err / scale < 0.05, "{parametrization:?} at t = {t}: relative error {}", err / scale);
         }
         check_network_divergence(&model)?;
@@ -152,7 +164,13 @@ fn samplers_driven_by_the_exact_score_reproduce_the_data() -> Result<()> {
     let z = prior_sample(&sde, n, 2, &mut rng, DType::F64, &DEV)?;
     let reference = w2_exact(&mu.sample(n, &mut rng, DType::F64, &DEV)?, &data)?;
     let t_min = 1e-3;
-    let (pf, stats) = probability_flow(&exact, &sde, &z, Method::Dopri5, Steps::Adaptive { t0: sde.t_max(), t1: t_min, controller: PiController::new(1e-5, 1e-5) })?;
+    let (pf, stats) = probability_flow(
+        &exact,
+        &sde,
+        &z,
+        Method::Dopri5,
+        Steps::Adaptive { t0: sde.t_max(), t1: t_min, controller: PiController::new(1e-5, 1e-5) },
+    )?;
     let sdes = reverse_sde(&exact, &sde, &z, ReverseGrid::full(&sde, t_min, 500), 6)?;
     let half = smart_zero(&exact, &sde, &z, 0.5, ReverseGrid::full(&sde, t_min, 500), 7)?;
     let pc = predictor_corrector(&exact, &sde, &z, ReverseGrid::full(&sde, t_min, 200), Langevin { steps: 1, snr: 0.16 }, 8)?;

@@ -2,8 +2,8 @@
 //! derivatives (JVP, traces, ∇Φ, ΔΦ) are themselves differentiable by first-order backprop.
 
 use crate::error::Result;
-use crate::kernels::{self, sigmoid};
 use crate::kernels::selu::{SELU_ALPHA, SELU_LAMBDA};
+use crate::kernels::{self, sigmoid};
 use candle_core::Tensor;
 use std::str::FromStr;
 
@@ -31,7 +31,6 @@ fn selu_pieces(z: &Tensor) -> Result<(Tensor, Tensor)> {
     let exp_neg = z.minimum(0.0)?.exp()?;
     Ok((positive, exp_neg))
 }
-
 
 impl Activation {
     /// Whether σ'' is continuous (every activation but SELU): what a Laplacian needs.
@@ -116,7 +115,9 @@ impl FromStr for Activation {
             "swish" | "silu" => Ok(Self::Swish),
             "logcosh" | "log-cosh" | "antiderivtanh" => Ok(Self::LogCosh),
             "selu" => Ok(Self::Selu),
-            other => Err(crate::error::Error::Config(format!("unknown activation '{other}': expected tanh, softplus, swish, logcosh or selu"))),
+            other => {
+                Err(crate::error::Error::Config(format!("unknown activation '{other}': expected tanh, softplus, swish, logcosh or selu")))
+            }
         }
     }
 }

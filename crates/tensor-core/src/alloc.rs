@@ -53,7 +53,12 @@ pub struct LargeBlockCache {
 impl LargeBlockCache {
     /// A cache holding at most `capacity` bytes of freed blocks (0 turns it off).
     pub const fn new(capacity: usize) -> Self {
-        Self { slots: Mutex::new(Slots { blocks: [None; SLOTS], bytes: 0, clock: 0 }), capacity: AtomicUsize::new(capacity), hits: AtomicUsize::new(0), misses: AtomicUsize::new(0) }
+        Self {
+            slots: Mutex::new(Slots { blocks: [None; SLOTS], bytes: 0, clock: 0 }),
+            capacity: AtomicUsize::new(capacity),
+            hits: AtomicUsize::new(0),
+            misses: AtomicUsize::new(0),
+        }
     }
 
     /// Changes the capacity; blocks beyond it are released at once.
@@ -93,7 +98,10 @@ impl LargeBlockCache {
                 if s.bytes + incoming <= bytes && !full {
                     break;
                 }
-                let Some(i) = (0..SLOTS).filter(|&i| s.blocks[i].is_some()).min_by_key(|&i| s.blocks[i].map_or(u64::MAX, |b| b.stamp)) else { break };
+                let Some(i) = (0..SLOTS).filter(|&i| s.blocks[i].is_some()).min_by_key(|&i| s.blocks[i].map_or(u64::MAX, |b| b.stamp))
+                else {
+                    break;
+                };
                 let b = s.blocks[i].take().expect("slot checked above");
                 s.bytes -= b.size;
                 // `freed` allocates only while small, far below MIN_CACHED_BYTES: no reentry into the lock

@@ -61,7 +61,11 @@ impl<'a> ParamBuilder<'a> {
         let mut data = self.varmap.data().lock().expect("VarMap mutex poisoned");
         if let Some(var) = data.get(&full) {
             if var.shape() != &shape {
-                return Err(Error::Shape { context: "ParamBuilder::get (existing parameter)", expected: format!("{shape:?} for '{full}'"), got: var.dims().to_vec() });
+                return Err(Error::Shape {
+                    context: "ParamBuilder::get (existing parameter)",
+                    expected: format!("{shape:?} for '{full}'"),
+                    got: var.dims().to_vec(),
+                });
             }
             return Ok(var.as_tensor().clone());
         }

@@ -103,7 +103,11 @@ impl SeededRng {
             return Err(crate::Error::Config("cannot draw rows from an empty tensor".into()));
         }
         if let Some(d) = data.iter().find(|d| d.dim(0).ok() != Some(n)) {
-            return Err(crate::Error::Shape { context: "paired_rows", expected: format!("{n} rows like the first tensor"), got: d.dims().to_vec() });
+            return Err(crate::Error::Shape {
+                context: "paired_rows",
+                expected: format!("{n} rows like the first tensor"),
+                got: d.dims().to_vec(),
+            });
         }
         let idx: Vec<u32> = (0..batch).map(|_| self.rng.random_range(0..n as u32)).collect();
         let idx = Tensor::new(idx.as_slice(), data[0].device())?;
@@ -144,7 +148,10 @@ mod tests {
         assert_eq!(a, b);
         let _: u32 = ours.inner().random(); // leave the stream mid-word
         let mut resumed = SeededRng::from_state(&ours.state());
-        assert_eq!(ours.normal(33, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?, resumed.normal(33, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?);
+        assert_eq!(
+            ours.normal(33, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?,
+            resumed.normal(33, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?
+        );
         assert_eq!(ours.next_seed(), resumed.next_seed());
         Ok(())
     }

@@ -115,12 +115,22 @@ fn hypernetwork_derivatives_match_finite_differences() -> Result<()> {
     let p: Vec<f64> = net.layers()[0].hyper_output(&t)?.flatten_all()?.to_vec1()?;
     let zs: Vec<Vec<f64>> = z.to_vec2()?;
     let sigmoid = |g: f64| 1.0 / (1.0 + (-g).exp());
-    let expected: Vec<f64> = zs.iter().flat_map(|zr| {
-        (0..d).map(|k| (0..w).map(|i| {
-            let pre = (0..d).map(|j| p[i * d + j] * zr[j]).sum::<f64>() + p[3 * w * d + i];
-            p[w * d + i * d + k] * sigmoid(p[2 * w * d + i * d + k]) * pre.tanh()
-        }).sum::<f64>() / w as f64).collect::<Vec<_>>()
-    }).collect();
+    let expected: Vec<f64> = zs
+        .iter()
+        .flat_map(|zr| {
+            (0..d)
+                .map(|k| {
+                    (0..w)
+                        .map(|i| {
+                            let pre = (0..d).map(|j| p[i * d + j] * zr[j]).sum::<f64>() + p[3 * w * d + i];
+                            p[w * d + i * d + k] * sigmoid(p[2 * w * d + i * d + k]) * pre.tanh()
+                        })
+                        .sum::<f64>()
+                        / w as f64
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert_close("HyperNet vs torchdiffeq's formula", &net.forward(&z, &t)?, &Tensor::from_vec(expected, (4, d), &DEV)?)?;
     Ok(())
 }
@@ -252,7 +262,12 @@ fn backprop_through_exact_trace_matches_differences() -> Result<()> {
         let mut vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.push(("x".into(), x.clone()));
         for (name, var) in &vars {
-            check_entries_by_differences(&format!("t {:?}, {name}", t.dims()), var, grads.get(var.as_tensor()).expect("gradient present"), &loss)?;
+            check_entries_by_differences(
+                &format!("t {:?}, {name}", t.dims()),
+                var,
+                grads.get(var.as_tensor()).expect("gradient present"),
+                &loss,
+            )?;
         }
     }
     Ok(())
@@ -291,7 +306,8 @@ fn low_precision_copies_agree_with_f32() -> Result<()> {
     assert!(e < 0.1, "bf16 Laplacian off by {e}");
     // a concat-squash velocity's exact trace in f16 / bf16 (the tangent pass's composite fallbacks)
     let vm = VarMap::new();
-    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(5), DType::F32, &DEV), 4, &[16, 16], 4, Activation::Tanh)?;
+    let net =
+        ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(5), DType::F32, &DEV), 4, &[16, 16], 4, Activation::Tanh)?;
     let (_, ref_tr) = net.exact_trace(&x, &t)?;
     for dtype in [DType::F16, DType::BF16] {
         let (_, tr) = net.to_dtype(dtype)?.detach()?.exact_trace(&x.to_dtype(dtype)?, &t)?;

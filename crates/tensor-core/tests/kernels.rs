@@ -28,7 +28,11 @@ fn hold_switch() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn tol(dtype: DType) -> f64 {
-    if dtype == DType::F64 { 1e-12 } else { 1e-5 }
+    if dtype == DType::F64 {
+        1e-12
+    } else {
+        1e-5
+    }
 }
 
 type Elementwise = fn(&Tensor) -> Result<Tensor>;
@@ -114,7 +118,10 @@ fn both_ways(vm: &VarMap, f: &dyn Fn() -> Result<Tensor>) -> Result<Vec<(Tensor,
         let grads = out.sum_all()?.backward()?;
         let mut vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok((out, vars.iter().map(|(_, v)| grads.get(v.as_tensor()).cloned().unwrap_or_else(|| v.as_tensor().zeros_like().unwrap())).collect()))
+        Ok((
+            out,
+            vars.iter().map(|(_, v)| grads.get(v.as_tensor()).cloned().unwrap_or_else(|| v.as_tensor().zeros_like().unwrap())).collect(),
+        ))
     };
     let (fo, fg) = run(true)?;
     let (co, cg) = run(false)?;
@@ -134,7 +141,10 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
         let t = Tensor::new(0.3f64, &DEV)?.to_dtype(dtype)?;
         // OT-Flow's Φ (log-cosh: σ' = tanh): value, ∇Φ and the Laplacian in one scalar
         let vm = VarMap::new();
-        let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(3), dtype, &DEV), PotentialConfig { dim: 5, width: 11, layers: 3, rank: 4 })?;
+        let phi = Potential::new(
+            &mut ParamBuilder::new(&vm, &mut SeededRng::new(3), dtype, &DEV),
+            PotentialConfig { dim: 5, width: 11, layers: 3, rank: 4 },
+        )?;
         let potential = || -> Result<Tensor> {
             let d = phi.derivatives(&x, &t)?;
             let value = phi.value(&x, &t)?.sum_all()?;
@@ -150,22 +160,36 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
         // MLPs with every other activation (SELU is torchcfm's): velocity and exact trace
         let others = [Activation::Selu, Activation::Softplus, Activation::Swish, Activation::LogCosh];
         let other_vms: Vec<VarMap> = others.iter().map(|_| VarMap::new()).collect();
-        let other_mlps = others.iter().zip(&other_vms).map(|(&act, vm)| Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, act)).collect::<Result<Vec<_>>>()?;
+        let other_mlps = others
+            .iter()
+            .zip(&other_vms)
+            .map(|(&act, vm)| Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(5), dtype, &DEV), 5, &[13, 7], 5, act))
+            .collect::<Result<Vec<_>>>()?;
         let (xr, tr_) = (&x, &t);
-        let other_velocities: Vec<Box<Scalar>> = other_mlps.iter().map(|net| Box::new(move || -> Result<Tensor> {
-            let (v, tr) = net.exact_trace(xr, tr_)?;
-            Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
-        }) as Box<Scalar>).collect();
+        let other_velocities: Vec<Box<Scalar>> = other_mlps
+            .iter()
+            .map(|net| {
+                Box::new(move || -> Result<Tensor> {
+                    let (v, tr) = net.exact_trace(xr, tr_)?;
+                    Ok((v.sqr()?.sum_all()? + tr.sum_all()?)?)
+                }) as Box<Scalar>
+            })
+            .collect();
         // FFJORD's concat-squash net, with a time shared by the batch and with one time per sample
         let vm4 = VarMap::new();
-        let squash = ConcatSquashNet::new(&mut ParamBuilder::new(&vm4, &mut SeededRng::new(6), dtype, &DEV), 5, &[13, 7], 5, Activation::Tanh)?;
+        let squash =
+            ConcatSquashNet::new(&mut ParamBuilder::new(&vm4, &mut SeededRng::new(6), dtype, &DEV), 5, &[13, 7], 5, Activation::Tanh)?;
         let per_sample_t = rng.uniform((17, 1), 0.0, 1.0, dtype, &DEV)?;
         let squash_velocity = || -> Result<Tensor> {
             let (v, tr) = squash.exact_trace(&x, &t)?;
             let (w, tr_w) = squash.exact_trace(&x, &per_sample_t)?;
             Ok((((v.sqr()?.sum_all()? + tr.sum_all()?)? + w.sqr()?.sum_all()?)? + tr_w.sum_all()?)?)
         };
-        let mut cases: Vec<(String, &VarMap, &Scalar)> = vec![("potential".into(), &vm, &potential), ("tanh mlp".into(), &vm2, &velocity), ("concat-squash".into(), &vm4, &squash_velocity)];
+        let mut cases: Vec<(String, &VarMap, &Scalar)> = vec![
+            ("potential".into(), &vm, &potential),
+            ("tanh mlp".into(), &vm2, &velocity),
+            ("concat-squash".into(), &vm4, &squash_velocity),
+        ];
         for ((act, vm), f) in others.iter().zip(&other_vms).zip(&other_velocities) {
             cases.push((format!("{act:?} mlp"), vm, f.as_ref()));
         }
@@ -254,7 +278,9 @@ fn network_op_equals_layer_by_layer() -> Result<()> {
                         assert!(e <= tol(dtype), "case {i} ({name}) {dtype:?}: gradient to {p} differs by {e:e}");
                     }
                     (None, None) => {}
-                    (a, c) => panic!("case {i} ({name}) {dtype:?}: gradient to {p} present fused {} / composite {}", a.is_some(), c.is_some()),
+                    (a, c) => {
+                        panic!("case {i} ({name}) {dtype:?}: gradient to {p} present fused {} / composite {}", a.is_some(), c.is_some())
+                    }
                 }
             }
         }

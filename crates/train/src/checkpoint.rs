@@ -12,15 +12,15 @@
 
 use crate::error::{Result, TrainError};
 use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tensor_core::params::ParamBuilder;
-use tensor_core::{Precision, SeededRng};
-use candle_nn::VarMap;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use tensor_core::params::ParamBuilder;
+use tensor_core::{Precision, SeededRng};
 
 const MODEL_KEY: &str = "continuum.model";
 const CONFIG_KEY: &str = "continuum.config";
@@ -46,8 +46,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Writes named tensors and string metadata as one safetensors file, atomically.
 pub fn save_tensors(path: &Path, tensors: Vec<(String, Tensor)>, metadata: HashMap<String, String>) -> Result<()> {
-    let host: Vec<(String, Tensor)> = tensors.into_iter().map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?))).collect::<Result<_>>()?;
-    let bytes = safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata)).map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
+    let host: Vec<(String, Tensor)> =
+        tensors.into_iter().map(|(n, t)| Ok((n, t.to_device(&Device::Cpu)?.contiguous()?))).collect::<Result<_>>()?;
+    let bytes = safetensors::serialize(host.iter().map(|(n, t)| (n.as_str(), t)), Some(metadata))
+        .map_err(|e| TrainError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
     write_atomic(path, &bytes)
 }
 
@@ -92,7 +94,11 @@ pub fn load_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>, prefix: &st
 /// with it (a data standardisation), atomically.
 pub fn save_model(path: &Path, kind: &str, config: &impl Serialize, dtype: DType, extra: &Value, varmap: &VarMap) -> Result<()> {
     let config = serde_json::json!({"config": config, "dtype": Precision::of_dtype(dtype)});
-    let meta = HashMap::from([(MODEL_KEY.to_string(), kind.to_string()), (CONFIG_KEY.to_string(), config.to_string()), (EXTRA_KEY.to_string(), extra.to_string())]);
+    let meta = HashMap::from([
+        (MODEL_KEY.to_string(), kind.to_string()),
+        (CONFIG_KEY.to_string(), config.to_string()),
+        (EXTRA_KEY.to_string(), extra.to_string()),
+    ]);
     save_tensors(path, named_vars(varmap, ""), meta)
 }
 
@@ -113,7 +119,10 @@ pub trait ModelFile: Sized {
 /// The kind stored in a model file, without loading its tensors' values into a model.
 pub fn model_kind(path: &Path) -> Result<String> {
     let (_, meta) = read_tensors(path, &Device::Cpu)?;
-    meta.get(MODEL_KEY).cloned().ok_or_else(|| TrainError::Checkpoint { path: path.to_path_buf(), reason: "not a continuum model file (no model kind in its header)".into() })
+    meta.get(MODEL_KEY).cloned().ok_or_else(|| TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: "not a continuum model file (no model kind in its header)".into(),
+    })
 }
 
 /// A model read back by [`load_model`]: the rebuilt model, its variables and the extra data.
@@ -132,7 +141,12 @@ struct StoredConfig<C> {
 /// Reads a model file written by [`save_model`]: checks its kind is `kind`, rebuilds the model
 /// with `build` from the stored configuration and parameter precision, and loads the stored
 /// parameters into it (every one present with the same shape, and no other).
-pub fn load_model<C, M, E>(path: &Path, kind: &str, device: &Device, build: impl FnOnce(&mut ParamBuilder, C) -> std::result::Result<M, E>) -> Result<LoadedModel<M>>
+pub fn load_model<C, M, E>(
+    path: &Path,
+    kind: &str,
+    device: &Device,
+    build: impl FnOnce(&mut ParamBuilder, C) -> std::result::Result<M, E>,
+) -> Result<LoadedModel<M>>
 where
     C: DeserializeOwned,
     E: std::error::Error + Send + Sync + 'static,
@@ -146,8 +160,10 @@ where
     if found != kind {
         return Err(err(format!("holds a '{found}' model, not '{kind}'")));
     }
-    let stored: StoredConfig<C> = serde_json::from_str(meta.get(CONFIG_KEY).map_or("null", String::as_str)).map_err(|e| err(format!("its '{kind}' configuration does not parse ({e})")))?;
-    let extra = serde_json::from_str(meta.get(EXTRA_KEY).map_or("null", String::as_str)).map_err(|e| err(format!("corrupt extra data ({e})")))?;
+    let stored: StoredConfig<C> = serde_json::from_str(meta.get(CONFIG_KEY).map_or("null", String::as_str))
+        .map_err(|e| err(format!("its '{kind}' configuration does not parse ({e})")))?;
+    let extra =
+        serde_json::from_str(meta.get(EXTRA_KEY).map_or("null", String::as_str)).map_err(|e| err(format!("corrupt extra data ({e})")))?;
     let varmap = VarMap::new();
     let mut rng = SeededRng::new(0);
     let model = build(&mut ParamBuilder::new(&varmap, &mut rng, stored.dtype.dtype(), device), stored.config).map_err(TrainError::model)?;

@@ -58,7 +58,22 @@ impl Default for TrainConfig {
     /// 1000 iterations of batch 512 at lr 0.01 (constant), 8 RK4 steps (16 to validate, every
     /// 50 iterations), checkpointed adjoint, seed 0, no checkpoint folder.
     fn default() -> Self {
-        Self { iters: 1000, batch: 512, lr: 1e-2, schedule: LrSchedule::Constant, steps: 8, val_steps: 16, val_every: 50, early_stopping: None, clamp: None, method: Method::Rk4, mode: GradientMode::Checkpointed, seed: 0, checkpoint_dir: None, checkpoint_every: 100 }
+        Self {
+            iters: 1000,
+            batch: 512,
+            lr: 1e-2,
+            schedule: LrSchedule::Constant,
+            steps: 8,
+            val_steps: 16,
+            val_every: 50,
+            early_stopping: None,
+            clamp: None,
+            method: Method::Rk4,
+            mode: GradientMode::Checkpointed,
+            seed: 0,
+            checkpoint_dir: None,
+            checkpoint_every: 100,
+        }
     }
 }
 
@@ -108,7 +123,14 @@ impl TrainConfig {
     /// Refuses settings that cannot work, naming them.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(TrainError::Config(m));
-        for (name, v) in [("iters", self.iters), ("batch", self.batch), ("steps", self.steps), ("val_steps", self.val_steps), ("val_every", self.val_every), ("checkpoint_every", self.checkpoint_every)] {
+        for (name, v) in [
+            ("iters", self.iters),
+            ("batch", self.batch),
+            ("steps", self.steps),
+            ("val_steps", self.val_steps),
+            ("val_every", self.val_every),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
             if v == 0 {
                 return bad(format!("{name} must be at least 1"));
             }
@@ -117,10 +139,14 @@ impl TrainConfig {
             return bad(format!("the learning rate must be finite and positive, got {}", self.lr));
         }
         match self.schedule {
-            LrSchedule::StepDecay { every, factor } | LrSchedule::Plateau { factor, patience: every, .. } if !(factor >= 1.0 && factor.is_finite()) || (every == 0 && matches!(self.schedule, LrSchedule::StepDecay { .. })) => {
+            LrSchedule::StepDecay { every, factor } | LrSchedule::Plateau { factor, patience: every, .. }
+                if !(factor >= 1.0 && factor.is_finite()) || (every == 0 && matches!(self.schedule, LrSchedule::StepDecay { .. })) =>
+            {
                 return bad(format!("{:?}: the factor must be ≥ 1 and finite, a step decay's interval at least 1", self.schedule));
             }
-            LrSchedule::Plateau { .. } if self.early_stopping.is_some() => return bad("early_stopping with a Plateau schedule: the schedule stops training by itself; set one of them".into()),
+            LrSchedule::Plateau { .. } if self.early_stopping.is_some() => {
+                return bad("early_stopping with a Plateau schedule: the schedule stops training by itself; set one of them".into())
+            }
             _ => {}
         }
         if let Some(c) = self.clamp {

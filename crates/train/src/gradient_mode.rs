@@ -34,7 +34,9 @@ impl FromStr for GradientMethod {
             "checkpointed" => Ok(Self::Checkpointed),
             "continuous" => Ok(Self::Continuous),
             "mp-adjoint" => Ok(Self::MixedAdjoint),
-            other => Err(TrainError::Config(format!("unknown gradient method '{other}': expected full-graph, checkpointed, continuous or mp-adjoint"))),
+            other => Err(TrainError::Config(format!(
+                "unknown gradient method '{other}': expected full-graph, checkpointed, continuous or mp-adjoint"
+            ))),
         }
     }
 }
@@ -96,7 +98,9 @@ impl GradientMode {
             GradientMethod::Continuous => Self::Continuous,
             GradientMethod::MixedAdjoint => {
                 if precision == Precision::F64 {
-                    return Err(TrainError::Config("the mixed-precision adjoint accumulates in f32: evaluate in f32, tf32, bf16 or f16".into()));
+                    return Err(TrainError::Config(
+                        "the mixed-precision adjoint accumulates in f32: evaluate in f32, tf32, bf16 or f16".into(),
+                    ));
                 }
                 Self::Mixed { policy: PrecisionPolicy::new(precision, Precision::F32)?, scaled: scaling != Some(Scaling::None) }
             }

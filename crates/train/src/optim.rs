@@ -86,7 +86,12 @@ impl Adam {
 
     /// The moments as named tensors (`adam.m/<var>`, `adam.v/<var>`), for a checkpoint.
     pub fn state_tensors(&self) -> Vec<(String, Tensor)> {
-        self.vars.iter().flat_map(|s| [(format!("adam.m/{}", s.name), s.m.as_tensor().clone()), (format!("adam.v/{}", s.name), s.v.as_tensor().clone())]).collect()
+        self.vars
+            .iter()
+            .flat_map(|s| {
+                [(format!("adam.m/{}", s.name), s.m.as_tensor().clone()), (format!("adam.v/{}", s.name), s.v.as_tensor().clone())]
+            })
+            .collect()
     }
 
     /// Restores the moments from `tensors` (as [`Adam::state_tensors`] names them) and the step
@@ -97,7 +102,11 @@ impl Adam {
                 let key = format!("adam.{kind}/{}", s.name);
                 let t = tensors.get(&key).ok_or_else(|| TrainError::Config(format!("the checkpoint has no optimiser moment '{key}'")))?;
                 if t.dims() != target.dims() {
-                    return Err(TrainError::Config(format!("optimiser moment '{key}' has shape {:?}, the model expects {:?}", t.dims(), target.dims())));
+                    return Err(TrainError::Config(format!(
+                        "optimiser moment '{key}' has shape {:?}, the model expects {:?}",
+                        t.dims(),
+                        target.dims()
+                    )));
                 }
                 target.set(&t.to_dtype(target.dtype())?.to_device(target.device())?)?;
             }
@@ -118,7 +127,12 @@ fn check_lr(lr: f64) -> Result<()> {
 /// Minimises `loss(iteration)` over the variables of `varmap` with Adam (learning rate `lr`)
 /// for `iters` iterations; returns the loss per iteration, or a typed error on the first
 /// non-finite loss instead of training on NaN. The loss closure keeps its caller's error type.
-pub fn minimize<E: From<TrainError>>(varmap: &VarMap, lr: f64, iters: usize, mut loss: impl FnMut(usize) -> std::result::Result<Tensor, E>) -> std::result::Result<Vec<f64>, E> {
+pub fn minimize<E: From<TrainError>>(
+    varmap: &VarMap,
+    lr: f64,
+    iters: usize,
+    mut loss: impl FnMut(usize) -> std::result::Result<Tensor, E>,
+) -> std::result::Result<Vec<f64>, E> {
     if iters == 0 {
         return Err(TrainError::Config("minimize needs at least one iteration".into()).into());
     }

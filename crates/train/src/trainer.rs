@@ -97,15 +97,32 @@ fn settings_fingerprint(cfg: &TrainConfig) -> String {
 /// restored at the end, so report test figures on a third split. `on_record` sees every
 /// iteration (progress bars). With a checkpoint folder, the full training state is written there
 /// atomically every `checkpoint_every` iterations; [`resume`] continues from it.
-pub fn train<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
+pub fn train<M: Trainable>(
+    model: &M,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
     run(model, varmap, train_x, val_x, cfg, None, on_record)
 }
 
 /// Continues the run whose checkpoint is in `cfg.checkpoint_dir`, with the same settings (the
 /// number of iterations may grow). On the CPU the result is bit-identical to a run that never
 /// stopped.
-pub fn resume<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
-    let dir = cfg.checkpoint_dir.as_ref().ok_or_else(|| TrainError::Config("resume needs the checkpoint folder of the run (checkpoint_dir)".into()))?;
+pub fn resume<M: Trainable>(
+    model: &M,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
+    let dir = cfg
+        .checkpoint_dir
+        .as_ref()
+        .ok_or_else(|| TrainError::Config("resume needs the checkpoint folder of the run (checkpoint_dir)".into()))?;
     run(model, varmap, train_x, val_x, cfg, Some(dir.join(CHECKPOINT_FILE)), on_record)
 }
 
@@ -119,7 +136,9 @@ struct Loop {
 fn check_data(train_x: &Tensor, val_x: &Tensor) -> Result<()> {
     let (train_dims, val_dims) = (train_x.dims(), val_x.dims());
     if train_dims.len() != 2 || val_dims.len() != 2 || train_dims[1] != val_dims[1] {
-        return Err(TrainError::Config(format!("training and validation data must be (samples, d) matrices of one d, got {train_dims:?} and {val_dims:?}")));
+        return Err(TrainError::Config(format!(
+            "training and validation data must be (samples, d) matrices of one d, got {train_dims:?} and {val_dims:?}"
+        )));
     }
     if train_dims[0] == 0 || val_dims[0] == 0 {
         return Err(TrainError::Config(format!("empty data: {} training and {} validation samples", train_dims[0], val_dims[0])));
@@ -128,11 +147,20 @@ fn check_data(train_x: &Tensor, val_x: &Tensor) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tensor, cfg: &TrainConfig, resume_from: Option<PathBuf>, on_record: &mut dyn FnMut(&TrainRecord)) -> Result<TrainOutcome> {
+fn run<M: Trainable>(
+    model: &M,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    resume_from: Option<PathBuf>,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
     cfg.validate()?;
     check_data(train_x, val_x)?;
     let m = |e: M::Error| TrainError::model(e);
-    let mut names: Vec<(String, candle_core::Var)> = varmap.data().lock().expect("VarMap mutex poisoned").iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    let mut names: Vec<(String, candle_core::Var)> =
+        varmap.data().lock().expect("VarMap mutex poisoned").iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     let vars: Vec<candle_core::Var> = names.into_iter().map(|(_, v)| v).collect();
     let params: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
@@ -141,14 +169,29 @@ fn run<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tenso
     let term_dtype = low.dtype();
     let mut scaler = DynamicScaler::new(low);
     let mut lp = Loop {
-        state: LoopState { iter: 0, adam_steps: 0, lr_bits: cfg.lr.to_bits(), best: None, best_bits: None, since_best: 0, plateau_drops: 0, stopped: false, batch_rng: SavedRng::of(&SeededRng::new(cfg.seed)), model_rng: SavedRng::of(&SeededRng::new(cfg.seed)), scale_bits: None, halvings: 0, doublings: 0, settings: settings_fingerprint(cfg) },
+        state: LoopState {
+            iter: 0,
+            adam_steps: 0,
+            lr_bits: cfg.lr.to_bits(),
+            best: None,
+            best_bits: None,
+            since_best: 0,
+            plateau_drops: 0,
+            stopped: false,
+            batch_rng: SavedRng::of(&SeededRng::new(cfg.seed)),
+            model_rng: SavedRng::of(&SeededRng::new(cfg.seed)),
+            scale_bits: None,
+            halvings: 0,
+            doublings: 0,
+            settings: settings_fingerprint(cfg),
+        },
         batch_rng: SeededRng::new(cfg.seed),
         // a stream of its own for the model's draws, so they never shift the minibatches
         model_rng: SeededRng::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15),
         best_params: None,
     };
     if let Some(path) = &resume_from {
-        lp = restore(&path, varmap, &mut opt, &mut scaler, cfg)?;
+        lp = restore(path, varmap, &mut opt, &mut scaler, cfg)?;
     }
     let grid: Vec<f64> = (0..=cfg.steps).map(|i| i as f64 / cfg.steps as f64).collect();
     let mut history = Vec::new();
@@ -168,13 +211,21 @@ fn run<M: Trainable>(model: &M, varmap: &VarMap, train_x: &Tensor, val_x: &Tenso
         let x = lp.batch_rng.rows(train_x, cfg.batch.min(train_x.dim(0)?))?;
         let term = model.dynamics(term_dtype, lp.model_rng.next_seed()).map_err(m)?;
         let y0 = model.initial_state(&x).map_err(m)?;
-        let (loss, grads, report) = value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z).map_err(m))?;
+        let (loss, grads, report) =
+            value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z).map_err(m))?;
         let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { iter, value: loss });
         }
         opt.step(&grads)?;
-        let mut record = TrainRecord { iter, loss, lr, validation: None, seconds: start.elapsed().as_secs_f64(), degraded: report.is_some_and(|r| r.degraded()) };
+        let mut record = TrainRecord {
+            iter,
+            loss,
+            lr,
+            validation: None,
+            seconds: start.elapsed().as_secs_f64(),
+            degraded: report.is_some_and(|r| r.degraded()),
+        };
         let st = &mut lp.state;
         if iter % cfg.val_every == 0 || iter == cfg.iters {
             let v = model.validate(val_x, cfg.val_steps).map_err(m)?;
@@ -253,9 +304,15 @@ fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicSca
     }
     let device = varmap.all_vars().first().map(|v| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
     let (tensors, meta) = read_tensors(path, &device)?;
-    let state: LoopState = serde_json::from_str(meta.get(STATE_KEY).ok_or_else(|| err("not a training checkpoint (no loop state in its header)".into()))?).map_err(|e| err(format!("corrupt loop state ({e})")))?;
+    let state: LoopState =
+        serde_json::from_str(meta.get(STATE_KEY).ok_or_else(|| err("not a training checkpoint (no loop state in its header)".into()))?)
+            .map_err(|e| err(format!("corrupt loop state ({e})")))?;
     if state.settings != settings_fingerprint(cfg) {
-        return Err(err(format!("was written with other settings; resume with the run's own.\n  checkpoint: {}\n  now:        {}", state.settings, settings_fingerprint(cfg))));
+        return Err(err(format!(
+            "was written with other settings; resume with the run's own.\n  checkpoint: {}\n  now:        {}",
+            state.settings,
+            settings_fingerprint(cfg)
+        )));
     }
     load_vars(varmap, &tensors, "param/", path)?;
     opt.restore(&tensors, state.adam_steps)?;
@@ -263,7 +320,12 @@ fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicSca
     let best_params = if state.best.is_some() {
         let mut names: Vec<String> = varmap.data().lock().expect("VarMap mutex poisoned").keys().cloned().collect();
         names.sort();
-        Some(names.iter().map(|n| tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'")))).collect::<Result<Vec<_>>>()?)
+        Some(
+            names
+                .iter()
+                .map(|n| tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'"))))
+                .collect::<Result<Vec<_>>>()?,
+        )
     } else {
         None
     };

@@ -27,7 +27,9 @@ impl Trainable for Flow {
     type Error = TrainError;
     fn dynamics(&self, dtype: DType, _seed: u64) -> train::Result<Box<dyn OdeTerm<(Tensor, Tensor)> + '_>> {
         let net = self.net.to_dtype(dtype)?;
-        Ok(Box::new(move |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> { Ok(net.exact_trace(&s.0, &Tensor::new(t, s.0.device())?)?) }))
+        Ok(Box::new(move |t: f64, s: &(Tensor, Tensor)| -> ode_solvers::Result<(Tensor, Tensor)> {
+            Ok(net.exact_trace(&s.0, &Tensor::new(t, s.0.device())?)?)
+        }))
     }
     fn initial_state(&self, x: &Tensor) -> train::Result<(Tensor, Tensor)> {
         Ok((x.clone(), Tensor::zeros((x.dim(0)?, 1), x.dtype(), x.device())?))
@@ -50,7 +52,8 @@ impl Trainable for Flow {
 
 fn model(fail_at: Option<(usize, bool)>) -> (Flow, VarMap) {
     let vm = VarMap::new();
-    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(3), DType::F32, &DEV), 2, &[16], 2, Activation::Tanh).unwrap();
+    let net =
+        ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(3), DType::F32, &DEV), 2, &[16], 2, Activation::Tanh).unwrap();
     (Flow { net, calls: Cell::new(0), fail_at }, vm)
 }
 
@@ -67,7 +70,13 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn params(vm: &VarMap) -> Vec<(String, Vec<u32>)> {
-    let mut out: Vec<(String, Vec<u32>)> = vm.data().lock().unwrap().iter().map(|(n, v)| (n.clone(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|f| f.to_bits()).collect())).collect();
+    let mut out: Vec<(String, Vec<u32>)> = vm
+        .data()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(n, v)| (n.clone(), v.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|f| f.to_bits()).collect()))
+        .collect();
     out.sort();
     out
 }
@@ -75,7 +84,17 @@ fn params(vm: &VarMap) -> Vec<(String, Vec<u32>)> {
 fn config(checkpoint_dir: Option<PathBuf>) -> TrainConfig {
     // a plateau schedule with a short patience and Mixed-free checkpointed gradients: every piece
     // of loop state (rates, best, patience counters, RNG positions, Adam moments) matters
-    TrainConfig::default().iters(24).batch(64).lr(3e-2).schedule(LrSchedule::Plateau { factor: 2.0, patience: 1, max_drops: 5 }).steps(3).val_steps(4).val_every(3).seed(11).checkpoint_dir(checkpoint_dir).checkpoint_every(4)
+    TrainConfig::default()
+        .iters(24)
+        .batch(64)
+        .lr(3e-2)
+        .schedule(LrSchedule::Plateau { factor: 2.0, patience: 1, max_drops: 5 })
+        .steps(3)
+        .val_steps(4)
+        .val_every(3)
+        .seed(11)
+        .checkpoint_dir(checkpoint_dir)
+        .checkpoint_every(4)
 }
 
 #[test]
@@ -88,7 +107,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     // the same run crashing at iteration 11: the checkpoint of iteration 8 survives
     let d = dir("resume");
     let (m, vm) = model(Some((11, false)));
-    let e = train(&m, &vm, &train_x, &val_x, &config(Some(d.clone())), &mut |_| {}).err().expect("crash");
+    let e = train(&m, &vm, &train_x, &val_x, &config(Some(d.clone())), &mut |_| {}).expect_err("crash");
     assert!(e.to_string().contains("simulated crash"), "{e}");
     // a fresh process: new model and variables, resumed from the folder
     let (m, vm) = model(None);
@@ -99,7 +118,7 @@ fn resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     assert_eq!(resumed.last_iter, whole.last_iter);
     // other settings are refused, not silently mixed
     let other = config(Some(d.clone())).lr(1e-2);
-    let e = resume(&m, &vm, &train_x, &val_x, &other, &mut |_| {}).err().expect("settings differ");
+    let e = resume(&m, &vm, &train_x, &val_x, &other, &mut |_| {}).expect_err("settings differ");
     assert!(e.to_string().contains("other settings"), "{e}");
     std::fs::remove_dir_all(&d).ok();
 }
@@ -109,7 +128,7 @@ fn non_finite_loss_names_the_iteration_and_keeps_the_checkpoint() {
     let (train_x, val_x) = data();
     let d = dir("nan");
     let (m, vm) = model(Some((7, true)));
-    let e = train(&m, &vm, &train_x, &val_x, &config(Some(d.clone())), &mut |_| {}).err().expect("NaN");
+    let e = train(&m, &vm, &train_x, &val_x, &config(Some(d.clone())), &mut |_| {}).expect_err("NaN");
     assert!(matches!(e, TrainError::NonFiniteLoss { iter: 7, .. }), "{e}");
     // the checkpoint of iteration 4 is intact and resumable
     let (m, vm) = model(None);
@@ -131,12 +150,22 @@ fn settings_that_cannot_work_are_refused_up_front() {
     assert!(run(config(None).schedule(LrSchedule::StepDecay { every: 0, factor: 2.0 })).contains("interval"));
     let wide = Tensor::zeros((10, 3), DType::F32, &DEV).unwrap();
     assert!(train(&m, &vm, &train_x, &wide, &config(None), &mut |_| {}).err().unwrap().to_string().contains("one d"));
-    assert!(resume(&m, &vm, &train_x, &val_x, &config(Some(dir("none"))), &mut |_| {}).err().unwrap().to_string().contains("nothing to resume"));
+    assert!(resume(&m, &vm, &train_x, &val_x, &config(Some(dir("none"))), &mut |_| {})
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("nothing to resume"));
     // a gradient method and precision that would silently ignore a setting
     use tensor_core::Precision;
     use train::{GradientMethod, Scaling};
     assert!(GradientMode::for_precision(GradientMethod::Checkpointed, Precision::Bf16, None).is_err());
     assert!(GradientMode::for_precision(GradientMethod::FullGraph, Precision::F32, Some(Scaling::None)).is_err());
-    assert_eq!(GradientMode::for_precision(GradientMethod::FullGraph, Precision::F16, None).unwrap(), GradientMode::FullGraphAutocast { low: Precision::F16 });
-    assert!(matches!(GradientMode::for_precision(GradientMethod::MixedAdjoint, Precision::F16, Some(Scaling::None)).unwrap(), GradientMode::Mixed { scaled: false, .. }));
+    assert_eq!(
+        GradientMode::for_precision(GradientMethod::FullGraph, Precision::F16, None).unwrap(),
+        GradientMode::FullGraphAutocast { low: Precision::F16 }
+    );
+    assert!(matches!(
+        GradientMode::for_precision(GradientMethod::MixedAdjoint, Precision::F16, Some(Scaling::None)).unwrap(),
+        GradientMode::Mixed { scaled: false, .. }
+    ));
 }

@@ -16,11 +16,11 @@ use candle_nn::VarMap;
 use datasets::natural_patches::{self, PatchCounts};
 use datasets::{bsds300, Splits};
 use ot_flow::{OtFlow, OtFlowConfig};
-use train::{train, ContinuousFlow, LrSchedule, TrainConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, SeededRng};
+use train::{train, ContinuousFlow, LrSchedule, TrainConfig};
 
 pub struct Bsds300Suite;
 
@@ -49,7 +49,17 @@ fn preset(quick: bool) -> Preset {
     if quick {
         Preset { width: 64, batch: 128, steps: 8, val_steps: 16, iters: 20, lr: 2e-2, n_train: 20_000, n_val: 2_000, n_test: 2_000 }
     } else {
-        Preset { width: 1024, batch: 512, steps: 16, val_steps: 30, iters: 2000, lr: 1e-3, n_train: 1_000_000, n_val: 50_000, n_test: 50_000 }
+        Preset {
+            width: 1024,
+            batch: 512,
+            steps: 16,
+            val_steps: 30,
+            iters: 2000,
+            lr: 1e-3,
+            n_train: 1_000_000,
+            n_val: 50_000,
+            n_test: 50_000,
+        }
     }
 }
 
@@ -62,7 +72,8 @@ fn row_name(cfg: &Row) -> Result<String, String> {
 fn data(p: &Preset, seed: u64) -> Result<Splits, String> {
     match bsds300::find() {
         Ok(path) => bsds300::load(&path).map_err(|e| e.to_string()),
-        Err(_) => natural_patches::generate(PatchCounts { train: p.n_train, validation: p.n_val, test: p.n_test }, seed).map_err(|e| e.to_string()),
+        Err(_) => natural_patches::generate(PatchCounts { train: p.n_train, validation: p.n_val, test: p.n_test }, seed)
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -102,12 +113,24 @@ impl Suite for Bsds300Suite {
         let mode = gradient_mode(get_str(cfg, "mode")?, low, Some(scaling))?;
         let splits = data(&p, seed)?;
         let tensor = |m: &datasets::Matrix| m.to_tensor(device).map_err(|e| e.to_string());
-        let (train_x, val_x, test_x) = (tensor(&splits.train)?, tensor(&splits.validation.head(p.n_val))?, tensor(&splits.test.head(p.n_test))?);
+        let (train_x, val_x, test_x) =
+            (tensor(&splits.train)?, tensor(&splits.validation.head(p.n_val))?, tensor(&splits.test.head(p.n_test))?);
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig::bsds300(p.width)).map_err(|e| e.to_string())?;
+        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig::bsds300(p.width))
+            .map_err(|e| e.to_string())?;
         // OT-Flow's large-data trainer: |θ| ≤ 1.5, learning rate ÷3.3 on validation plateaus (patience 15)
-        let tc = TrainConfig::default().iters(p.iters).batch(p.batch).lr(p.lr).schedule(LrSchedule::Plateau { factor: 3.3, patience: 15, max_drops: 3 }).steps(p.steps).val_steps(p.val_steps).val_every(if quick { p.iters } else { 100 }).clamp(Some(1.5)).mode(mode).seed(seed);
+        let tc = TrainConfig::default()
+            .iters(p.iters)
+            .batch(p.batch)
+            .lr(p.lr)
+            .schedule(LrSchedule::Plateau { factor: 3.3, patience: 15, max_drops: 3 })
+            .steps(p.steps)
+            .val_steps(p.val_steps)
+            .val_every(if quick { p.iters } else { 100 })
+            .clamp(Some(1.5))
+            .mode(mode)
+            .seed(seed);
         let measured = measure_peak(|| Ok(train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {})))?;
         let (result, elapsed, peak) = (measured.value, measured.seconds, measured.peak_above_start_mb);
         let mut row = Row::new();
@@ -123,7 +146,10 @@ impl Suite for Bsds300Suite {
                     row.insert("val_nll_nats".into(), best.get("nll").unwrap_or(f64::NAN).into());
                     row.insert("val_hjb".into(), best.get("hjb").unwrap_or(f64::NAN).into());
                 }
-                let test_nll = model.log_prob(&test_x, p.val_steps).and_then(|lp| Ok(lp.neg()?.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?)).map_err(|e| e.to_string())?;
+                let test_nll = model
+                    .log_prob(&test_x, p.val_steps)
+                    .and_then(|lp| Ok(lp.neg()?.mean_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?))
+                    .map_err(|e| e.to_string())?;
                 row.insert("test_nll_nats".into(), test_nll.into());
                 row.insert("status".into(), (if history.iter().any(|r| r.degraded) { "flagged: adjoint underflow" } else { "ok" }).into());
             }
@@ -141,20 +167,51 @@ impl Suite for Bsds300Suite {
         let (mut by_iter, mut by_time) = (Vec::new(), Vec::new());
         for r in &rows {
             let Some(d) = read_plot_data(out, self.name(), &row_name(r)?) else { continue };
-            let curve: Vec<(f64, f64, f64)> = d["loss"].as_array().map(|a| a.iter().filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?, p.get(2)?.as_f64()?))).filter(|p| p.2.is_finite()).collect()).unwrap_or_default();
+            let curve: Vec<(f64, f64, f64)> = d["loss"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?, p.get(2)?.as_f64()?)))
+                        .filter(|p| p.2.is_finite())
+                        .collect()
+                })
+                .unwrap_or_default();
             let label = row_name(r)?;
             by_iter.push(Series { label: label.clone(), points: curve.iter().map(|p| (p.0, p.2)).collect() });
             by_time.push(Series { label, points: curve.iter().map(|p| (p.1, p.2)).collect() });
         }
         if !by_iter.is_empty() {
-            let panel = |x: &str, series| LinePanel { title: format!("training loss J = a0 L + a1 C + a2 R against {x}"), x_label: x.into(), y_label: "J (training batch)".into(), series, legend: true };
+            let panel = |x: &str, series| LinePanel {
+                title: format!("training loss J = a0 L + a1 C + a2 R against {x}"),
+                x_label: x.into(),
+                y_label: "J (training batch)".into(),
+                series,
+                legend: true,
+            };
             let data = if bsds300::find().is_ok() { "BSDS300" } else { "BSDS300 stand-in" };
-            line_panels(&out.join("bsds300_training.png"), &format!("OT-Flow, d = 63, {data}: training curves"), 2, &[panel("iteration", by_iter), panel("wall time (s)", by_time)])?;
+            line_panels(
+                &out.join("bsds300_training.png"),
+                &format!("OT-Flow, d = 63, {data}: training curves"),
+                2,
+                &[panel("iteration", by_iter), panel("wall time (s)", by_time)],
+            )?;
             report.plots.push("bsds300_training.png".into());
         }
-        let mem = |mode: &str, p: &str, s: &str| rows.iter().find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("precision").and_then(Value::as_str) == Some(p) && r.get("scaling").and_then(Value::as_str) == Some(s)).and_then(|r| r.get("peak_above_start_mb")).and_then(Value::as_f64);
+        let mem = |mode: &str, p: &str, s: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.get("mode").and_then(Value::as_str) == Some(mode)
+                        && r.get("precision").and_then(Value::as_str) == Some(p)
+                        && r.get("scaling").and_then(Value::as_str) == Some(s)
+                })
+                .and_then(|r| r.get("peak_above_start_mb"))
+                .and_then(Value::as_f64)
+        };
         if let (Some(full), Some(mp)) = (mem("full-graph", "f32", "none"), mem("mp-adjoint", "f16", "dynamic")) {
-            report.notes.push(format!("peak memory full-graph f32 / mp-adjoint f16 dynamic = {:.1}× ({full:.0} MB vs {mp:.0} MB)", full / mp.max(1e-3)));
+            report.notes.push(format!(
+                "peak memory full-graph f32 / mp-adjoint f16 dynamic = {:.1}× ({full:.0} MB vs {mp:.0} MB)",
+                full / mp.max(1e-3)
+            ));
         }
         report.notes.push(format!("data: {}", self.data_source(true)));
         report.notes.push("--quick trains a width-64 model for 20 iterations at lr 0.02: NLL values show that every mode runs and agrees, not converged quality; the full preset (rampde's configuration) is meant for a GPU.".into());

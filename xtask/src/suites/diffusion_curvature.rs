@@ -9,11 +9,11 @@ use super::{get_str, get_usize, json_points, read_plot_data, write_plot_data, Su
 use crate::plot::{line_panels, LinePanel, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
-use serde_json::{json, Value};
 use ode_solvers::uniform_grid;
 use score_diffusion::localization::{zeta_star, LocalizationProfile};
 use score_diffusion::ot_denoise::{gaussian_ratio, w2_1d, OuChain};
 use score_diffusion::GaussianMixture;
+use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::SeededRng;
 
@@ -36,7 +36,11 @@ fn example(name: &str) -> Result<GaussianMixture, String> {
 }
 
 fn monte_carlo(quick: bool) -> usize {
-    if quick { 4000 } else { 40_000 }
+    if quick {
+        4000
+    } else {
+        40_000
+    }
 }
 
 fn s(e: impl std::fmt::Display) -> String {
@@ -96,9 +100,14 @@ impl DiffusionCurvature {
         row.insert("diffuse-then-denoise ratio".into(), (w_back_nu / w_nu0).into());
         row.insert("W2 two samples of mu".into(), w(&x0)?.into());
         let paths = |clouds: &[Tensor], forward: bool| -> Result<Vec<Vec<[f64; 2]>>, String> {
-            let values: Vec<Vec<f64>> = clouds.iter().map(|c| c.narrow(0, 0, 40).and_then(|c| c.flatten_all()).and_then(|c| c.to_vec1::<f64>()).map_err(s)).collect::<Result<_, _>>()?;
+            let values: Vec<Vec<f64>> = clouds
+                .iter()
+                .map(|c| c.narrow(0, 0, 40).and_then(|c| c.flatten_all()).and_then(|c| c.to_vec1::<f64>()).map_err(s))
+                .collect::<Result<_, _>>()?;
             let k = values.len() - 1;
-            Ok((0..40).map(|i| values.iter().enumerate().map(|(j, v)| [0.01 * if forward { j } else { k - j } as f64, v[i]]).collect()).collect())
+            Ok((0..40)
+                .map(|i| values.iter().enumerate().map(|(j, v)| [0.01 * if forward { j } else { k - j } as f64, v[i]]).collect())
+                .collect())
         };
         let data = json!({
             "survival": survival, "m_star": m_star, "zeta": zeta,
@@ -119,7 +128,8 @@ impl DiffusionCurvature {
                 let vk = (-2.0 * 0.01 * k as f64).exp() * (sigma2 - 1.0) + 1.0;
                 let mu_k = (rng.normal((4000, 1), DType::F64, &Device::Cpu).map_err(s)? * vk.sqrt()).map_err(s)?;
                 let nu_k = rng.normal((4000, 1), DType::F64, &Device::Cpu).map_err(s)?.affine(0.6, 0.4).map_err(s)?;
-                let after = w2_1d(&chain.backward_map(&mu, k, &mu_k).map_err(s)?, &chain.backward_map(&mu, k, &nu_k).map_err(s)?).map_err(s)?;
+                let after =
+                    w2_1d(&chain.backward_map(&mu, k, &mu_k).map_err(s)?, &chain.backward_map(&mu, k, &nu_k).map_err(s)?).map_err(s)?;
                 let ratio = after / w2_1d(&mu_k, &nu_k).map_err(s)?;
                 let (seed_form, doubled) = gaussian_ratio(sigma2, 0.01, k);
                 gap_doubled = gap_doubled.max((ratio - doubled).abs());
@@ -150,7 +160,12 @@ impl Suite for DiffusionCurvature {
     }
     fn rows(&self, quick: bool) -> Vec<Row> {
         let cloud = if quick { 1000 } else { 4000 };
-        EXAMPLES.iter().map(|e| json!({"example": e, "monte_carlo": monte_carlo(quick), "cloud": cloud})).chain([json!({"example": "gaussian-ratio"})]).filter_map(|r| r.as_object().cloned()).collect()
+        EXAMPLES
+            .iter()
+            .map(|e| json!({"example": e, "monte_carlo": monte_carlo(quick), "cloud": cloud}))
+            .chain([json!({"example": "gaussian-ratio"})])
+            .filter_map(|r| r.as_object().cloned())
+            .collect()
     }
     fn run_row(&self, cfg: &Row, _device: &Device, seed: u64) -> Result<Row, String> {
         match get_str(cfg, "example")? {
@@ -159,17 +174,33 @@ impl Suite for DiffusionCurvature {
         }
     }
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
-        let curves = |v: &Value, keys: &[f64], label: &str| -> Vec<Series> { keys.iter().map(|k| Series { label: format!("{label} = {k}"), points: json_points(&v[format!("{k}")]) }).collect() };
-        let bundle = |v: &Value| -> Vec<Series> { v.as_array().map(|a| a.iter().map(|p| Series { label: String::new(), points: json_points(p) }).collect()).unwrap_or_default() };
+        let curves = |v: &Value, keys: &[f64], label: &str| -> Vec<Series> {
+            keys.iter().map(|k| Series { label: format!("{label} = {k}"), points: json_points(&v[format!("{k}")]) }).collect()
+        };
+        let bundle = |v: &Value| -> Vec<Series> {
+            v.as_array().map(|a| a.iter().map(|p| Series { label: String::new(), points: json_points(p) }).collect()).unwrap_or_default()
+        };
         let mut figure = Vec::new();
         let mut transport = Vec::new();
         for name in EXAMPLES {
             let Some(d) = read_plot_data(out, self.name(), name) else { continue };
-            let panel = |title: &str, x: &str, y: &str, series: Vec<Series>, legend: bool| LinePanel { title: format!("{name}: {title}"), x_label: x.into(), y_label: y.into(), series, legend };
+            let panel = |title: &str, x: &str, y: &str, series: Vec<Series>, legend: bool| LinePanel {
+                title: format!("{name}: {title}"),
+                x_label: x.into(),
+                y_label: y.into(),
+                series,
+                legend,
+            };
             figure.push(panel("s_r(u), low SNR", "u", "P(L_r > u)", curves(&d["survival"], &LOW_SNR, "r"), true));
             figure.push(panel("s_r(u), high SNR", "u", "P(L_r > u)", curves(&d["survival"], &HIGH_SNR, "r"), true));
             figure.push(panel("ζ*_M(t), OU β⁻¹ = 1", "t", "ζ*_M", curves(&d["zeta"], &M_VALUES, "M"), true));
-            figure.push(panel("m*(r)", "SNR r", "min_δ h(δ,r)/δ", vec![Series { label: "m*".into(), points: json_points(&d["m_star"]) }], false));
+            figure.push(panel(
+                "m*(r)",
+                "SNR r",
+                "min_δ h(δ,r)/δ",
+                vec![Series { label: "m*".into(), points: json_points(&d["m_star"]) }],
+                false,
+            ));
             transport.push(panel("forward from μ", "t = kη", "x", bundle(&d["forward_mu"]), false));
             transport.push(panel("forward from ν₀ = δ₀", "t = kη", "x", bundle(&d["forward_nu"]), false));
             transport.push(panel("backward b^μ from μ_T", "t = kη", "x", bundle(&d["backward_mu"]), false));
@@ -177,7 +208,12 @@ impl Suite for DiffusionCurvature {
         }
         if !figure.is_empty() {
             line_panels(&out.join("diffusion_curvature.png"), "Seed 004: localization survival, ζ*_M(t), m*(r)", 4, &figure)?;
-            line_panels(&out.join("diffusion_transport.png"), "Seed 004: forward OU diffusion and backward OT transport (T = 100, η = 0.01)", 4, &transport)?;
+            line_panels(
+                &out.join("diffusion_transport.png"),
+                "Seed 004: forward OU diffusion and backward OT transport (T = 100, η = 0.01)",
+                4,
+                &transport,
+            )?;
             report.plots.extend(["diffusion_curvature.png".to_string(), "diffusion_transport.png".to_string()]);
         }
         report.notes.push("L_r(y) = ‖Cov[rX | rX + Z = y]‖ is exact (closed-form posterior of the mixture); the law of L_r(Y_r) and h_μ(δ, r) = E(L_r − 1 + δ)₊ are Monte Carlo. L_r ≤ 1 − δ ⇔ ∇²log p ⪯ −δI: P(L>1) is the mass of positive-curvature (non-log-concave) locations.".into());

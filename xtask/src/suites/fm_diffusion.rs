@@ -15,14 +15,13 @@ use crate::plot::{panels, Panel};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
+use cnf::{Cnf, CnfConfig};
 use datasets::toy2d::{torchcfm_8gaussians, torchcfm_moons};
 use flow_matching::sample::{kinetic_energy, sample, w2_exact};
-use cnf::{Cnf, CnfConfig};
 use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling, Path as CfmPath};
 use ode_solvers::path_energy::path_energy;
 use ode_solvers::{time_net_field, Method, OdeTerm, PiController, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
-use train::{train, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
 use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};
@@ -32,6 +31,7 @@ use std::time::Instant;
 use tensor_core::nets::{ConcatSquashLinear, Mlp};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
+use train::{train, LrSchedule, TrainConfig, Trainable};
 
 pub struct FmDiffusion;
 
@@ -67,11 +67,18 @@ fn task_samples(task: &str, n: usize, seed: u64, device: &Device) -> Result<(Ten
 }
 
 fn mlp(vm: &VarMap, seed: u64, device: &Device) -> Result<Mlp, String> {
-    Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(seed), DType::F32, device), 2, &[WIDTH, WIDTH, WIDTH], 2, Activation::Selu).map_err(s)
+    Mlp::new(&mut ParamBuilder::new(vm, &mut SeededRng::new(seed), DType::F32, device), 2, &[WIDTH, WIDTH, WIDTH], 2, Activation::Selu)
+        .map_err(s)
 }
 
 fn points(t: &Tensor, n: usize) -> Result<Vec<[f64; 2]>, String> {
-    Ok(t.narrow(0, 0, n.min(t.dim(0).map_err(s)?)).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec2::<f64>()).map_err(s)?.into_iter().map(|r| [r[0], r[1]]).collect())
+    Ok(t.narrow(0, 0, n.min(t.dim(0).map_err(s)?))
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec2::<f64>())
+        .map_err(s)?
+        .into_iter()
+        .map(|r| [r[0], r[1]])
+        .collect())
 }
 
 impl FmDiffusion {
@@ -109,11 +116,21 @@ impl FmDiffusion {
         let traj: Vec<Vec<[f64; 2]>> = {
             let frozen = net.detach().map_err(s)?;
             let v = time_net_field(frozen.clone());
-            let sol = ode_solvers::solve(&v, Method::Euler, &z.narrow(0, 0, 40).map_err(s)?, &ode_solvers::SolveConfig::new(Steps::uniform(0.0, 1.0, 50).map_err(s)?).save_at(ode_solvers::SaveAt::Steps)).map_err(s)?;
+            let sol = ode_solvers::solve(
+                &v,
+                Method::Euler,
+                &z.narrow(0, 0, 40).map_err(s)?,
+                &ode_solvers::SolveConfig::new(Steps::uniform(0.0, 1.0, 50).map_err(s)?).save_at(ode_solvers::SaveAt::Steps),
+            )
+            .map_err(s)?;
             let frames: Vec<Vec<[f64; 2]>> = sol.ys.iter().map(|y| points(y, 40)).collect::<Result<_, _>>()?;
             (0..40).map(|i| frames.iter().map(|f| f[i]).collect()).collect()
         };
-        write_plot_data(self.name(), &format!("{task}-{method}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": traj}))?;
+        write_plot_data(
+            self.name(),
+            &format!("{task}-{method}"),
+            &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": traj}),
+        )?;
         Ok(row)
     }
 
@@ -124,7 +141,8 @@ impl FmDiffusion {
         let vm = VarMap::new();
         let model = ScoreNet { net: mlp(&vm, seed, device)?, sde, parametrization: Parametrization::Noise };
         let start = Instant::now();
-        train_dsm(&model, &vm, &data, &DsmConfig { weighting: Weighting::Sigma2, t_min: T_MIN, iters, batch: BATCH, lr: 1e-3, seed }).map_err(s)?;
+        train_dsm(&model, &vm, &data, &DsmConfig { weighting: Weighting::Sigma2, t_min: T_MIN, iters, batch: BATCH, lr: 1e-3, seed })
+            .map_err(s)?;
         let train_s = start.elapsed().as_secs_f64();
         let score = model.detach().map_err(s)?;
         let z = prior_sample(&sde, n_test, 2, &mut SeededRng::new(seed + 200), DType::F32, device).map_err(s)?;
@@ -134,11 +152,19 @@ impl FmDiffusion {
             "vp reverse-sde" => (reverse_sde(&score, &sde, &z, grid, seed + 3).map_err(s)?, 100),
             "vp smart-zero c=0.5" => (smart_zero(&score, &sde, &z, 0.5, grid, seed + 3).map_err(s)?, 100),
             "vp pf-ode euler" => {
-                let (x, st) = probability_flow(&score, &sde, &z, Method::Euler, Steps::uniform(sde.t_max(), T_MIN, 100).map_err(s)?).map_err(s)?;
+                let (x, st) =
+                    probability_flow(&score, &sde, &z, Method::Euler, Steps::uniform(sde.t_max(), T_MIN, 100).map_err(s)?).map_err(s)?;
                 (x, st.nfe)
             }
             "vp pf-ode dopri5" => {
-                let (x, st) = probability_flow(&score, &sde, &z, Method::Dopri5, Steps::Adaptive { t0: sde.t_max(), t1: T_MIN, controller: PiController::new(1e-3, 1e-3) }).map_err(s)?;
+                let (x, st) = probability_flow(
+                    &score,
+                    &sde,
+                    &z,
+                    Method::Dopri5,
+                    Steps::Adaptive { t0: sde.t_max(), t1: T_MIN, controller: PiController::new(1e-3, 1e-3) },
+                )
+                .map_err(s)?;
                 (x, st.nfe)
             }
             other => return Err(format!("unknown sampler '{other}'")),
@@ -146,7 +172,11 @@ impl FmDiffusion {
         let x = tweedie_denoise(&score, &sde, &x, T_MIN).map_err(s)?;
         let sample_s = start.elapsed().as_secs_f64();
         let row = sample_metrics(&x, &test, nfe, Cost { train_s, train_iters: iters, train_nfe_per_iter: 1, sample_s })?;
-        write_plot_data(self.name(), &format!("{task}-{sampler}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
+        write_plot_data(
+            self.name(),
+            &format!("{task}-{sampler}"),
+            &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}),
+        )?;
         Ok(row)
     }
 
@@ -161,8 +191,20 @@ impl FmDiffusion {
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
-        let (lr, schedule) = if model == "ot-flow" { (0.1, LrSchedule::StepDecay { every: (iters / 10).max(1), factor: 2.0 }) } else { (1e-2, LrSchedule::Constant) };
-        let tc = TrainConfig::default().iters(iters).batch(BATCH).lr(lr).schedule(schedule).steps(MLE_STEPS).val_steps(12).val_every((iters / 4).max(1)).seed(seed);
+        let (lr, schedule) = if model == "ot-flow" {
+            (0.1, LrSchedule::StepDecay { every: (iters / 10).max(1), factor: 2.0 })
+        } else {
+            (1e-2, LrSchedule::Constant)
+        };
+        let tc = TrainConfig::default()
+            .iters(iters)
+            .batch(BATCH)
+            .lr(lr)
+            .schedule(schedule)
+            .steps(MLE_STEPS)
+            .val_steps(12)
+            .val_every((iters / 4).max(1))
+            .seed(seed);
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let (train_s, velocity): (f64, Box<dyn OdeTerm<Tensor>>) = match model {
             "ot-flow" => {
@@ -179,9 +221,18 @@ impl FmDiffusion {
         let start = Instant::now();
         let (energy, x) = path_energy(velocity.as_ref(), Method::Rk4, &z, 1.0, 0.0, 2 * MLE_STEPS).map_err(s)?;
         let sample_s = start.elapsed().as_secs_f64();
-        let mut row = sample_metrics(&x, &test, 4 * 2 * MLE_STEPS, Cost { train_s, train_iters: iters, train_nfe_per_iter: 4 * MLE_STEPS, sample_s })?;
+        let mut row = sample_metrics(
+            &x,
+            &test,
+            4 * 2 * MLE_STEPS,
+            Cost { train_s, train_iters: iters, train_nfe_per_iter: 4 * MLE_STEPS, sample_s },
+        )?;
         insert_path_energy(&mut row, energy, &z, &test)?;
-        write_plot_data(self.name(), &format!("{task}-{model}"), &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}))?;
+        write_plot_data(
+            self.name(),
+            &format!("{task}-{model}"),
+            &json!({"samples": points(&x, 1000)?, "data": points(&test, 1000)?, "paths": []}),
+        )?;
         Ok(row)
     }
 
@@ -194,7 +245,10 @@ impl FmDiffusion {
             match run_python_reference("cfm_step.py", &args) {
                 Ok(v) => {
                     row.insert("step_time_median_s".into(), v["median_s"].clone());
-                    row.insert("status".into(), format!("ok (torch {}, {})", v["torch"].as_str().unwrap_or("?"), v["source"].as_str().unwrap_or("?")).into());
+                    row.insert(
+                        "status".into(),
+                        format!("ok (torch {}, {})", v["torch"].as_str().unwrap_or("?"), v["source"].as_str().unwrap_or("?")).into(),
+                    );
                 }
                 Err(why) => {
                     row.insert("status".into(), format!("skipped: {why}").into());
@@ -205,7 +259,11 @@ impl FmDiffusion {
         let (source, data) = task_samples("N→8gaussians", 8192, seed, device)?;
         let vm = VarMap::new();
         let net = mlp(&vm, seed, device)?;
-        let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(vm.all_vars(), candle_nn::ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(s)?;
+        let mut opt = <candle_nn::AdamW as candle_nn::Optimizer>::new(
+            vm.all_vars(),
+            candle_nn::ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() },
+        )
+        .map_err(s)?;
         let mut rng = SeededRng::new(seed);
         let (median, _) = time_runs(reps, || {
             let (x0, x1) = (rng.rows(&source, BATCH).map_err(s)?, rng.rows(&data, BATCH).map_err(s)?);
@@ -280,23 +338,47 @@ impl Suite for FmDiffusion {
             for m in &methods {
                 let Some(d) = read_plot_data(out, self.name(), &format!("{task}-{m}")) else { continue };
                 names.push(*m);
-                grid[0].push(Panel::Scatter { clouds: vec![(json_points(&d["data"]), RGBColor(160, 160, 160)), (json_points(&d["samples"]), RGBColor(200, 30, 30))] });
-                grid[1].push(Panel::Paths { paths: d["paths"].as_array().map(|a| a.iter().map(json_points).collect()).unwrap_or_default() });
+                grid[0].push(Panel::Scatter {
+                    clouds: vec![(json_points(&d["data"]), RGBColor(160, 160, 160)), (json_points(&d["samples"]), RGBColor(200, 30, 30))],
+                });
+                grid[1]
+                    .push(Panel::Paths { paths: d["paths"].as_array().map(|a| a.iter().map(json_points).collect()).unwrap_or_default() });
             }
             if names.is_empty() {
                 continue;
             }
             let file = format!("fm_diffusion_{}.png", task.replace('→', "_to_"));
-            panels(&out.join(&file), &format!("{task}: samples (red) vs data (grey), and trajectories"), &["samples".into(), "paths".into()], &names, &grid, -9.0, 9.0)?;
+            panels(
+                &out.join(&file),
+                &format!("{task}: samples (red) vs data (grey), and trajectories"),
+                &["samples".into(), "paths".into()],
+                &names,
+                &grid,
+                -9.0,
+                9.0,
+            )?;
             report.plots.push(file);
         }
-        let get = |task: &str, m: &str, key: &str| report.rows.iter().find(|r| r.get("task").and_then(Value::as_str) == Some(task) && r.get("method").and_then(Value::as_str) == Some(m)).and_then(|r| r.get(key)).and_then(Value::as_f64);
-        if let (Some(ours), Some(theirs)) = (get("train-step time (I-CFM, batch 512)", "continuum", "step_time_median_s"), get("train-step time (I-CFM, batch 512)", "pytorch", "step_time_median_s")) {
+        let get = |task: &str, m: &str, key: &str| {
+            report
+                .rows
+                .iter()
+                .find(|r| r.get("task").and_then(Value::as_str) == Some(task) && r.get("method").and_then(Value::as_str) == Some(m))
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_f64)
+        };
+        if let (Some(ours), Some(theirs)) = (
+            get("train-step time (I-CFM, batch 512)", "continuum", "step_time_median_s"),
+            get("train-step time (I-CFM, batch 512)", "pytorch", "step_time_median_s"),
+        ) {
             report.notes.push(format!("train step (I-CFM, MLP 3×64 SELU, batch 512, AdamW): continuum {:.2} ms vs PyTorch {:.2} ms on the same CPU and 2 threads: ratio {:.2}.", ours * 1e3, theirs * 1e3, ours / theirs));
         }
         for task in ["N→8gaussians", "moons→8gaussians"] {
             if let (Some(ot), Some(ind)) = (get(task, "ot-cfm", "normalized_path_energy"), get(task, "i-cfm", "normalized_path_energy")) {
-                report.notes.push(format!("{task}: normalized path energy |E∫‖v‖² − W2²|/W2² OT-CFM {ot:.3} vs I-CFM {ind:.3} (TorchCFM paper: {}).", if task.starts_with('N') { "0.018 vs 0.222" } else { "0.053 vs 2.738" }));
+                report.notes.push(format!(
+                    "{task}: normalized path energy |E∫‖v‖² − W2²|/W2² OT-CFM {ot:.3} vs I-CFM {ind:.3} (TorchCFM paper: {}).",
+                    if task.starts_with('N') { "0.018 vs 0.222" } else { "0.053 vs 2.738" }
+                ));
             }
         }
         report.notes.push("W2 is exact (optimal assignment) between generated and held-out target points; NFE counts velocity/score evaluations. Diffusion rows have no path energy (their time runs over [t_min, 1] on a different clock). --quick trains far fewer iterations than torchcfm's 20 000: compare methods with each other.".into());
@@ -306,7 +388,11 @@ impl Suite for FmDiffusion {
 }
 
 fn iters(quick: bool) -> (usize, usize) {
-    if quick { (1000, 2000) } else { (20000, 20000) }
+    if quick {
+        (1000, 2000)
+    } else {
+        (20000, 20000)
+    }
 }
 
 /// What a row's model cost to train and to sample.
@@ -351,11 +437,19 @@ fn timed_train<M: Trainable>(m: &M, vm: &VarMap, data: &Tensor, val: &Tensor, tc
 /// Iterations of the CNF and OT-Flow rows (each runs an ODE solve with backprop: ~100× a CFM
 /// step); the full preset is OT-Flow's published 8gaussians run length.
 fn mle_iters(quick: bool) -> usize {
-    if quick { 300 } else { 5000 }
+    if quick {
+        300
+    } else {
+        5000
+    }
 }
 
 fn n_test(quick: bool) -> usize {
-    if quick { 500 } else { 1000 }
+    if quick {
+        500
+    } else {
+        1000
+    }
 }
 
 /// Seed 003's table ("Method | PDE | Optimal? | Train | Sample") with the measured numbers on
@@ -365,10 +459,33 @@ fn n_test(quick: bool) -> usize {
 fn strategy_table(get: &dyn Fn(&str, &str, &str) -> Option<f64>) -> String {
     let task = "N→8gaussians";
     let mut t = String::from("### Seed 003's strategy table, measured (N(0, I) → 8gaussians)\n\n| method | PDE | seed's \"optimal?\" | normalised path energy | train ms/iter | train NFE/iter | sample NFE | sample s | W2 |\n|---|---|---|---|---|---|---|---|---|\n");
-    let rows = [("CNF (MLE, exact trace)", "cnf", "continuity", "no"), ("OT-Flow", "ot-flow", "continuity", "yes"), ("flow matching (I-CFM)", "i-cfm", "continuity", "no"), ("flow matching (OT-CFM)", "ot-cfm", "continuity", "no"), ("diffusion (reverse SDE)", "vp reverse-sde", "Fokker–Planck", "no"), ("diffusion (PF-ODE, Dopri5)", "vp pf-ode dopri5", "Fokker–Planck", "no")];
-    let f = |m: &str, k: &str| get(task, m, k).map_or("—".to_string(), |v| if v.fract() == 0.0 && v.abs() < 1e9 { format!("{v}") } else { crate::report::format_figure(v) });
+    let rows = [
+        ("CNF (MLE, exact trace)", "cnf", "continuity", "no"),
+        ("OT-Flow", "ot-flow", "continuity", "yes"),
+        ("flow matching (I-CFM)", "i-cfm", "continuity", "no"),
+        ("flow matching (OT-CFM)", "ot-cfm", "continuity", "no"),
+        ("diffusion (reverse SDE)", "vp reverse-sde", "Fokker–Planck", "no"),
+        ("diffusion (PF-ODE, Dopri5)", "vp pf-ode dopri5", "Fokker–Planck", "no"),
+    ];
+    let f = |m: &str, k: &str| {
+        get(task, m, k).map_or("—".to_string(), |v| {
+            if v.fract() == 0.0 && v.abs() < 1e9 {
+                format!("{v}")
+            } else {
+                crate::report::format_figure(v)
+            }
+        })
+    };
     for (label, m, pde, optimal) in rows {
-        t += &format!("| {label} | {pde} | {optimal} | {} | {} | {} | {} | {} | {} |\n", f(m, "normalized_path_energy"), f(m, "train_ms_per_iter"), f(m, "train_nfe_per_iter"), f(m, "nfe"), f(m, "sample_time_s"), f(m, "w2"));
+        t += &format!(
+            "| {label} | {pde} | {optimal} | {} | {} | {} | {} | {} | {} |\n",
+            f(m, "normalized_path_energy"),
+            f(m, "train_ms_per_iter"),
+            f(m, "train_nfe_per_iter"),
+            f(m, "nfe"),
+            f(m, "sample_time_s"),
+            f(m, "w2")
+        );
     }
     t + "\nTrain NFE/iter counts forward velocity evaluations per training step (CNF/OT-Flow: RK4 × 8 steps, plus their backward); diffusion rows have no path energy (their clock runs over [t_min, 1] with a different schedule). The CNF and OT-Flow rows train fewer iterations than the others (see config)."
 }

@@ -11,15 +11,15 @@ mod roundoff;
 mod sde_adjoint;
 mod stiff_ode;
 mod tensor_core_suite;
-mod toy2d;
 mod torch_parity;
+mod toy2d;
 
 use crate::report::{Report, Row};
 use candle_core::Device;
-use train::{GradientMethod, GradientMode, Scaling};
-use tensor_core::Precision;
 use serde_json::Value;
 use std::path::Path;
+use tensor_core::Precision;
+use train::{GradientMethod, GradientMode, Scaling};
 
 /// One benchmark suite.
 pub trait Suite {
@@ -41,7 +41,20 @@ pub trait Suite {
 
 /// Every suite, in the order `bench` runs them.
 pub fn all() -> Vec<Box<dyn Suite>> {
-    vec![Box::new(tensor_core_suite::TensorCore), Box::new(ode_solvers_suite::OdeSolvers), Box::new(sde_adjoint::SdeAdjoint), Box::new(stiff_ode::StiffOde), Box::new(roundoff::Roundoff), Box::new(mp_memory::MpMemory), Box::new(toy2d::Toy2dSuite), Box::new(bsds300::Bsds300Suite), Box::new(torch_parity::TorchParity), Box::new(ot_couplings::OtCouplings), Box::new(fm_diffusion::FmDiffusion), Box::new(diffusion_curvature::DiffusionCurvature)]
+    vec![
+        Box::new(tensor_core_suite::TensorCore),
+        Box::new(ode_solvers_suite::OdeSolvers),
+        Box::new(sde_adjoint::SdeAdjoint),
+        Box::new(stiff_ode::StiffOde),
+        Box::new(roundoff::Roundoff),
+        Box::new(mp_memory::MpMemory),
+        Box::new(toy2d::Toy2dSuite),
+        Box::new(bsds300::Bsds300Suite),
+        Box::new(torch_parity::TorchParity),
+        Box::new(ot_couplings::OtCouplings),
+        Box::new(fm_diffusion::FmDiffusion),
+        Box::new(diffusion_curvature::DiffusionCurvature),
+    ]
 }
 
 /// Reads an unsigned integer field of a row config.
@@ -132,4 +145,3 @@ pub fn gradient_mode(method: &str, precision: Precision, scaling: Option<&str>) 
     };
     GradientMode::for_precision(method, precision, scaling).map_err(|e| e.to_string())
 }
-

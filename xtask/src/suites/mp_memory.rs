@@ -16,8 +16,8 @@ use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::params::ParamBuilder;
-use train::{value_and_grad, Trainable};
 use tensor_core::{Precision, SeededRng};
+use train::{value_and_grad, Trainable};
 
 pub struct MpMemory;
 
@@ -25,7 +25,11 @@ const DIM: usize = 63;
 const STEPS: usize = 16;
 
 fn sizes(quick: bool) -> (Vec<usize>, usize) {
-    if quick { (vec![128], 256) } else { (vec![512, 1024], 512) }
+    if quick {
+        (vec![128], 256)
+    } else {
+        (vec![512, 1024], 512)
+    }
 }
 
 impl Suite for MpMemory {
@@ -61,7 +65,11 @@ impl Suite for MpMemory {
         let low: Precision = get_str(cfg, "precision")?.parse().map_err(|e: tensor_core::Error| e.to_string())?;
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: DIM, width: w, ..OtFlowConfig::bsds300(w) }).map_err(|e| e.to_string())?;
+        let model = OtFlow::new(
+            &mut ParamBuilder::new(&vm, &mut rng, DType::F32, device),
+            OtFlowConfig { dim: DIM, width: w, ..OtFlowConfig::bsds300(w) },
+        )
+        .map_err(|e| e.to_string())?;
         let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
         let x = rng.normal((b, DIM), DType::F32, device).map_err(|e| e.to_string())?;
         let y0 = model.initial_state(&x).map_err(|e| e.to_string())?;
@@ -70,7 +78,10 @@ impl Suite for MpMemory {
         let grid: Vec<f64> = (0..=STEPS).map(|i| i as f64 / STEPS as f64).collect();
         let mut scaler = DynamicScaler::new(low);
         let measured = measure_peak(|| {
-            let (loss, _, report) = value_and_grad(field.as_ref(), Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| model.loss(s).map_err(train::TrainError::model)).map_err(|e| e.to_string())?;
+            let (loss, _, report) = value_and_grad(field.as_ref(), Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| {
+                model.loss(s).map_err(train::TrainError::model)
+            })
+            .map_err(|e| e.to_string())?;
             Ok((loss, report))
         })?;
         let (loss, report) = measured.value;
@@ -87,13 +98,27 @@ impl Suite for MpMemory {
 
     fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
         let rows = report.rows.clone();
-        let find = |mode: &str, p: &str, w: u64| rows.iter().find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("precision").and_then(Value::as_str) == Some(p) && r.get("width").and_then(Value::as_u64) == Some(w));
-        let widths: Vec<u64> = rows.iter().filter_map(|r| r.get("width").and_then(Value::as_u64)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let find = |mode: &str, p: &str, w: u64| {
+            rows.iter().find(|r| {
+                r.get("mode").and_then(Value::as_str) == Some(mode)
+                    && r.get("precision").and_then(Value::as_str) == Some(p)
+                    && r.get("width").and_then(Value::as_u64) == Some(w)
+            })
+        };
+        let widths: Vec<u64> = rows
+            .iter()
+            .filter_map(|r| r.get("width").and_then(Value::as_u64))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for w in widths {
             if let Some(full) = find("full-graph", "f32", w).and_then(|r| r.get("peak_above_start_mb")).and_then(Value::as_f64) {
                 for p in ["f32", "bf16", "f16"] {
                     if let Some(mp) = find("mp-adjoint", p, w).and_then(|r| r.get("peak_above_start_mb")).and_then(Value::as_f64) {
-                        report.notes.push(format!("width {w}: full-graph f32 / mp-adjoint {p} peak memory = {:.1}× ({full:.0} MB vs {mp:.0} MB)", full / mp.max(1e-3)));
+                        report.notes.push(format!(
+                            "width {w}: full-graph f32 / mp-adjoint {p} peak memory = {:.1}× ({full:.0} MB vs {mp:.0} MB)",
+                            full / mp.max(1e-3)
+                        ));
                     }
                 }
             }

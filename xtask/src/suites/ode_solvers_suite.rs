@@ -25,7 +25,11 @@ const MEMORY_WIDTH: usize = 256;
 const MODES: [&str; 3] = ["full-graph", "checkpointed", "continuous"];
 
 fn width(d: usize) -> usize {
-    if d <= 2 { 64 } else { 256 }
+    if d <= 2 {
+        64
+    } else {
+        256
+    }
 }
 
 fn adjoint(mode: &str) -> Result<Adjoint, String> {
@@ -112,7 +116,18 @@ impl Suite for OdeSolvers {
                     Ok(grads)
                 })?;
                 let grads = &measured.value;
-                let gnorm: f64 = params.iter().filter_map(|p| grads.get(p)).map(|g| g.sqr().and_then(|s| s.sum_all()).and_then(|s| s.to_dtype(DType::F64)).and_then(|s| s.to_scalar::<f64>()).unwrap_or(f64::NAN)).sum::<f64>().sqrt();
+                let gnorm: f64 = params
+                    .iter()
+                    .filter_map(|p| grads.get(p))
+                    .map(|g| {
+                        g.sqr()
+                            .and_then(|s| s.sum_all())
+                            .and_then(|s| s.to_dtype(DType::F64))
+                            .and_then(|s| s.to_scalar::<f64>())
+                            .unwrap_or(f64::NAN)
+                    })
+                    .sum::<f64>()
+                    .sqrt();
                 row.insert("time_fwd_bwd_s".into(), measured.seconds.into());
                 row.insert("peak_rss_mb".into(), measured.peak_rss_mb.into());
                 row.insert("peak_above_start_mb".into(), measured.peak_above_start_mb.into());
@@ -125,21 +140,47 @@ impl Suite for OdeSolvers {
 
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
         let mem = |mode: &str, n: usize, rows: &[Row]| -> Option<f64> {
-            rows.iter().find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("steps").and_then(Value::as_u64) == Some(n as u64)).and_then(|r| r.get("peak_above_start_mb")).and_then(Value::as_f64)
+            rows.iter()
+                .find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("steps").and_then(Value::as_u64) == Some(n as u64))
+                .and_then(|r| r.get("peak_above_start_mb"))
+                .and_then(Value::as_f64)
         };
         let rows = report.rows.clone();
         for n in MEMORY_NS {
-            if let (Some(full), Some(ck), Some(ct)) = (mem("full-graph", n, &rows), mem("checkpointed", n, &rows), mem("continuous", n, &rows)) {
-                report.notes.push(format!("N = {n}: peak memory above start, full graph / checkpointed = {:.1}×, full graph / continuous = {:.1}×", full / ck.max(1e-3), full / ct.max(1e-3)));
+            if let (Some(full), Some(ck), Some(ct)) =
+                (mem("full-graph", n, &rows), mem("checkpointed", n, &rows), mem("continuous", n, &rows))
+            {
+                report.notes.push(format!(
+                    "N = {n}: peak memory above start, full graph / checkpointed = {:.1}×, full graph / continuous = {:.1}×",
+                    full / ck.max(1e-3),
+                    full / ct.max(1e-3)
+                ));
             }
         }
-        let grad = |mode: &str, n: usize| rows.iter().find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("steps").and_then(Value::as_u64) == Some(n as u64)).and_then(|r| r.get("grad_norm")).and_then(Value::as_f64);
+        let grad = |mode: &str, n: usize| {
+            rows.iter()
+                .find(|r| r.get("mode").and_then(Value::as_str) == Some(mode) && r.get("steps").and_then(Value::as_u64) == Some(n as u64))
+                .and_then(|r| r.get("grad_norm"))
+                .and_then(Value::as_f64)
+        };
         if let (Some(a), Some(b)) = (grad("full-graph", 16), grad("checkpointed", 16)) {
             report.notes.push(format!("sanity: gradient norms at N = 16, full graph {a:.6e} vs checkpointed {b:.6e} (f32)"));
         }
-        let series: Vec<Series> = MODES.iter().map(|m| Series { label: m.to_string(), points: MEMORY_NS.iter().filter_map(|&n| mem(m, n, &rows).map(|v| (n as f64, v.max(1e-3)))).collect() }).collect();
+        let series: Vec<Series> = MODES
+            .iter()
+            .map(|m| Series {
+                label: m.to_string(),
+                points: MEMORY_NS.iter().filter_map(|&n| mem(m, n, &rows).map(|v| (n as f64, v.max(1e-3)))).collect(),
+            })
+            .collect();
         let file = "ode-solvers_memory.png";
-        loglog(&out.join(file), "Peak memory of one RK4 gradient (d = 63, w = 256, batch 512)", "steps N", "peak memory above start (MB)", &series)?;
+        loglog(
+            &out.join(file),
+            "Peak memory of one RK4 gradient (d = 63, w = 256, batch 512)",
+            "steps N",
+            "peak memory above start (MB)",
+            &series,
+        )?;
         report.plots.push(file.into());
         Ok(())
     }

@@ -27,7 +27,11 @@ fn s(e: impl std::fmt::Display) -> String {
 }
 
 fn sizes(quick: bool) -> Vec<usize> {
-    if quick { vec![64, 256, 512] } else { vec![64, 256, 512, 1024, 2048] }
+    if quick {
+        vec![64, 256, 512]
+    } else {
+        vec![64, 256, 512, 1024, 2048]
+    }
 }
 
 /// The normalised cost matrix for batch `n`, rounded to f32 so that both sides read the same
@@ -37,7 +41,12 @@ fn cost_matrix(n: usize, seed: u64) -> Result<Matrix, String> {
     let m = torchcfm_8gaussians(n, seed + 1);
     let x1 = Tensor::from_vec(m.data, (n, 2), &Device::Cpu).and_then(|t| t.to_dtype(DType::F64)).map_err(s)?;
     let c = tensor_core::stats::sq_distances(&x0, &x1).map_err(s)?;
-    let c = c.broadcast_div(&c.max_all().map_err(s)?).and_then(|c| c.to_dtype(DType::F32)).and_then(|c| c.flatten_all()).and_then(|c| c.to_vec1::<f32>()).map_err(s)?;
+    let c = c
+        .broadcast_div(&c.max_all().map_err(s)?)
+        .and_then(|c| c.to_dtype(DType::F32))
+        .and_then(|c| c.flatten_all())
+        .and_then(|c| c.to_vec1::<f32>())
+        .map_err(s)?;
     Matrix::new(c, n, n).map_err(s)
 }
 
@@ -54,7 +63,15 @@ impl OtCouplings {
         let exact = sigma.iter().enumerate().map(|(i, &j)| host[i * n + j]).sum::<f64>() / n as f64;
         let (ex_median, ex_min) = time_runs(reps, || exact_assignment(&host, n).map(|_| ()).map_err(s))?;
         let mut row = Row::new();
-        for (k, v) in [("sinkhorn_cost", r.cost), ("sinkhorn_marginal_error", r.marginal_error), ("sinkhorn_median_s", sk_median), ("sinkhorn_min_s", sk_min), ("emd_cost", exact), ("emd_median_s", ex_median), ("emd_min_s", ex_min)] {
+        for (k, v) in [
+            ("sinkhorn_cost", r.cost),
+            ("sinkhorn_marginal_error", r.marginal_error),
+            ("sinkhorn_median_s", sk_median),
+            ("sinkhorn_min_s", sk_min),
+            ("emd_cost", exact),
+            ("emd_median_s", ex_median),
+            ("emd_min_s", ex_min),
+        ] {
             row.insert(k.into(), v.into());
         }
         row.insert("sinkhorn_iterations".into(), r.iterations.into());
@@ -68,7 +85,16 @@ impl OtCouplings {
         let file = dir.join(format!("cost_{}.npy", m.rows));
         datasets::npy_csv::write_npy(&file, m).map_err(s)?;
         let (eps, tol, reps) = (EPS.to_string(), TOL.to_string(), reps.to_string());
-        let args: Vec<&std::ffi::OsStr> = vec!["--cost".as_ref(), file.as_os_str(), "--eps".as_ref(), eps.as_ref(), "--tol".as_ref(), tol.as_ref(), "--reps".as_ref(), reps.as_ref()];
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "--cost".as_ref(),
+            file.as_os_str(),
+            "--eps".as_ref(),
+            eps.as_ref(),
+            "--tol".as_ref(),
+            tol.as_ref(),
+            "--reps".as_ref(),
+            reps.as_ref(),
+        ];
         let result = run_python_reference("ot_pot.py", &args);
         std::fs::remove_dir_all(&dir).ok();
         let mut row = Row::new();
@@ -99,7 +125,8 @@ impl Suite for OtCouplings {
         "Sinkhorn and exact assignment of flow-matching next to POT's ot.sinkhorn / ot.emd on the same cost matrices"
     }
     fn data_source(&self, _quick: bool) -> String {
-        "squared distances between N(0, I) draws and torchcfm's 8gaussians (datasets::toy2d), normalised by their maximum, rounded to f32".into()
+        "squared distances between N(0, I) draws and torchcfm's 8gaussians (datasets::toy2d), normalised by their maximum, rounded to f32"
+            .into()
     }
     fn config(&self, quick: bool) -> Value {
         json!({"eps": EPS, "tol": TOL, "tol_meaning": "continuum: L1 error of both marginals; POT: its stopThr (L2 error of one marginal)", "sizes": sizes(quick), "reps": reps(quick), "threads": "POT: numpy's; continuum: candle CPU", "reference": "benches/reference/ot_pot.py (pip install pot)"})
@@ -123,31 +150,76 @@ impl Suite for OtCouplings {
         }
     }
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
-        let get = |n: usize, side: &str, key: &str| report.rows.iter().find(|r| r.get("n").and_then(Value::as_u64) == Some(n as u64) && r.get("side").and_then(Value::as_str) == Some(side)).and_then(|r| r.get(key)).and_then(Value::as_f64);
-        let ns: Vec<usize> = report.rows.iter().filter_map(|r| r.get("n").and_then(Value::as_u64)).map(|n| n as usize).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let get = |n: usize, side: &str, key: &str| {
+            report
+                .rows
+                .iter()
+                .find(|r| r.get("n").and_then(Value::as_u64) == Some(n as u64) && r.get("side").and_then(Value::as_str) == Some(side))
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_f64)
+        };
+        let ns: Vec<usize> = report
+            .rows
+            .iter()
+            .filter_map(|r| r.get("n").and_then(Value::as_u64))
+            .map(|n| n as usize)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         for &n in &ns {
-            if let (Some(ours), Some(pot), Some(t_ours), Some(t_pot)) = (get(n, "continuum", "sinkhorn_cost"), get(n, "pot", "sinkhorn_cost"), get(n, "continuum", "sinkhorn_median_s"), get(n, "pot", "sinkhorn_median_s")) {
+            if let (Some(ours), Some(pot), Some(t_ours), Some(t_pot)) = (
+                get(n, "continuum", "sinkhorn_cost"),
+                get(n, "pot", "sinkhorn_cost"),
+                get(n, "continuum", "sinkhorn_median_s"),
+                get(n, "pot", "sinkhorn_median_s"),
+            ) {
                 report.notes.push(format!("n = {n}: Sinkhorn cost continuum {ours:.8} vs POT (log) {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
             }
-            if let (Some(ours), Some(pot), Some(t_ours), Some(t_pot)) = (get(n, "continuum", "emd_cost"), get(n, "pot", "emd_cost"), get(n, "continuum", "emd_median_s"), get(n, "pot", "emd_median_s")) {
+            if let (Some(ours), Some(pot), Some(t_ours), Some(t_pot)) = (
+                get(n, "continuum", "emd_cost"),
+                get(n, "pot", "emd_cost"),
+                get(n, "continuum", "emd_median_s"),
+                get(n, "pot", "emd_median_s"),
+            ) {
                 report.notes.push(format!("n = {n}: exact OT cost assignment {ours:.8} vs ot.emd {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
             }
         }
-        let series: Vec<Series> = [("continuum", "sinkhorn", "continuum Sinkhorn (log, ε-scaling)"), ("pot", "sinkhorn", "POT sinkhorn_log"), ("pot", "sinkhorn_plain", "POT sinkhorn (plain)"), ("continuum", "emd", "continuum assignment"), ("pot", "emd", "POT emd")]
-            .iter()
-            .map(|&(side, prefix, label)| Series { label: label.into(), points: ns.iter().filter_map(|&n| get(n, side, &format!("{prefix}_median_s")).map(|t| (n as f64, t))).collect() })
-            .filter(|s| !s.points.is_empty())
-            .collect();
+        let series: Vec<Series> = [
+            ("continuum", "sinkhorn", "continuum Sinkhorn (log, ε-scaling)"),
+            ("pot", "sinkhorn", "POT sinkhorn_log"),
+            ("pot", "sinkhorn_plain", "POT sinkhorn (plain)"),
+            ("continuum", "emd", "continuum assignment"),
+            ("pot", "emd", "POT emd"),
+        ]
+        .iter()
+        .map(|&(side, prefix, label)| Series {
+            label: label.into(),
+            points: ns.iter().filter_map(|&n| get(n, side, &format!("{prefix}_median_s")).map(|t| (n as f64, t))).collect(),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
         if !series.is_empty() {
             let file = "ot-couplings_time.png";
-            loglog(&out.join(file), "Minibatch OT solvers: time per call (ε = 0.05 on max-normalised cost)", "batch n", "median seconds", &series)?;
+            loglog(
+                &out.join(file),
+                "Minibatch OT solvers: time per call (ε = 0.05 on max-normalised cost)",
+                "batch n",
+                "median seconds",
+                &series,
+            )?;
             report.plots.push(file.into());
         }
-        report.notes.push("Costs are ⟨C, P⟩ with uniform weights 1/n; the entropic cost sits above the exact one by the blur of ε = 0.05.".into());
+        report
+            .notes
+            .push("Costs are ⟨C, P⟩ with uniform weights 1/n; the entropic cost sits above the exact one by the blur of ε = 0.05.".into());
         Ok(())
     }
 }
 
 fn reps(quick: bool) -> usize {
-    if quick { 3 } else { 5 }
+    if quick {
+        3
+    } else {
+        5
+    }
 }

@@ -24,11 +24,22 @@ const WIDTH: usize = 32;
 const BATCH: usize = 64;
 
 fn steps(quick: bool) -> Vec<usize> {
-    if quick { vec![64, 256, 1024] } else { vec![64, 128, 256, 512, 1024, 2048, 4096] }
+    if quick {
+        vec![64, 256, 1024]
+    } else {
+        vec![64, 128, 256, 512, 1024, 2048, 4096]
+    }
 }
 
 /// (y_N, flattened ∇θℓ) for ℓ = ½‖y_N‖² under `policy`.
-fn run(net: &Mlp, params: &[Tensor], x: &Tensor, policy: PrecisionPolicy, method: Method, n: usize) -> Result<(Vec<f64>, Vec<f64>), String> {
+fn run(
+    net: &Mlp,
+    params: &[Tensor],
+    x: &Tensor,
+    policy: PrecisionPolicy,
+    method: Method,
+    n: usize,
+) -> Result<(Vec<f64>, Vec<f64>), String> {
     let e = |e: mixed_precision_adjoint::MpError| e.to_string();
     let c = |e: candle_core::Error| e.to_string();
     let low = net.to_dtype(policy.low.dtype()).map_err(|e| e.to_string())?;
@@ -41,7 +52,15 @@ fn run(net: &Mlp, params: &[Tensor], x: &Tensor, policy: PrecisionPolicy, method
     let y = sol.last().to_dtype(DType::F64).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f64>()).map_err(c)?;
     let mut g = Vec::new();
     for p in params {
-        g.extend(grads.get(p).ok_or("missing gradient")?.to_dtype(DType::F64).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f64>()).map_err(c)?);
+        g.extend(
+            grads
+                .get(p)
+                .ok_or("missing gradient")?
+                .to_dtype(DType::F64)
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_vec1::<f64>())
+                .map_err(c)?,
+        );
     }
     Ok((y, g))
 }
@@ -81,7 +100,8 @@ impl Suite for Roundoff {
         let n = get_usize(cfg, "steps")?;
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, device), DIM, &[WIDTH, WIDTH], DIM, Activation::Tanh).map_err(|e| e.to_string())?;
+        let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F64, device), DIM, &[WIDTH, WIDTH], DIM, Activation::Tanh)
+            .map_err(|e| e.to_string())?;
         let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
         let x = rng.normal((BATCH, DIM), DType::F64, device).map_err(|e| e.to_string())?;
         let (y_ref, g_ref) = run(&net, &params, &x, PrecisionPolicy::uniform(Precision::F64), method, n)?;
@@ -102,7 +122,10 @@ impl Suite for Roundoff {
                     let points = report
                         .rows
                         .iter()
-                        .filter(|r| r.get("method").and_then(Value::as_str) == Some(method) && r.get("precision").and_then(Value::as_str) == Some(precision))
+                        .filter(|r| {
+                            r.get("method").and_then(Value::as_str) == Some(method)
+                                && r.get("precision").and_then(Value::as_str) == Some(precision)
+                        })
                         .filter_map(|r| Some((r.get("steps")?.as_f64()?, r.get(key)?.as_f64()?)))
                         .collect();
                     series.push(Series { label: format!("{method} {precision} {what}"), points });

@@ -57,7 +57,11 @@ fn beta(model: &str) -> Result<f64, String> {
 }
 
 fn paths(quick: bool) -> usize {
-    if quick { 4000 } else { 40000 }
+    if quick {
+        4000
+    } else {
+        40000
+    }
 }
 
 /// Mean and standard error of per-path values.
@@ -142,8 +146,17 @@ impl Suite for SdeAdjoint {
         let rows = report.rows.clone();
         for row in report.rows.iter_mut() {
             let model = row.get("model").and_then(Value::as_str).unwrap_or("").to_string();
-            let fd = rows.iter().find(|r| r.get("model").and_then(Value::as_str) == Some(model.as_str()) && r.get("estimator").and_then(Value::as_str) == Some("fd-discrete")).and_then(|r| r.get("grad_x0")).and_then(Value::as_f64);
-            if let (Some(fd), Some(g), Some(se)) = (fd, row.get("grad_x0").and_then(Value::as_f64), row.get("std_err").and_then(Value::as_f64)) {
+            let fd = rows
+                .iter()
+                .find(|r| {
+                    r.get("model").and_then(Value::as_str) == Some(model.as_str())
+                        && r.get("estimator").and_then(Value::as_str) == Some("fd-discrete")
+                })
+                .and_then(|r| r.get("grad_x0"))
+                .and_then(Value::as_f64);
+            if let (Some(fd), Some(g), Some(se)) =
+                (fd, row.get("grad_x0").and_then(Value::as_f64), row.get("std_err").and_then(Value::as_f64))
+            {
                 row.insert("rel_diff_vs_fd".into(), ((g - fd) / fd).into());
                 row.insert("diff_in_std_err".into(), ((g - fd) / se).into());
             }

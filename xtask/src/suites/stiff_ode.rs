@@ -94,9 +94,14 @@ impl Suite for StiffOde {
 
     fn finish(&self, report: &mut Report, _out: &Path) -> Result<(), String> {
         let e = StiffProblem::seed().exact();
-        report.notes.push(format!("analytic reference (seed variant): y(T) = {:.6e}, ∂ℓ/∂y₀ = {:.6e}, ∂ℓ/∂θ = ({:.6e}, {:.6e}, {:.6e})", e.y_end, e.dl_dy0, e.dl_dtheta[0], e.dl_dtheta[1], e.dl_dtheta[2]));
+        report.notes.push(format!(
+            "analytic reference (seed variant): y(T) = {:.6e}, ∂ℓ/∂y₀ = {:.6e}, ∂ℓ/∂θ = ({:.6e}, {:.6e}, {:.6e})",
+            e.y_end, e.dl_dy0, e.dl_dtheta[0], e.dl_dtheta[1], e.dl_dtheta[2]
+        ));
         report.notes.push("seed 003's figures (y(T) / ∂ℓ/∂y₀ / ∂ℓ/∂θ₁): f32 ≈ 7e-5 / 1.4e-4 / 1.3e-4; f16 none 3.7e-3 / 2.0e+3 / 1.0; f16 dynamic 3.7e-3 / 5.9e-3 / 6.0e-3.".into());
-        report.notes.push("errors include RK4's discretisation error with N steps: the reference is the exact ODE solution, as in the seed.".into());
+        report.notes.push(
+            "errors include RK4's discretisation error with N steps: the reference is the exact ODE solution, as in the seed.".into(),
+        );
         report.notes.push("status 'flagged' = the unscaled 16-bit cotangent fell below the smallest normal number (digits lost, gradients unreliable); this crate reports it instead of returning silently wrong numbers.".into());
         Ok(())
     }

@@ -28,11 +28,19 @@ const WIDTHS: [usize; 2] = [32, 512];
 const METHODS: [&str; 2] = ["recursion", "hvp"];
 
 fn batch(quick: bool) -> usize {
-    if quick { 64 } else { 512 }
+    if quick {
+        64
+    } else {
+        512
+    }
 }
 
 fn reps(quick: bool) -> usize {
-    if quick { 3 } else { 5 }
+    if quick {
+        3
+    } else {
+        5
+    }
 }
 
 impl Suite for TensorCore {
@@ -67,7 +75,10 @@ impl Suite for TensorCore {
         let method = get_str(cfg, "method")?;
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m)).map_err(e)?.detach().map_err(e)?;
+        let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m))
+            .map_err(e)?
+            .detach()
+            .map_err(e)?;
         let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
         let t = Tensor::new(0.5f32, device).map_err(|e| e.to_string())?;
         let mut lap = None;
@@ -104,20 +115,30 @@ impl Suite for TensorCore {
 
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
         let time = |method: &str, d: u64, m: u64, rows: &[Row]| -> Option<f64> {
-            rows.iter().find(|r| r.get("method").and_then(Value::as_str) == Some(method) && r.get("d").and_then(Value::as_u64) == Some(d) && r.get("width").and_then(Value::as_u64) == Some(m)).and_then(|r| r.get("time_median_s")).and_then(Value::as_f64)
+            rows.iter()
+                .find(|r| {
+                    r.get("method").and_then(Value::as_str) == Some(method)
+                        && r.get("d").and_then(Value::as_u64) == Some(d)
+                        && r.get("width").and_then(Value::as_u64) == Some(m)
+                })
+                .and_then(|r| r.get("time_median_s"))
+                .and_then(Value::as_f64)
         };
         let snapshot = report.rows.clone();
         for row in report.rows.iter_mut().filter(|r| r.get("method").and_then(Value::as_str) == Some("recursion")) {
             let (d, m) = (row["d"].as_u64().unwrap_or(0), row["width"].as_u64().unwrap_or(0));
             if let (Some(rec), Some(hvp)) = (time("recursion", d, m, &snapshot), time("hvp", d, m, &snapshot)) {
                 row.insert("speedup_vs_hvp".into(), (hvp / rec).into());
-                report.notes.push(format!("d = {d}, m = {m}: the trace recursion is {:.1}× faster than {d} Hessian-vector products", hvp / rec));
+                report
+                    .notes
+                    .push(format!("d = {d}, m = {m}: the trace recursion is {:.1}× faster than {d} Hessian-vector products", hvp / rec));
             }
         }
         let mut series = Vec::new();
         for &m in &WIDTHS {
             for method in METHODS {
-                let points: Vec<(f64, f64)> = DIMS.iter().filter_map(|&d| time(method, d as u64, m as u64, &snapshot).map(|t| (d as f64, t))).collect();
+                let points: Vec<(f64, f64)> =
+                    DIMS.iter().filter_map(|&d| time(method, d as u64, m as u64, &snapshot).map(|t| (d as f64, t))).collect();
                 series.push(Series { label: format!("{method}, m = {m}"), points });
             }
         }

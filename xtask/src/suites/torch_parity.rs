@@ -19,7 +19,6 @@ use crate::report::{Report, Row};
 use candle_core::{DType, Device};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
 use mixed_precision_adjoint::DynamicScaler;
-use train::{value_and_grad, GradientMode};
 use ode_solvers::Method;
 use ot_flow::{OtFlow, OtFlowConfig};
 use serde_json::{json, Value};
@@ -27,9 +26,9 @@ use std::path::Path;
 use tensor_core::nets::{ConcatSquashNet, Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, Precision, SeededRng};
+use train::{value_and_grad, GradientMode};
 
 pub struct TorchParity;
-
 
 fn configs(quick: bool) -> Vec<(usize, usize, usize, usize)> {
     // (d, m, batch, nt)
@@ -89,23 +88,30 @@ impl Suite for TorchParity {
             "rk4-step" => return rk4_step_row(cfg, side, device, seed),
             _ => {}
         }
-        let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
+        let (d, m, b, nt, reps) =
+            (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
         if side.starts_with("pytorch") {
             return Ok(otflow_reference("iteration", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
         }
         let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) }).map_err(|e| e.to_string())?;
+        let model =
+            OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) })
+                .map_err(|e| e.to_string())?;
         let params: Vec<candle_core::Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
-        let mut opt = AdamW::new(vm.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(|e| e.to_string())?;
+        let mut opt =
+            AdamW::new(vm.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(|e| e.to_string())?;
         let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
         let grid: Vec<f64> = (0..=nt).map(|i| i as f64 / nt as f64).collect();
         let mut scaler = DynamicScaler::new(Precision::F32);
         let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
         let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
         timed_row(reps, || {
-            let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| Ok(ot_flow::loss::costs(model.config.alpha, z).map_err(train::TrainError::model)?.total)).map_err(|e| e.to_string())?;
+            let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| {
+                Ok(ot_flow::loss::costs(model.config.alpha, z).map_err(train::TrainError::model)?.total)
+            })
+            .map_err(|e| e.to_string())?;
             opt.step(&grads).map_err(|e| e.to_string())
         })
     }
@@ -115,22 +121,38 @@ impl Suite for TorchParity {
         // the median of the row with this case, side and sizes
         let median = |case: &str, side: &str, sizes: &[(&str, u64)]| {
             rows.iter()
-                .find(|r| r.get("case").and_then(Value::as_str) == Some(case) && r.get("side").and_then(Value::as_str) == Some(side) && sizes.iter().all(|(k, v)| r.get(*k).and_then(Value::as_u64) == Some(*v)))
+                .find(|r| {
+                    r.get("case").and_then(Value::as_str) == Some(case)
+                        && r.get("side").and_then(Value::as_str) == Some(side)
+                        && sizes.iter().all(|(k, v)| r.get(*k).and_then(Value::as_u64) == Some(*v))
+                })
                 .and_then(|r| r.get("time_median_s"))
                 .and_then(Value::as_f64)
         };
         // "fused X ms, composite Y ms; continuum / PyTorch = …" for a case with both kernel paths
         let mut fused_vs_torch = |label: String, case: &str, torch_side: &str, sizes: &[(&str, u64)]| {
             if let (Some(fused), Some(composite)) = (median(case, "continuum fused", sizes), median(case, "continuum composite", sizes)) {
-                let torch = median(case, torch_side, sizes).map_or("PyTorch skipped".to_string(), |p| format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {})", fused / p, composite / p, ms(p)));
+                let torch = median(case, torch_side, sizes).map_or("PyTorch skipped".to_string(), |p| {
+                    format!("continuum / PyTorch = {:.2} fused, {:.2} composite (PyTorch {})", fused / p, composite / p, ms(p))
+                });
                 report.notes.push(format!("{label}: fused {}, composite {}; {torch}.", ms(fused), ms(composite)));
             }
         };
         fused_vs_torch("MLP 63→512→512→63 tanh, batch 512, forward+backward".into(), "mlp-fwd-bwd", "pytorch", &[]);
         fused_vs_torch("CNF velocity (concat-squash 2→64→64→64→2, tanh) with exact trace and backward, batch 1024 (PyTorch: FFJORD's brute-force divergence)".into(), "cnf-trace", "pytorch", &[]);
-        fused_vs_torch("One RK4 step of OT-Flow's augmented dynamics with backward, d = 63, m = 512, batch 512 (PyTorch: OT-Flow's stepRK4)".into(), "rk4-step", "pytorch (OT-Flow code)", &[]);
+        fused_vs_torch(
+            "One RK4 step of OT-Flow's augmented dynamics with backward, d = 63, m = 512, batch 512 (PyTorch: OT-Flow's stepRK4)".into(),
+            "rk4-step",
+            "pytorch (OT-Flow code)",
+            &[],
+        );
         for m in [512u64, 1024] {
-            fused_vs_torch(format!("Φ + ∇Φ + ΔΦ + backward, d = 63, m = {m}, batch 512 (PyTorch: OT-Flow's Phi.trHess)"), "phi-derivatives", "pytorch (OT-Flow code)", &[("width", m)]);
+            fused_vs_torch(
+                format!("Φ + ∇Φ + ΔΦ + backward, d = 63, m = {m}, batch 512 (PyTorch: OT-Flow's Phi.trHess)"),
+                "phi-derivatives",
+                "pytorch (OT-Flow code)",
+                &[("width", m)],
+            );
         }
         for (d, m, b, nt) in configs(false) {
             let t = |side: &str| median("otflow-iteration", side, &[("d", d as u64), ("width", m as u64)]);
@@ -144,7 +166,11 @@ impl Suite for TorchParity {
 
 /// Seconds as "12.3 ms" (or "1.23 s").
 fn ms(seconds: f64) -> String {
-    if seconds >= 1.0 { format!("{seconds:.2} s") } else { format!("{:.1} ms", seconds * 1e3) }
+    if seconds >= 1.0 {
+        format!("{seconds:.2} s")
+    } else {
+        format!("{:.1} ms", seconds * 1e3)
+    }
 }
 
 /// A row's median and minimum of `reps` timed runs of `f`.
@@ -167,7 +193,8 @@ fn cnf_trace_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Ro
     let e = |e: tensor_core::Error| e.to_string();
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
-    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m, m], d, Activation::Tanh).map_err(e)?;
+    let net =
+        ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m, m], d, Activation::Tanh).map_err(e)?;
     let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
     let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
     timed_row(reps, || {
@@ -179,13 +206,15 @@ fn cnf_trace_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Ro
 /// One RK4 step (t = 0 → 1/nt) of OT-Flow's augmented dynamics from (x, 0, 0, 0), backward of
 /// the sum of every entry of the new state (what `otflow_iteration.py --case rk4-step` does).
 fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
-    let (d, m, b, nt, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
+    let (d, m, b, nt, reps) =
+        (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
     if side.starts_with("pytorch") {
         return Ok(otflow_reference("rk4-step", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
     }
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
-    let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) }).map_err(|e| e.to_string())?;
+    let model = OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: d, ..OtFlowConfig::bsds300(m) })
+        .map_err(|e| e.to_string())?;
     let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
     let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
     let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
@@ -193,7 +222,12 @@ fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row
     timed_row(reps, || {
         let solution = ode_solvers::solve(&dynamics, Method::Rk4, &y0, &config).map_err(|e| e.to_string())?;
         let y1 = solution.last();
-        let total = y1.0.sum_all().and_then(|s| s + y1.1.sum_all()?).and_then(|s| s + y1.2.sum_all()?).and_then(|s| s + y1.3.sum_all()?).map_err(|e| e.to_string())?;
+        let total =
+            y1.0.sum_all()
+                .and_then(|s| s + y1.1.sum_all()?)
+                .and_then(|s| s + y1.2.sum_all()?)
+                .and_then(|s| s + y1.3.sum_all()?)
+                .map_err(|e| e.to_string())?;
         total.backward().map(|_| ()).map_err(|e| e.to_string())
     })
 }
@@ -232,7 +266,12 @@ fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
     timed_row(reps, || {
         let dv = phi.derivatives(&x, &t).map_err(e)?;
         let value = phi.value(&x, &t).map_err(e)?;
-        let loss = value.sum_all().and_then(|v| v + dv.grad_x.sqr()?.sum_all()?).and_then(|v| v + dv.grad_t.sqr()?.sum_all()?).and_then(|v| v + dv.laplacian.sum_all()?).map_err(|e| e.to_string())?;
+        let loss = value
+            .sum_all()
+            .and_then(|v| v + dv.grad_x.sqr()?.sum_all()?)
+            .and_then(|v| v + dv.grad_t.sqr()?.sum_all()?)
+            .and_then(|v| v + dv.laplacian.sum_all()?)
+            .map_err(|e| e.to_string())?;
         loss.backward().map(|_| ()).map_err(|e| e.to_string())
     })
 }

@@ -19,18 +19,27 @@ use cnf::{Cnf, CnfConfig, TraceEstimator, VelocityNet};
 use datasets::toy2d::Toy2d;
 use ode_solvers::{solve, Method, PiController, SaveAt, SolveConfig, Steps};
 use ot_flow::{OtFlow, OtFlowConfig};
-use train::{train, ContinuousFlow, GradientMode, LrSchedule, TrainConfig, Trainable};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::nets::{ConcatSquashLinear, HyperLayer};
 use tensor_core::params::ParamBuilder;
 use tensor_core::SeededRng;
+use train::{train, ContinuousFlow, GradientMode, LrSchedule, TrainConfig, Trainable};
 
 pub struct Toy2dSuite;
 
-const DATASETS: [Toy2d; 7] = [Toy2d::EightGaussians, Toy2d::Checkerboard, Toy2d::TwoSpirals, Toy2d::Moons, Toy2d::Pinwheel, Toy2d::Swissroll, Toy2d::Circles];
-const PRECISION_ROWS: [(&str, &str); 7] = [("full-graph", "f32"), ("full-graph", "bf16"), ("full-graph", "f16"), ("mp-adjoint", "f32"), ("mp-adjoint", "bf16"), ("mp-adjoint", "f16-none"), ("mp-adjoint", "f16-dynamic")];
+const DATASETS: [Toy2d; 7] =
+    [Toy2d::EightGaussians, Toy2d::Checkerboard, Toy2d::TwoSpirals, Toy2d::Moons, Toy2d::Pinwheel, Toy2d::Swissroll, Toy2d::Circles];
+const PRECISION_ROWS: [(&str, &str); 7] = [
+    ("full-graph", "f32"),
+    ("full-graph", "bf16"),
+    ("full-graph", "f16"),
+    ("mp-adjoint", "f32"),
+    ("mp-adjoint", "bf16"),
+    ("mp-adjoint", "f16-none"),
+    ("mp-adjoint", "f16-dynamic"),
+];
 const BOX: f64 = 4.5;
 
 /// OT-Flow's published toy settings (detailedSetup.md): (α, nt, nt_val, lr, drop_freq, niters);
@@ -71,7 +80,14 @@ fn settings(quick: bool, ds: Toy2d) -> Settings {
 fn row_settings(cfg: &Row) -> Result<Settings, String> {
     let g = |k| super::get_usize(cfg, k);
     let batch = g("batch")?;
-    Ok(Settings { iters: g("iters")?, batch, steps: g("steps")?, val_steps: g("val_steps")?, n_train: (16 * batch).max(8192), n_test: if batch >= 5000 { 5000 } else { 2000 } })
+    Ok(Settings {
+        iters: g("iters")?,
+        batch,
+        steps: g("steps")?,
+        val_steps: g("val_steps")?,
+        n_train: (16 * batch).max(8192),
+        n_test: if batch >= 5000 { 5000 } else { 2000 },
+    })
 }
 
 fn points(t: &Tensor) -> Result<Vec<(f64, f64)>, String> {
@@ -81,8 +97,21 @@ fn points(t: &Tensor) -> Result<Vec<(f64, f64)>, String> {
 fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64) -> TrainConfig {
     let (_, _, _, lr, drop, niters) = otflow_published(ds);
     // OT-Flow: the published rate, its drop frequency scaled to this run's length; CNF: constant
-    let (lr, schedule) = if model == "ot-flow" { (lr, LrSchedule::StepDecay { every: (drop * s.iters / niters).max(1), factor: 2.0 }) } else { (1e-2, LrSchedule::Constant) };
-    TrainConfig::default().iters(s.iters).batch(s.batch).lr(lr).schedule(schedule).steps(s.steps).val_steps(s.val_steps).val_every((s.iters / 4).max(1)).mode(mode).seed(seed)
+    let (lr, schedule) = if model == "ot-flow" {
+        (lr, LrSchedule::StepDecay { every: (drop * s.iters / niters).max(1), factor: 2.0 })
+    } else {
+        (1e-2, LrSchedule::Constant)
+    };
+    TrainConfig::default()
+        .iters(s.iters)
+        .batch(s.batch)
+        .lr(lr)
+        .schedule(schedule)
+        .steps(s.steps)
+        .val_steps(s.val_steps)
+        .val_every((s.iters / 4).max(1))
+        .mode(mode)
+        .seed(seed)
 }
 
 /// A row's (mode, precision label) as a gradient mode; `f16-none` / `f16-dynamic` choose scaling.
@@ -107,10 +136,13 @@ impl Suite for Toy2dSuite {
     }
     fn config(&self, quick: bool) -> Value {
         let s = settings(quick, Toy2d::EightGaussians);
-        let published: serde_json::Map<String, Value> = DATASETS.iter().map(|&d| {
-            let (alpha, nt, nt_val, lr, drop, niters) = otflow_published(d);
-            (d.name().to_string(), json!({"alpha": alpha, "nt": nt, "nt_val": nt_val, "lr": lr, "drop_freq": drop, "niters": niters}))
-        }).collect();
+        let published: serde_json::Map<String, Value> = DATASETS
+            .iter()
+            .map(|&d| {
+                let (alpha, nt, nt_val, lr, drop, niters) = otflow_published(d);
+                (d.name().to_string(), json!({"alpha": alpha, "nt": nt, "nt_val": nt_val, "lr": lr, "drop_freq": drop, "niters": niters}))
+            })
+            .collect();
         json!({"iters": s.iters, "batch": s.batch, "n_train": s.n_train, "n_test": s.n_test, "dtype": "f32",
                "ot-flow": {"width": 32, "layers": 2, "published_settings (detailedSetup.md)": published, "lr_drop": "÷2, drop frequency scaled to the run length", "gradient": "checkpointed"},
                "cnf": {"net": "concat-squash [2, 64, 64, 2] tanh", "trace": "exact", "lr": 0.01, "steps": "as OT-Flow's for the data set", "gradient": "checkpointed"},
@@ -149,9 +181,17 @@ impl Suite for Toy2dSuite {
         let tc = train_cfg(model_name, ds, &s, mode, seed);
         let run = RowRun { cfg, settings: &s, data: &data, vm: &vm, train: &tc, seed, device };
         match model_name {
-            "ot-flow" => run.measure(&OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(|err| e(&err))?),
+            "ot-flow" => run.measure(
+                &OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(|err| e(&err))?,
+            ),
             "cnf" => run.measure(&Cnf::<ConcatSquashLinear>::new(&mut pb, CnfConfig::ffjord_toy(2)).map_err(|err| e(&err))?),
-            "cnf-hyper" => run.measure(&Cnf::<HyperLayer>::new(&mut pb, CnfConfig { dim: 2, net: VelocityNet::Hyper { hidden: 32, width: 64 }, trace: TraceEstimator::Exact }).map_err(|err| e(&err))?),
+            "cnf-hyper" => run.measure(
+                &Cnf::<HyperLayer>::new(
+                    &mut pb,
+                    CnfConfig { dim: 2, net: VelocityNet::Hyper { hidden: 32, width: 64 }, trace: TraceEstimator::Exact },
+                )
+                .map_err(|err| e(&err))?,
+            ),
             other => Err(format!("unknown model '{other}'")),
         }
     }
@@ -163,16 +203,46 @@ impl Suite for Toy2dSuite {
             let (Some(ot), Some(cn)) = (load("ot-flow", ds), load("cnf", ds)) else { continue };
             let row = |v: &Value| -> Vec<Panel> {
                 vec![
-                    Panel::Heatmap { values: v["density"].as_array().map(|r| r.iter().map(|c| c.as_array().map(|c| c.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()).collect()).unwrap_or_default() },
-                    Panel::Scatter { clouds: vec![(pts(&v["data"]), RGBColor(160, 160, 160)), (pts(&v["samples"]), RGBColor(200, 30, 30))] },
+                    Panel::Heatmap {
+                        values: v["density"]
+                            .as_array()
+                            .map(|r| {
+                                r.iter()
+                                    .map(|c| c.as_array().map(|c| c.iter().filter_map(Value::as_f64).collect()).unwrap_or_default())
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    },
+                    Panel::Scatter {
+                        clouds: vec![(pts(&v["data"]), RGBColor(160, 160, 160)), (pts(&v["samples"]), RGBColor(200, 30, 30))],
+                    },
                     Panel::Paths { paths: v["paths"].as_array().map(|a| a.iter().map(pts).collect()).unwrap_or_default() },
                 ]
             };
             let file = format!("toy2d_{}.png", ds.name());
-            panels(&out.join(&file), &format!("{}: OT-Flow (top) vs CNF (bottom)", ds.name()), &["OT-Flow".into(), "CNF".into()], &["density", "samples (red) vs data (grey)", "trajectories data→latent"], &[row(&ot), row(&cn)], -BOX, BOX)?;
+            panels(
+                &out.join(&file),
+                &format!("{}: OT-Flow (top) vs CNF (bottom)", ds.name()),
+                &["OT-Flow".into(), "CNF".into()],
+                &["density", "samples (red) vs data (grey)", "trajectories data→latent"],
+                &[row(&ot), row(&cn)],
+                -BOX,
+                BOX,
+            )?;
             report.plots.push(file);
         }
-        let get = |ds: &str, model: &str, key: &str| report.rows.iter().find(|r| r.get("study").and_then(Value::as_str) == Some("toys") && r.get("dataset").and_then(Value::as_str) == Some(ds) && r.get("model").and_then(Value::as_str) == Some(model)).and_then(|r| r.get(key)).and_then(Value::as_f64);
+        let get = |ds: &str, model: &str, key: &str| {
+            report
+                .rows
+                .iter()
+                .find(|r| {
+                    r.get("study").and_then(Value::as_str) == Some("toys")
+                        && r.get("dataset").and_then(Value::as_str) == Some(ds)
+                        && r.get("model").and_then(Value::as_str) == Some(model)
+                })
+                .and_then(|r| r.get(key))
+                .and_then(Value::as_f64)
+        };
         let straighter = DATASETS.iter().filter(|d| matches!((get(d.name(), "ot-flow", "kinetic_energy"), get(d.name(), "cnf", "kinetic_energy")), (Some(a), Some(b)) if a < b)).count();
         report.notes.push(format!("kinetic energy: OT-Flow's paths are cheaper than the CNF's on {straighter} of {} data sets (the transport penalty at work: straight vs curvy).", DATASETS.len()));
         report.notes.push("NLL is in nats on held-out samples with the exact trace (CNF) / exact Laplacian (OT-Flow), twice the training steps. --quick trains 100 iterations at batch 512 in f32 (the precision study 33); the published runs use 5000–20000 iterations at batch 5000 in f64: compare models with each other, not with the papers' converged numbers.".into());
@@ -224,11 +294,23 @@ impl RowRun<'_> {
             row.insert("best_iter".into(), (*iter).into());
             row.insert("val_objective".into(), best.objective().into());
         }
-        let nll = m.log_prob(test_x, 2 * s.val_steps).map_err(|e| e.to_string())?.neg().and_then(|t| t.mean_all()).and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
+        let nll = m
+            .log_prob(test_x, 2 * s.val_steps)
+            .map_err(|e| e.to_string())?
+            .neg()
+            .and_then(|t| t.mean_all())
+            .and_then(|t| t.to_scalar::<f32>())
+            .map_err(|e| e.to_string())? as f64;
         let velocity = m.velocity(DType::F32).map_err(|e| e.to_string())?;
         // sampling: adaptive Dopri5 from N(0, I) back to t = 0
         let z = SeededRng::new(seed + 2).normal((s.n_test, 2), DType::F32, device).map_err(|e| e.to_string())?;
-        let sampled = solve(velocity.as_ref(), Method::Dopri5, &z, &SolveConfig::new(Steps::Adaptive { t0: 1.0, t1: 0.0, controller: PiController::new(1e-5, 1e-5) })).map_err(|e| e.to_string())?;
+        let sampled = solve(
+            velocity.as_ref(),
+            Method::Dopri5,
+            &z,
+            &SolveConfig::new(Steps::Adaptive { t0: 1.0, t1: 0.0, controller: PiController::new(1e-5, 1e-5) }),
+        )
+        .map_err(|e| e.to_string())?;
         let samples = sampled.last().clone();
         let mmd = tensor_core::stats::mmd(&samples, test_x, 1.0).map_err(|e| e.to_string())?;
         // kinetic energy E∫½‖v‖² along the data's trajectories
@@ -238,7 +320,13 @@ impl RowRun<'_> {
             Ok((v, k))
         };
         let zero = Tensor::zeros((s.n_test, 1), DType::F32, device).map_err(|e| e.to_string())?;
-        let traj = solve(&with_energy, Method::Rk4, &(test_x.clone(), zero), &SolveConfig::new(Steps::uniform(0.0, 1.0, 16).map_err(|e| e.to_string())?).save_at(SaveAt::Steps)).map_err(|e| e.to_string())?;
+        let traj = solve(
+            &with_energy,
+            Method::Rk4,
+            &(test_x.clone(), zero),
+            &SolveConfig::new(Steps::uniform(0.0, 1.0, 16).map_err(|e| e.to_string())?).save_at(SaveAt::Steps),
+        )
+        .map_err(|e| e.to_string())?;
         let kinetic = traj.last().1.mean_all().and_then(|t| t.to_scalar::<f32>()).map_err(|e| e.to_string())? as f64;
         row.insert("test_nll_nats".into(), nll.into());
         row.insert("mmd".into(), mmd.into());
@@ -256,9 +344,29 @@ impl RowRun<'_> {
             let axis: Vec<f32> = (0..n).map(|i| (-BOX + (i as f64 + 0.5) * 2.0 * BOX / n as f64) as f32).collect();
             let grid: Vec<f32> = axis.iter().flat_map(|&y| axis.iter().flat_map(move |&x| [x, y])).collect();
             let grid = Tensor::from_vec(grid, (n * n, 2), device).map_err(|e| e.to_string())?;
-            let density: Vec<f64> = m.log_prob(&grid, s.val_steps).map_err(|e| e.to_string())?.exp().and_then(|t| t.flatten_all()).and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(|e| e.to_string())?;
+            let density: Vec<f64> = m
+                .log_prob(&grid, s.val_steps)
+                .map_err(|e| e.to_string())?
+                .exp()
+                .and_then(|t| t.flatten_all())
+                .and_then(|t| t.to_dtype(DType::F64))
+                .and_then(|t| t.to_vec1::<f64>())
+                .map_err(|e| e.to_string())?;
             let k = 40;
-            let paths: Vec<Vec<(f64, f64)>> = (0..k).map(|i| traj.ys.iter().map(|y| y.0.get(i).and_then(|r| r.to_dtype(DType::F64)).and_then(|r| r.to_vec1::<f64>()).map(|v| (v[0], v[1])).unwrap_or((0.0, 0.0))).collect()).collect();
+            let paths: Vec<Vec<(f64, f64)>> = (0..k)
+                .map(|i| {
+                    traj.ys
+                        .iter()
+                        .map(|y| {
+                            y.0.get(i)
+                                .and_then(|r| r.to_dtype(DType::F64))
+                                .and_then(|r| r.to_vec1::<f64>())
+                                .map(|v| (v[0], v[1]))
+                                .unwrap_or((0.0, 0.0))
+                        })
+                        .collect()
+                })
+                .collect();
             let data = json!({"samples": points(&samples.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "data": points(&test_x.narrow(0, 0, 1500.min(s.n_test)).map_err(|e| e.to_string())?)?, "density": density.chunks(n).map(|c| c.to_vec()).collect::<Vec<_>>(), "paths": paths});
             write_plot_data("toy2d", &format!("{}-{}", get_str(cfg, "model")?, get_str(cfg, "dataset")?), &data)?;
         }

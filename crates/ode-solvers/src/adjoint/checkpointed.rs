@@ -5,11 +5,17 @@
 
 use super::{accumulate, vjp, Tape};
 use crate::error::Result;
-use crate::solve::Stepper;
+use crate::solver::stepper::Stepper;
 use crate::state::{zeros_like, State};
 use candle_core::Tensor;
 
-pub(crate) fn backward<S: State>(stepper: &dyn Stepper<S>, tape: &Tape<S>, states: &[S], cots: &[(usize, S)], params: &[Tensor]) -> Result<(S, Vec<Option<Tensor>>)> {
+pub(crate) fn backward<S: State>(
+    stepper: &dyn Stepper<S>,
+    tape: &Tape<S>,
+    states: &[S],
+    cots: &[(usize, S)],
+    params: &[Tensor],
+) -> Result<(S, Vec<Option<Tensor>>)> {
     let n_steps = tape.nodes.len() - 1;
     let mut a = Tape::add_cotangent(cots, n_steps, zeros_like(&states[n_steps])?)?;
     let mut param_grads: Vec<Option<Tensor>> = vec![None; params.len()];

@@ -33,23 +33,40 @@ fn split<S: State>(z: &[Tensor], like: &S, nl: usize) -> Result<(S, S, Vec<Tenso
 }
 
 fn negated(gp: Vec<Option<Tensor>>, params: &[Tensor]) -> Result<Vec<Tensor>> {
-    gp.into_iter().zip(params).map(|(g, p)| Ok(match g {
-        Some(g) => g.neg()?,
-        None => p.detach().zeros_like()?,
-    })).collect()
+    gp.into_iter()
+        .zip(params)
+        .map(|(g, p)| {
+            Ok(match g {
+                Some(g) => g.neg()?,
+                None => p.detach().zeros_like()?,
+            })
+        })
+        .collect()
 }
 
 /// The starting point of a backward sweep: the last output boundary and the state there.
 fn start<S: State>(tape: &Tape<S>) -> Result<(usize, S)> {
-    let (k, &i) = tape.out_index.iter().enumerate().max_by_key(|(_, &i)| i).ok_or_else(|| SolverError::Config("a solve with no outputs".into()))?;
+    let (k, &i) =
+        tape.out_index.iter().enumerate().max_by_key(|(_, &i)| i).ok_or_else(|| SolverError::Config("a solve with no outputs".into()))?;
     Ok((i, detach(&tape.outputs[k])?))
 }
 
-pub(crate) fn backward_ode<S: State>(term: &dyn OdeTerm<S>, method: Method, tape: &Tape<S>, cots: &[(usize, S)], params: &[Tensor]) -> Result<(S, Vec<Option<Tensor>>)> {
+pub(crate) fn backward_ode<S: State>(
+    term: &dyn OdeTerm<S>,
+    method: Method,
+    tape: &Tape<S>,
+    cots: &[(usize, S)],
+    params: &[Tensor],
+) -> Result<(S, Vec<Option<Tensor>>)> {
     let (last, y_last) = start(tape)?;
     let nl = y_last.leaves().len();
     let a = Tape::add_cotangent(cots, last, zeros_like(&y_last)?)?;
-    let mut z: Vec<Tensor> = y_last.leaves().into_iter().chain(a.leaves()).chain(params.iter().map(|p| p.detach().zeros_like()).collect::<candle_core::Result<Vec<_>>>()?).collect();
+    let mut z: Vec<Tensor> = y_last
+        .leaves()
+        .into_iter()
+        .chain(a.leaves())
+        .chain(params.iter().map(|p| p.detach().zeros_like()).collect::<candle_core::Result<Vec<_>>>()?)
+        .collect();
     let like = y_last.clone();
     let augmented = |t: f64, z: &Vec<Tensor>| -> Result<Vec<Tensor>> {
         let (y, a, _) = split(z, &like, nl)?;
@@ -78,7 +95,14 @@ pub(crate) fn backward_ode<S: State>(term: &dyn OdeTerm<S>, method: Method, tape
     Ok((a0, g.into_iter().map(Some).collect()))
 }
 
-pub(crate) fn backward_sde<S: State>(term: &dyn SdeTerm<S>, brownian: &VirtualBrownianTree, correction: ItoCorrection, tape: &Tape<S>, cots: &[(usize, S)], params: &[Tensor]) -> Result<(S, Vec<Option<Tensor>>)> {
+pub(crate) fn backward_sde<S: State>(
+    term: &dyn SdeTerm<S>,
+    brownian: &VirtualBrownianTree,
+    correction: ItoCorrection,
+    tape: &Tape<S>,
+    cots: &[(usize, S)],
+    params: &[Tensor],
+) -> Result<(S, Vec<Option<Tensor>>)> {
     let correct = term.calculus() == Calculus::Ito && correction == ItoCorrection::Apply;
     // the Stratonovich drift the adjoint integrates
     let drift = |t: f64, y: &S| -> Result<S> {
@@ -86,7 +110,9 @@ pub(crate) fn backward_sde<S: State>(term: &dyn SdeTerm<S>, brownian: &VirtualBr
         if !correct {
             return Ok(f);
         }
-        let dg = term.diffusion_derivative(t, y)?.ok_or_else(|| SolverError::Mismatch("the Itô → Stratonovich correction needs SdeTerm::diffusion_derivative".into()))?;
+        let dg = term
+            .diffusion_derivative(t, y)?
+            .ok_or_else(|| SolverError::Mismatch("the Itô → Stratonovich correction needs SdeTerm::diffusion_derivative".into()))?;
         lincomb(&f, &[(-0.5, &mul(&term.diffusion(t, y)?, &dg)?)])
     };
     let (last, mut y) = start(tape)?;

@@ -16,16 +16,18 @@
 
 mod checkpointed;
 mod continuous;
+mod tape;
+
+pub(crate) use tape::{Tape, TapeKind, TapedMethod};
 
 pub use continuous::ItoCorrection;
 
-use crate::controller::PiController;
+use crate::brownian::VirtualBrownianTree;
 use crate::error::{Result, SolverError};
 use crate::solution::Solution;
 use crate::solver::{Method, SdeMethod};
 use crate::state::{dot, State};
 use crate::term::{OdeTerm, SdeTerm};
-use crate::brownian::VirtualBrownianTree;
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 
@@ -40,71 +42,18 @@ pub enum Adjoint {
     Continuous,
 }
 
-/// The scheme a taped solve used; its backward pass must replay the same one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TapedMethod {
-    Ode(Method),
-    Sde(SdeMethod),
-}
-
-pub(crate) enum TapeKind<S> {
-    Checkpointed(Vec<S>),
-    Continuous,
-}
-
-/// What the memory-saving adjoints keep from the forward pass.
-pub(crate) struct Tape<S: State> {
-    pub kind: TapeKind<S>,
-    /// Step boundaries t₀ … t_N.
-    pub nodes: Vec<f64>,
-    /// For each output, its step-boundary index.
-    pub out_index: Vec<usize>,
-    /// The output leaves handed to the user (their gradients are the cotangents).
-    pub outputs: Vec<S>,
-    /// The initial state as given (maybe tracked).
-    pub y0: S,
-    /// Adaptive forward solves: the controller the backward solve reuses.
-    pub backward_controller: Option<PiController>,
-    /// The method of the forward solve.
-    pub method: TapedMethod,
-}
-
-impl<S: State> Tape<S> {
-    /// Cotangents at step boundaries: index → Σ of the output gradients found in `grads`.
-    fn cotangents(&self, grads: &GradStore) -> Result<Vec<(usize, S)>> {
-        let mut out: Vec<(usize, S)> = Vec::new();
-        for (&i, y) in self.out_index.iter().zip(&self.outputs) {
-            let c = output_cotangent(y, grads)?;
-            match out.iter_mut().find(|(j, _)| *j == i) {
-                Some((_, acc)) => *acc = crate::state::add(acc, &c)?,
-                None => out.push((i, c)),
-            }
-        }
-        Ok(out)
-    }
-
-    /// Adds the cotangent entering at boundary `i` (if any) to `a`.
-    fn add_cotangent(cots: &[(usize, S)], i: usize, a: S) -> Result<S> {
-        match cots.iter().find(|(j, _)| *j == i) {
-            Some((_, c)) => crate::state::add(&a, c),
-            None => Ok(a),
-        }
-    }
-
-    /// Hands the results to the user's store: parameter gradients added in, ∂L/∂y₀ propagated
-    /// into whatever y₀ was computed from.
-    fn deliver(&self, a0: &S, params: &[Tensor], param_grads: Vec<Option<Tensor>>, grads: &mut GradStore) -> Result<()> {
-        deliver_gradients(&self.y0, a0, params, param_grads, grads)
-    }
-}
-
 impl<S: State> Solution<S> {
     /// The tape, checked against the method the caller replays: a backward pass with another
     /// method than the forward solve's would silently differentiate a different discretisation.
     fn tape(&self, replay: TapedMethod) -> Result<&Tape<S>> {
-        let tape = self.tape.as_ref().ok_or_else(|| SolverError::Config("this solution was solved with Adjoint::FullGraph: call backward() on the loss instead".into()))?;
+        let tape = self.tape.as_ref().ok_or_else(|| {
+            SolverError::Config("this solution was solved with Adjoint::FullGraph: call backward() on the loss instead".into())
+        })?;
         if tape.method != replay {
-            return Err(SolverError::Mismatch(format!("backward pass with {replay:?}, but the forward solve used {:?}: pass the forward solve's method", tape.method)));
+            return Err(SolverError::Mismatch(format!(
+                "backward pass with {replay:?}, but the forward solve used {:?}: pass the forward solve's method",
+                tape.method
+            )));
         }
         Ok(tape)
     }
@@ -118,7 +67,7 @@ impl<S: State> Solution<S> {
         let cots = tape.cotangents(grads)?;
         let (a0, pg) = match &tape.kind {
             TapeKind::Checkpointed(states) => {
-                let stepper = crate::solve::RkStepper { tab: method.tableau(), term };
+                let stepper = crate::solver::stepper::RkStepper { tab: method.tableau(), term };
                 checkpointed::backward(&stepper, tape, states, &cots, params)?
             }
             TapeKind::Continuous => continuous::backward_ode(term, method, tape, &cots, params)?,
@@ -131,12 +80,20 @@ impl<S: State> Solution<S> {
     /// continuous adjoint of an Itô term, `correction` chooses between the Itô → Stratonovich
     /// corrected adjoint (unbiased) and the naive one (biased when ∂g/∂y depends on y; kept to
     /// reproduce seed 003's comparison). Ignored by the checkpointed adjoint.
-    pub fn backward_sde(&self, term: &dyn SdeTerm<S>, method: SdeMethod, brownian: &VirtualBrownianTree, correction: ItoCorrection, params: &[Tensor], grads: &mut GradStore) -> Result<S> {
+    pub fn backward_sde(
+        &self,
+        term: &dyn SdeTerm<S>,
+        method: SdeMethod,
+        brownian: &VirtualBrownianTree,
+        correction: ItoCorrection,
+        params: &[Tensor],
+        grads: &mut GradStore,
+    ) -> Result<S> {
         let tape = self.tape(TapedMethod::Sde(method))?;
         let cots = tape.cotangents(grads)?;
         let (a0, pg) = match &tape.kind {
             TapeKind::Checkpointed(states) => {
-                let stepper = crate::solve::SdeStepper { method, term, brownian };
+                let stepper = crate::solver::stepper::SdeStepper { method, term, brownian };
                 checkpointed::backward(&stepper, tape, states, &cots, params)?
             }
             TapeKind::Continuous => continuous::backward_sde(term, brownian, correction, tape, &cots, params)?,
@@ -155,7 +112,13 @@ pub fn output_cotangent<S: State>(y: &S, grads: &GradStore) -> Result<S> {
 /// Hands an adjoint's results to the user's gradient store: each parameter gradient is added in
 /// (cast to the parameter's dtype), and ∂L/∂y₀ = `a0` is propagated into whatever tracked
 /// computation produced `y0` (one backward through the surrogate ⟨y₀, a₀⟩).
-pub fn deliver_gradients<S: State>(y0: &S, a0: &S, params: &[Tensor], param_grads: Vec<Option<Tensor>>, grads: &mut GradStore) -> Result<()> {
+pub fn deliver_gradients<S: State>(
+    y0: &S,
+    a0: &S,
+    params: &[Tensor],
+    param_grads: Vec<Option<Tensor>>,
+    grads: &mut GradStore,
+) -> Result<()> {
     let mut store = GradStore::default();
     for (p, g) in params.iter().zip(param_grads) {
         if let Some(g) = g {
@@ -164,7 +127,8 @@ pub fn deliver_gradients<S: State>(y0: &S, a0: &S, params: &[Tensor], param_grad
     }
     grads.extend(store)?;
     if y0.leaves().iter().any(|l| l.track_op()) {
-        let a0 = a0.with_leaves(a0.leaves().iter().zip(y0.leaves()).map(|(a, y)| Ok(a.detach().to_dtype(y.dtype())?)).collect::<Result<_>>()?)?;
+        let a0 =
+            a0.with_leaves(a0.leaves().iter().zip(y0.leaves()).map(|(a, y)| Ok(a.detach().to_dtype(y.dtype())?)).collect::<Result<_>>()?)?;
         grads.extend(dot(y0, &a0)?.backward()?)?;
     }
     Ok(())
@@ -174,12 +138,15 @@ pub fn deliver_gradients<S: State>(y0: &S, a0: &S, params: &[Tensor], param_grad
 /// One first-order backward through a surrogate ⟨f(y), a⟩; y is made a fresh leaf. Everything
 /// returned is detached.
 pub fn vjp<S: State>(y: &S, a: &S, params: &[Tensor], f: impl FnOnce(&S) -> Result<S>) -> Result<(S, S, Vec<Option<Tensor>>)> {
-    let y_leaf = y.with_leaves(y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(&l.detach())?.as_tensor().clone())).collect::<Result<_>>()?)?;
+    let y_leaf = y.with_leaves(
+        y.leaves().iter().map(|l| Ok(candle_core::Var::from_tensor(&l.detach())?.as_tensor().clone())).collect::<Result<_>>()?,
+    )?;
     let fy = f(&y_leaf)?;
     let g = dot(&fy, &crate::state::detach(a)?)?.backward()?;
     // candle's gradient tensors keep an op pointing into the forward graph (a weight's gradient
     // references the layer input): detach, or summing them over steps chains every step's graph
-    let gy = y_leaf.with_leaves(y_leaf.leaves().iter().map(|l| Ok(g.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<_>>()?)?;
+    let gy = y_leaf
+        .with_leaves(y_leaf.leaves().iter().map(|l| Ok(g.get(l).map(Tensor::detach).unwrap_or(l.zeros_like()?))).collect::<Result<_>>()?)?;
     let gp = params.iter().map(|p| g.get(p).map(Tensor::detach)).collect();
     Ok((crate::state::detach(&fy)?, gy, gp))
 }

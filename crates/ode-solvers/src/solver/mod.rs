@@ -1,13 +1,14 @@
 //! Solvers, one concept per file: the Butcher tableaux and the one explicit RK stepper that runs
 //! them; the SDE schemes.
 
-pub mod euler_maruyama;
-pub mod explicit_rk;
-pub mod milstein;
-pub mod stochastic_heun;
+pub(crate) mod euler_maruyama;
+pub(crate) mod explicit_rk;
+pub(crate) mod milstein;
+pub(crate) mod stepper;
+pub(crate) mod stochastic_heun;
 pub mod tableau;
 
-pub use tableau::{DenseOutput, Method, Tableau};
+pub use tableau::{Method, Tableau};
 
 /// The SDE schemes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -46,16 +46,56 @@ impl Tableau {
 }
 
 /// Forward Euler: y₁ = y₀ + h f(t₀, y₀). Order 1.
-pub static EULER: Tableau = Tableau { name: "euler", c: &[0.0], a: &[&[]], b: &[1.0], b_err: None, order: 1, error_order: 0, fsal: false, dense: DenseOutput::None };
+pub static EULER: Tableau = Tableau {
+    name: "euler",
+    c: &[0.0],
+    a: &[&[]],
+    b: &[1.0],
+    b_err: None,
+    order: 1,
+    error_order: 0,
+    fsal: false,
+    dense: DenseOutput::None,
+};
 
 /// Explicit midpoint. Order 2.
-pub static MIDPOINT: Tableau = Tableau { name: "midpoint", c: &[0.0, 0.5], a: &[&[], &[0.5]], b: &[0.0, 1.0], b_err: None, order: 2, error_order: 0, fsal: false, dense: DenseOutput::None };
+pub static MIDPOINT: Tableau = Tableau {
+    name: "midpoint",
+    c: &[0.0, 0.5],
+    a: &[&[], &[0.5]],
+    b: &[0.0, 1.0],
+    b_err: None,
+    order: 2,
+    error_order: 0,
+    fsal: false,
+    dense: DenseOutput::None,
+};
 
 /// Heun's method (explicit trapezoid). Order 2.
-pub static HEUN: Tableau = Tableau { name: "heun", c: &[0.0, 1.0], a: &[&[], &[1.0]], b: &[0.5, 0.5], b_err: None, order: 2, error_order: 0, fsal: false, dense: DenseOutput::None };
+pub static HEUN: Tableau = Tableau {
+    name: "heun",
+    c: &[0.0, 1.0],
+    a: &[&[], &[1.0]],
+    b: &[0.5, 0.5],
+    b_err: None,
+    order: 2,
+    error_order: 0,
+    fsal: false,
+    dense: DenseOutput::None,
+};
 
 /// Ralston's second-order method (minimal error bound, Ralston 1962).
-pub static RALSTON: Tableau = Tableau { name: "ralston", c: &[0.0, 2.0 / 3.0], a: &[&[], &[2.0 / 3.0]], b: &[0.25, 0.75], b_err: None, order: 2, error_order: 0, fsal: false, dense: DenseOutput::None };
+pub static RALSTON: Tableau = Tableau {
+    name: "ralston",
+    c: &[0.0, 2.0 / 3.0],
+    a: &[&[], &[2.0 / 3.0]],
+    b: &[0.25, 0.75],
+    b_err: None,
+    order: 2,
+    error_order: 0,
+    fsal: false,
+    dense: DenseOutput::None,
+};
 
 /// The classic fourth-order Runge–Kutta method (Kutta 1901), what the seeds call RK4.
 pub static RK4: Tableau = Tableau {
@@ -133,15 +173,7 @@ pub static DOPRI5: Tableau = Tableau {
     ]),
 };
 
-const TSIT5_B: [f64; 7] = [
-    0.09646076681806523,
-    0.01,
-    0.4798896504144996,
-    1.379008574103742,
-    -3.290069515436081,
-    2.324710524099774,
-    0.0,
-];
+const TSIT5_B: [f64; 7] = [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081, 2.324710524099774, 0.0];
 
 /// Tsitouras 5(4), FSAL, with its own fifth-order interpolant (Tsitouras 2011).
 pub static TSIT5: Tableau = Tableau {
@@ -205,7 +237,8 @@ pub enum Method {
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 9] = [Self::Euler, Self::Midpoint, Self::Heun, Self::Ralston, Self::Rk4, Self::Rk4ThreeEighths, Self::Bosh3, Self::Dopri5, Self::Tsit5];
+    pub const ALL: [Method; 9] =
+        [Self::Euler, Self::Midpoint, Self::Heun, Self::Ralston, Self::Rk4, Self::Rk4ThreeEighths, Self::Bosh3, Self::Dopri5, Self::Tsit5];
 
     /// The method's tableau.
     pub fn tableau(self) -> &'static Tableau {
@@ -231,9 +264,15 @@ impl Method {
 impl std::str::FromStr for Method {
     type Err = crate::error::SolverError;
     fn from_str(s: &str) -> crate::error::Result<Self> {
-        Self::ALL.into_iter().find(|m| m.name().eq_ignore_ascii_case(s) || (s.eq_ignore_ascii_case("rk38") && *m == Self::Rk4ThreeEighths)).ok_or_else(|| {
-            crate::error::SolverError::Config(format!("unknown method '{s}': expected one of {}", Self::ALL.map(|m| m.name()).join(", ")))
-        })
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s) || (s.eq_ignore_ascii_case("rk38") && *m == Self::Rk4ThreeEighths))
+            .ok_or_else(|| {
+                crate::error::SolverError::Config(format!(
+                    "unknown method '{s}': expected one of {}",
+                    Self::ALL.map(|m| m.name()).join(", ")
+                ))
+            })
     }
 }
 

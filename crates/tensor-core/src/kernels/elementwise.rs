@@ -23,7 +23,20 @@ fn reduce(y: f64) -> (i64, f64) {
 #[inline(always)]
 fn expm1_reduced(r: f64) -> f64 {
     let mut p: f64 = 1.0 / 6_227_020_800.0;
-    for c in [1.0 / 479_001_600.0, 1.0 / 39_916_800.0, 1.0 / 3_628_800.0, 1.0 / 362_880.0, 1.0 / 40_320.0, 1.0 / 5_040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0] {
+    for c in [
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+    ] {
         p = p.mul_add(r, c);
     }
     p * r
@@ -103,7 +116,10 @@ macro_rules! slice_kernel {
                     unsafe fn avx2(x: &[$ty], out: &mut [$ty]) {
                         body(x, out)
                     }
-                    if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512dq") && std::arch::is_x86_feature_detected!("fma") {
+                    if std::arch::is_x86_feature_detected!("avx512f")
+                        && std::arch::is_x86_feature_detected!("avx512dq")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
                         // SAFETY: the features the function is compiled for were detected above
                         return unsafe { avx512(x, out) };
                     }
@@ -118,7 +134,9 @@ macro_rules! slice_kernel {
                 return dispatch(x, out);
             }
             use rayon::prelude::*;
-            out.par_chunks_mut($crate::kernels::elementwise::PARALLEL_CHUNK).zip(x.par_chunks($crate::kernels::elementwise::PARALLEL_CHUNK)).for_each(|(o, x)| dispatch(x, o));
+            out.par_chunks_mut($crate::kernels::elementwise::PARALLEL_CHUNK)
+                .zip(x.par_chunks($crate::kernels::elementwise::PARALLEL_CHUNK))
+                .for_each(|(o, x)| dispatch(x, o));
         }
     };
 }
@@ -134,7 +152,11 @@ pub(crate) mod tests {
     pub(crate) fn ulps_f32(a: f32, b: f32) -> u32 {
         let key = |v: f32| {
             let b = v.to_bits() as i32;
-            if b < 0 { i32::MIN - b } else { b }
+            if b < 0 {
+                i32::MIN - b
+            } else {
+                b
+            }
         };
         key(a).abs_diff(key(b))
     }
@@ -148,11 +170,20 @@ pub(crate) mod tests {
     #[test]
     fn exp_and_log1p_match_libm() {
         let ys: Vec<f64> = (0..=300_000).map(|i| -745.0 + i as f64 * (1455.0 / 300_000.0)).chain([0.0, -0.0, 1e-300, -1e-300]).collect();
-        let worst = ys.iter().map(|&y| (exp_core(y), y.exp())).filter(|(_, r)| *r >= f64::MIN_POSITIVE && r.is_finite()).map(|(e, r)| ((e - r) / r).abs()).fold(0f64, f64::max);
+        let worst = ys
+            .iter()
+            .map(|&y| (exp_core(y), y.exp()))
+            .filter(|(_, r)| *r >= f64::MIN_POSITIVE && r.is_finite())
+            .map(|(e, r)| ((e - r) / r).abs())
+            .fold(0f64, f64::max);
         assert!(worst < 1e-15, "exp relative error {worst:e}");
-        assert_eq!((exp_core(710.0), exp_core(f64::INFINITY), exp_core(-800.0), exp_core(f64::NEG_INFINITY)), (f64::INFINITY, f64::INFINITY, 0.0, 0.0));
+        assert_eq!(
+            (exp_core(710.0), exp_core(f64::INFINITY), exp_core(-800.0), exp_core(f64::NEG_INFINITY)),
+            (f64::INFINITY, f64::INFINITY, 0.0, 0.0)
+        );
         assert!(exp_core(f64::NAN).is_nan());
-        let us: Vec<f64> = (0..=200_000).map(|i| i as f64 / 200_000.0).chain((0..2000).map(|i| 1e-300 * 1.4f64.powi(i)).filter(|&u| u <= 1.0)).collect();
+        let us: Vec<f64> =
+            (0..=200_000).map(|i| i as f64 / 200_000.0).chain((0..2000).map(|i| 1e-300 * 1.4f64.powi(i)).filter(|&u| u <= 1.0)).collect();
         let worst = us.iter().filter(|&&u| u > 0.0).map(|&u| ((log1p_core(u) - u.ln_1p()) / u.ln_1p()).abs()).fold(0f64, f64::max);
         assert!(worst < 1e-15, "log1p relative error {worst:e}");
         assert_eq!(log1p_core(0.0), 0.0);
@@ -161,8 +192,12 @@ pub(crate) mod tests {
 
     #[test]
     fn expm1_matches_libm() {
-        let worst = (0..=160_000).map(|i| -40.0 + i as f64 * 5e-4).chain((0..2000).map(|i| 1e-300 * 1.4f64.powi(i)).flat_map(|v| [v, -v])).filter(|y| y.abs() <= 40.0)
-            .map(|y| ((expm1_core(y) - y.exp_m1()) / y.exp_m1()).abs()).fold(0f64, f64::max);
+        let worst = (0..=160_000)
+            .map(|i| -40.0 + i as f64 * 5e-4)
+            .chain((0..2000).map(|i| 1e-300 * 1.4f64.powi(i)).flat_map(|v| [v, -v]))
+            .filter(|y| y.abs() <= 40.0)
+            .map(|y| ((expm1_core(y) - y.exp_m1()) / y.exp_m1()).abs())
+            .fold(0f64, f64::max);
         assert!(worst < 1e-15, "relative error {worst:e}");
         assert!(expm1_core(f64::NAN).is_nan());
     }

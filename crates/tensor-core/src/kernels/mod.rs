@@ -23,14 +23,14 @@
 mod bias;
 mod elementwise;
 mod network;
-mod tangents;
 pub mod selu;
 pub mod smooth;
+mod tangents;
 pub mod tanh;
 
 use crate::error::Result;
-pub use network::{network_tangents, AffineForm};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+pub use network::{network_tangents, AffineForm};
 use std::sync::atomic::{AtomicU8, Ordering};
 
 /// 0: not read yet, 1: fused, 2: composite.
@@ -136,7 +136,13 @@ fn contiguous_slice<'a, T>(x: &'a [T], layout: &Layout, name: &str) -> candle_co
 
 /// A one-operand kernel on contiguous f32 or f64 storage (`on_f32` / `on_f64`), or an error
 /// naming op `name`.
-fn float_op(name: &str, x: &CpuStorage, xl: &Layout, on_f32: impl FnOnce(&[f32]) -> Vec<f32>, on_f64: impl FnOnce(&[f64]) -> Vec<f64>) -> candle_core::Result<CpuStorage> {
+fn float_op(
+    name: &str,
+    x: &CpuStorage,
+    xl: &Layout,
+    on_f32: impl FnOnce(&[f32]) -> Vec<f32>,
+    on_f64: impl FnOnce(&[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
     Ok(match x {
         CpuStorage::F32(x) => CpuStorage::F32(on_f32(contiguous_slice(x, xl, name)?)),
         CpuStorage::F64(x) => CpuStorage::F64(on_f64(contiguous_slice(x, xl, name)?)),
@@ -145,7 +151,13 @@ fn float_op(name: &str, x: &CpuStorage, xl: &Layout, on_f32: impl FnOnce(&[f32])
 }
 
 /// A two-operand kernel on contiguous f32 or f64 storage of one dtype, or an error naming op `name`.
-fn float_op2(name: &str, (a, al): (&CpuStorage, &Layout), (b, bl): (&CpuStorage, &Layout), on_f32: impl FnOnce(&[f32], &[f32]) -> Vec<f32>, on_f64: impl FnOnce(&[f64], &[f64]) -> Vec<f64>) -> candle_core::Result<CpuStorage> {
+fn float_op2(
+    name: &str,
+    (a, al): (&CpuStorage, &Layout),
+    (b, bl): (&CpuStorage, &Layout),
+    on_f32: impl FnOnce(&[f32], &[f32]) -> Vec<f32>,
+    on_f64: impl FnOnce(&[f64], &[f64]) -> Vec<f64>,
+) -> candle_core::Result<CpuStorage> {
     Ok(match (a, b) {
         (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(on_f32(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
         (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(on_f64(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
@@ -174,7 +186,11 @@ pub fn selu_composite(z: &Tensor) -> Result<Tensor> {
 
 /// The kernel `op` where it applies, else `composite(z)`.
 fn elementwise(z: &Tensor, op: Elementwise, composite: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
-    if kernel_applies(z) { Ok(z.apply_op1(op)?) } else { composite(z) }
+    if kernel_applies(z) {
+        Ok(z.apply_op1(op)?)
+    } else {
+        composite(z)
+    }
 }
 
 /// sigmoid z elementwise: the vectorised kernel where it applies, else [`sigmoid_composite`].

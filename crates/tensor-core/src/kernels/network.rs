@@ -43,7 +43,12 @@ pub struct AffineForm {
 /// the value alone; J·V is then `None` too), as one graph node. `None` where the kernel does not
 /// apply — fused kernels off, a tensor not f32/f64 on the CPU, or shapes outside the form — and
 /// the caller takes the composite path.
-pub fn network_tangents(forms: &[AffineForm], activation: Activation, x: &Tensor, v: Option<&Tensor>) -> Result<Option<(Tensor, Option<Tensor>)>> {
+pub fn network_tangents(
+    forms: &[AffineForm],
+    activation: Activation,
+    x: &Tensor,
+    v: Option<&Tensor>,
+) -> Result<Option<(Tensor, Option<Tensor>)>> {
     let dtype = x.dtype();
     let mut tensors = vec![x];
     tensors.extend(v);
@@ -269,7 +274,11 @@ fn activate<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2
         }
         Activation::Softplus | Activation::LogCosh => {
             // σ' is another kernel's output: sigmoid (σ'' = σ'(1 − σ')) or tanh (σ'' = 1 − σ'²)
-            let (sigma, derivative) = if act == Activation::Softplus { (Elementwise::Softplus, Elementwise::Sigmoid) } else { (Elementwise::LogCosh, Elementwise::Tanh) };
+            let (sigma, derivative) = if act == Activation::Softplus {
+                (Elementwise::Softplus, Elementwise::Sigmoid)
+            } else {
+                (Elementwise::LogCosh, Elementwise::Tanh)
+            };
             T::kernel(sigma)(z, value);
             T::kernel(derivative)(z, d1);
             let tanh_like = act == Activation::LogCosh;
@@ -466,7 +475,10 @@ impl NetworkOp {
     fn backward<T: Real>(&self, theta: &[T], input_len: usize, grad_out: &[T]) -> candle_core::Result<(Vec<T>, Vec<T>)> {
         let guard = self.saved.lock().unwrap_or_else(|e| e.into_inner());
         // the forward records whenever candle records the op (`save` = an input tracks its graph)
-        let chunks = guard.as_ref().and_then(T::unwrap).ok_or_else(|| candle_core::Error::Msg(format!("{}: backward without a forward record", self.name())))?;
+        let chunks = guard
+            .as_ref()
+            .and_then(T::unwrap)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{}: backward without a forward record", self.name())))?;
         let parts: Vec<_> = chunks.par_iter().map(|c| self.chunk_backward(theta, grad_out, c)).collect();
         let mut grad_theta = vec![T::zero(); theta.len()];
         let mut grad_input = vec![T::zero(); input_len];
@@ -481,7 +493,12 @@ impl NetworkOp {
         let n_theta = self.theta_len;
         let want_in = (self.batch * (self.k + 1), self.layers[0].n_in);
         if input.shape().dims2()? != want_in || theta.shape().elem_count() != n_theta || !input.is_contiguous() || !theta.is_contiguous() {
-            return Err(candle_core::Error::Msg(format!("{}: input {:?} / θ {:?}, expected {want_in:?} / {n_theta} contiguous", self.name(), input.shape().dims(), theta.shape().dims())));
+            return Err(candle_core::Error::Msg(format!(
+                "{}: input {:?} / θ {:?}, expected {want_in:?} / {n_theta} contiguous",
+                self.name(),
+                input.shape().dims(),
+                theta.shape().dims()
+            )));
         }
         Ok(())
     }
@@ -496,10 +513,18 @@ impl NetworkOp {
         Ok(T::to_cpu_storage_owned(out))
     }
 
-    fn run_backward<T: Real>(&self, input: &Tensor, theta: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn run_backward<T: Real>(
+        &self,
+        input: &Tensor,
+        theta: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
         let (grad_theta, grad_input) = self.backward(&flat(theta)?, input.elem_count(), &flat(grad)?)?;
-        Ok((Some(Tensor::from_vec(grad_input, input.shape(), &Device::Cpu)?), Some(Tensor::from_vec(grad_theta, theta.shape(), &Device::Cpu)?)))
+        Ok((
+            Some(Tensor::from_vec(grad_input, input.shape(), &Device::Cpu)?),
+            Some(Tensor::from_vec(grad_theta, theta.shape(), &Device::Cpu)?),
+        ))
     }
 }
 

@@ -13,7 +13,11 @@ pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
 pub(crate) fn selu_core(z: f64) -> f64 {
     let clamped = if z < -40.0 { -40.0 } else { z };
     let negative = SELU_LAMBDA * SELU_ALPHA * expm1_core(clamped);
-    if z > 0.0 { SELU_LAMBDA * z } else { negative }
+    if z > 0.0 {
+        SELU_LAMBDA * z
+    } else {
+        negative
+    }
 }
 
 slice_kernel!(selu_f32, f32, selu_core, "out[i] = selu(x[i]) for f32 slices of equal length.");
@@ -24,7 +28,11 @@ mod tests {
     use super::*;
 
     fn reference(z: f64) -> f64 {
-        if z > 0.0 { SELU_LAMBDA * z } else { SELU_LAMBDA * SELU_ALPHA * z.exp_m1() }
+        if z > 0.0 {
+            SELU_LAMBDA * z
+        } else {
+            SELU_LAMBDA * SELU_ALPHA * z.exp_m1()
+        }
     }
 
     #[test]

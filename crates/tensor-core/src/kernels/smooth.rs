@@ -18,7 +18,11 @@ use super::elementwise::{exp_core, expm1_core, log1p_core, slice_kernel};
 pub(crate) fn sigmoid_core(z: f64) -> f64 {
     let e = exp_core(-z.abs());
     let s = 1.0 / (1.0 + e);
-    if z >= 0.0 { s } else { e * s }
+    if z >= 0.0 {
+        s
+    } else {
+        e * s
+    }
 }
 
 /// softplus of one value.
@@ -33,7 +37,11 @@ pub(crate) fn softplus_core(z: f64) -> f64 {
 #[inline(always)]
 pub(crate) fn swish_core(z: f64) -> f64 {
     // below −800, z · sigmoid z underflows to −0 in f64 (and −∞ · 0 would be NaN)
-    if z < -800.0 { -0.0 } else { z * sigmoid_core(z) }
+    if z < -800.0 {
+        -0.0
+    } else {
+        z * sigmoid_core(z)
+    }
 }
 
 /// log cosh of one value: one eʸ − 1 and one ln(1 + u) for either branch, picked by arguments
@@ -44,7 +52,13 @@ pub(crate) fn log_cosh_core(z: f64) -> f64 {
     let a = z.abs();
     let near = a <= 1.0;
     // near: eᵃ − 1; far: e^{−2a} − 1 (clamped at −40: beyond, e^{−2a} < 5e-18 of a ≥ 20)
-    let y = if near { a } else if -2.0 * a < -40.0 { -40.0 } else { -2.0 * a };
+    let y = if near {
+        a
+    } else if -2.0 * a < -40.0 {
+        -40.0
+    } else {
+        -2.0 * a
+    };
     let em1 = expm1_core(y);
     // near: cosh a − 1 = (eᵃ − 1)²/(2eᵃ); far: e^{−2a}
     let u = if near { em1 * em1 / (2.0 * (1.0 + em1)) } else { em1 + 1.0 };
@@ -69,13 +83,21 @@ mod tests {
 
     /// The references: libm's f64 exp / ln_1p / cosh in numerically safe forms.
     fn sigmoid_ref(x: f64) -> f64 {
-        if x >= 0.0 { 1.0 / (1.0 + (-x).exp()) } else { x.exp() / (1.0 + x.exp()) }
+        if x >= 0.0 {
+            1.0 / (1.0 + (-x).exp())
+        } else {
+            x.exp() / (1.0 + x.exp())
+        }
     }
     fn softplus_ref(x: f64) -> f64 {
         x.max(0.0) + (-x.abs()).exp().ln_1p()
     }
     fn swish_ref(x: f64) -> f64 {
-        if x == f64::NEG_INFINITY { -0.0 } else { x * sigmoid_ref(x) }
+        if x == f64::NEG_INFINITY {
+            -0.0
+        } else {
+            x * sigmoid_ref(x)
+        }
     }
     fn log_cosh_ref(x: f64) -> f64 {
         let a = x.abs();
@@ -122,7 +144,10 @@ mod tests {
     /// f64 against the references on [−60, 60] and a log-spaced sweep of tiny magnitudes.
     #[test]
     fn f64_matches_libm() {
-        let xs: Vec<f64> = (0..=240_000).map(|i| -60.0 + i as f64 * 5e-4).chain((0..1500).map(|i| 1e-150 * 1.3f64.powi(i)).filter(|v| *v < 1.0).flat_map(|v| [v, -v])).collect();
+        let xs: Vec<f64> = (0..=240_000)
+            .map(|i| -60.0 + i as f64 * 5e-4)
+            .chain((0..1500).map(|i| 1e-150 * 1.3f64.powi(i)).filter(|v| *v < 1.0).flat_map(|v| [v, -v]))
+            .collect();
         let mut out = vec![0f64; xs.len()];
         for (name, _, f64_kernel, reference) in CASES {
             f64_kernel(&xs, &mut out);

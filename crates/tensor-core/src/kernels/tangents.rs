@@ -48,7 +48,12 @@ impl CustomOp2 for ScaleTangents {
     fn cpu_fwd(&self, zs: &CpuStorage, zl: &Layout, ss: &CpuStorage, sl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, k, m) = zl.shape().dims3()?;
         if sl.shape().dims() != [b, m] {
-            return Err(candle_core::Error::Msg(format!("{}: factor of shape {:?} for tangents of shape {:?}", self.name(), sl.shape().dims(), zl.shape().dims())));
+            return Err(candle_core::Error::Msg(format!(
+                "{}: factor of shape {:?} for tangents of shape {:?}",
+                self.name(),
+                sl.shape().dims(),
+                zl.shape().dims()
+            )));
         }
         let out = float_op2(self.name(), (zs, zl), (ss, sl), |z, s| scale(z, s, k, m), |z, s| scale(z, s, k, m))?;
         Ok((out, zl.shape().clone()))
@@ -72,7 +77,12 @@ impl CustomOp2 for TangentInner {
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, zs: &CpuStorage, zl: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let (b, k, m) = gl.shape().dims3()?;
         if zl.shape() != gl.shape() {
-            return Err(candle_core::Error::Msg(format!("{}: shapes {:?} and {:?} differ", self.name(), gl.shape().dims(), zl.shape().dims())));
+            return Err(candle_core::Error::Msg(format!(
+                "{}: shapes {:?} and {:?} differ",
+                self.name(),
+                gl.shape().dims(),
+                zl.shape().dims()
+            )));
         }
         let out = float_op2(self.name(), (gs, gl), (zs, zl), |g, z| inner(g, z, b, k, m), |g, z| inner(g, z, b, k, m))?;
         Ok((out, Shape::from((b, m))))

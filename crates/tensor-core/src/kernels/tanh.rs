@@ -58,7 +58,8 @@ mod tests {
     /// f64 against libm on a log-spaced sweep of magnitudes 1e-300…1e3, both signs.
     #[test]
     fn f64_matches_libm() {
-        let xs: Vec<f64> = (0..200_000).map(|i| 10f64.powf(-300.0 + 303.0 * i as f64 / 200_000.0) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let xs: Vec<f64> =
+            (0..200_000).map(|i| 10f64.powf(-300.0 + 303.0 * i as f64 / 200_000.0) * if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
         let mut out = vec![0f64; xs.len()];
         tanh_f64(&xs, &mut out);
         let worst = xs.iter().zip(&out).map(|(&x, &t)| ((t - x.tanh()) / x.tanh()).abs()).fold(0f64, f64::max);

@@ -73,7 +73,13 @@ impl TimeLayer for ConcatSquashLinear {
         vec![self.w.clone(), self.b.clone(), self.gate_w.clone(), self.gate_b.clone(), self.hyper_bias_w.clone()]
     }
     fn map_params(&self, f: &mut dyn FnMut(&Tensor) -> Result<Tensor>) -> Result<Self> {
-        Ok(Self { w: f(&self.w)?, b: f(&self.b)?, gate_w: f(&self.gate_w)?, gate_b: f(&self.gate_b)?, hyper_bias_w: f(&self.hyper_bias_w)? })
+        Ok(Self {
+            w: f(&self.w)?,
+            b: f(&self.b)?,
+            gate_w: f(&self.gate_w)?,
+            gate_b: f(&self.gate_b)?,
+            hyper_bias_w: f(&self.hyper_bias_w)?,
+        })
     }
 }
 

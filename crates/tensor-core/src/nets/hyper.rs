@@ -146,7 +146,9 @@ impl HyperNet {
         if dim == 0 || hidden == 0 || width == 0 {
             return Err(Error::Config(format!("HyperNet needs positive sizes, got dim {dim}, hidden {hidden}, width {width}")));
         }
-        let layers = build_layers(&mut pb.pp("hyper"), 1, &[hidden, hidden], 3 * width * dim + width, |pb, _, i, o| ConcatLinear::new(pb, i, o, false))?;
+        let layers = build_layers(&mut pb.pp("hyper"), 1, &[hidden, hidden], 3 * width * dim + width, |pb, _, i, o| {
+            ConcatLinear::new(pb, i, o, false)
+        })?;
         let hyper = TimeNet::from_layers(layers, Activation::Tanh)?;
         let layer = |role| HyperLayer { hyper: hyper.clone(), dim, width, role };
         TimeNet::from_layers(vec![layer(HyperRole::Hidden), layer(HyperRole::Output)], Activation::Tanh)

@@ -90,7 +90,9 @@ impl Potential {
             return Err(Error::Config(format!("Potential needs d ≥ 1, width ≥ 1, layers ≥ 2, rank ≥ 1; got {config:?}")));
         }
         if !activation.is_c2() {
-            return Err(Error::Config(format!("{activation:?}'s σ'' is discontinuous, so ΔΦ would be too: pick a C² activation (logcosh, tanh, softplus, swish)")));
+            return Err(Error::Config(format!(
+                "{activation:?}'s σ'' is discontinuous, so ΔΦ would be too: pick a C² activation (logcosh, tanh, softplus, swish)"
+            )));
         }
         let rank = rank.min(d + 1);
         let mut k = Vec::with_capacity(layers);
@@ -259,7 +261,11 @@ impl Potential {
         let sw = self.sweep(x, t, "Potential::hessian_vector_product")?;
         let b = expect_matrix(v, self.config.dim, "Potential::hessian_vector_product (direction)")?;
         if b != x.dim(0)? {
-            return Err(Error::Shape { context: "Potential::hessian_vector_product (direction)", expected: format!("({}, {})", x.dim(0)?, self.config.dim), got: v.dims().to_vec() });
+            return Err(Error::Shape {
+                context: "Potential::hessian_vector_product (direction)",
+                expected: format!("({}, {})", x.dim(0)?, self.config.dim),
+                got: v.dims().to_vec(),
+            });
         }
         let (h, layers) = (self.h(), self.config.layers);
         let s_dot = Tensor::cat(&[v, &v.zeros_like()?.narrow(1, 0, 1)?], 1)?;

@@ -181,7 +181,13 @@ impl<L: TimeLayer> TimeNet<L> {
         let b = self.check_input(x, "TimeNet::tangents")?;
         match v.dims() {
             [vb, _, vd] if *vb == b && *vd == self.in_dim() => {}
-            dims => return Err(Error::Shape { context: "TimeNet::tangents (directions)", expected: format!("({b}, K, {})", self.in_dim()), got: dims.to_vec() }),
+            dims => {
+                return Err(Error::Shape {
+                    context: "TimeNet::tangents (directions)",
+                    expected: format!("({b}, K, {})", self.in_dim()),
+                    got: dims.to_vec(),
+                })
+            }
         }
         let t = time_rows(t, x)?;
         if let Some((f, Some(jv))) = self.fused_tangents(x, &t, Some(v))? {
