@@ -1,6 +1,7 @@
-//! Conditional flow matching (Lipman et al. 2023; Liu et al. 2023; Tong et al. 2024; seeds
-//! 000/003): on a Gaussian path x_t = μ_t + σ_t ε with μ_t = (1 − t)x₀ + t x₁, regress
-//! v_θ(x_t, t) on the conditional velocity u_t = μ_t' + σ_t' ε, x₀ from the source, x₁ from the
+//! Conditional flow matching ("Flow Matching for Generative Modeling", Lipman et al. 2023; "Flow
+//! Straight and Fast", Liu et al. 2023; "Improving and Generalizing Flow-Based Generative Models
+//! with Minibatch Optimal Transport", Tong et al. 2024): on a Gaussian path x_t = μ_t + σ_t ε
+//! with μ_t = (1 − t)x₀ + t x₁, regress v_θ(x_t, t) on the conditional velocity u_t = μ_t' + σ_t' ε, x₀ from the source, x₁ from the
 //! data, paired by a [`Coupling`]. Simulation-free: no ODE is solved during training.
 
 use crate::coupling::Coupling;

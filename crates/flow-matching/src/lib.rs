@@ -1,4 +1,4 @@
-//! `flow-matching`: simulation-free training of continuous flows (seeds 000/003, "flow matching
+//! `flow-matching`: simulation-free training of continuous flows (Ruthotto, "Understanding Generative AI Through Optimal Transport and PDEs"; Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs", "flow matching
 //! by superposition"): conditional flow matching on the straight path ψ_t = (1 − t)x₀ + t x₁
 //! with target velocity x₁ − x₀, and minibatch couplings that make the learned paths straighter.
 //!

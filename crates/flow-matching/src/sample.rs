@@ -1,5 +1,5 @@
 //! Sampling by integrating the learned velocity from t = 0 (source) to t = 1 (data) with any
-//! `ode-solvers` method, and the quality metrics of the seeds' comparison: exact W2 and the
+//! `ode-solvers` method, and the quality metrics of the lecture notes' comparison: exact W2 and the
 //! kinetic energy E∫‖v‖² dt of the paths (straight paths cost least).
 
 use crate::assignment::exact_assignment;

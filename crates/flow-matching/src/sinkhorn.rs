@@ -1,5 +1,5 @@
 //! Entropic optimal transport by Sinkhorn's algorithm in the log domain with ε-scaling
-//! (Cuturi 2013; Schmitzer 2019; seed 004's "Sinkhorn"), on candle tensors in f64:
+//! (Cuturi 2013; Schmitzer 2019; Liang's "Generative Models, Optimal Transport, and PDEs" "Sinkhorn"), on candle tensors in f64:
 //!
 //! f ← −ε LSE_j((g_j − C_ij)/ε + log b_j),  g ← −ε LSE_i((f_i − C_ij)/ε + log a_i),
 //! P_ij = exp((f_i + g_j − C_ij)/ε + log a_i + log b_j),

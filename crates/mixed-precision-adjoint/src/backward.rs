@@ -1,4 +1,4 @@
-//! Seed 003's mixed-precision backward pass with dynamic adjoint scaling (rampde's
+//! Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" mixed-precision backward pass with dynamic adjoint scaling (rampde's
 //! `FixedGridODESolverDynamic`):
 //!
 //! a_H ← Q_H(∂L/∂y_N); for each step i, in reverse: rebuild Φ at the stored Q_L(y_i) in the low

@@ -1,4 +1,4 @@
-//! Seed 003's mixed-precision forward pass (Algorithm "forward", rampde's `FixedGridODESolverBase`):
+//! Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" mixed-precision forward pass (Algorithm "forward", rampde's `FixedGridODESolverBase`):
 //!
 //! y_H ← Q_H(y₀); for each step i: Φ_i ← Φ(f, Q_L(y_H), t_i, h_i) evaluated entirely in the low
 //! precision L (any explicit RK increment, Φ = Σ b_j k_j); y_H ← y_H ⊕_H h_i·Q_H(Φ_i); store

@@ -1,11 +1,11 @@
 //! `mixed-precision-adjoint`: 16-bit neural-ODE training that does not NaN — the Rust
-//! counterpart of rampde (Celledoni, Ruthotto et al.; seed 003, "Mixed Precision for Neural ODEs").
+//! counterpart of rampde (Celledoni, Ruthotto et al.; Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs", "Mixed Precision for Neural ODEs").
 //!
 //! - [`forward`]: evaluate the RK increment in the low precision L, accumulate the state in the
 //!   high precision H, store only the 16-bit trajectory.
 //! - [`backward`]: rebuild one step at a time from the stored states, VJP with a dynamically
 //!   scaled cotangent in L, accumulate adjoint and parameter gradients in H.
-//! - [`stiff`]: seed 003's stiff test problem with its analytic gradients and the baselines.
+//! - [`stiff`]: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" stiff test problem with its analytic gradients and the baselines.
 //! - [`scaler`]: the dynamic adjoint scale S (power of two, halved on overflow, doubled with
 //!   headroom), persisting across iterations.
 //!

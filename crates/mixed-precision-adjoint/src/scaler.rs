@@ -1,4 +1,4 @@
-//! Dynamic adjoint scaling (seed 003; rampde's `DynamicScaler`): the cotangent is multiplied
+//! Dynamic adjoint scaling (Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs"; rampde's `DynamicScaler`): the cotangent is multiplied
 //! by a power of two S before the low-precision VJP, so that small adjoints do not underflow
 //! and large ones do not overflow, and the result is divided by S in high precision.
 

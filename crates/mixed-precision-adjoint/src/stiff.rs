@@ -1,4 +1,4 @@
-//! Seed 003's stiff test problem: y'(t) = −(θ₁t² + θ₂t + θ₃) y on [0, T], ℓ = ½ y(T)², RK4.
+//! Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" stiff test problem: y'(t) = −(θ₁t² + θ₂t + θ₃) y on [0, T], ℓ = ½ y(T)², RK4.
 //! Its solution y(T) = y₀ exp(−θ₁T³/3 − θ₂T²/2 − θ₃T) gives every gradient in closed form:
 //! ∂ℓ/∂y₀ = y(T)²/y₀, ∂ℓ/∂θ₁ = −y(T)²T³/3, ∂ℓ/∂θ₂ = −y(T)²T²/2, ∂ℓ/∂θ₃ = −y(T)²T.
 //! y grows to ≈ 1.2·10⁴ before decaying to ≈ 6·10⁻³ while the adjoint falls to ≈ 10⁻⁹: far below

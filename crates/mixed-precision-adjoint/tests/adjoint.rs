@@ -1,5 +1,5 @@
 //! The mixed-precision adjoint: equal to `ode-solvers`' checkpointed DTO when L = H (f64 and
-//! f32), a Taylor test at f64, and seed 003's stiff problem at f16 with and without scaling.
+//! f32), a Taylor test at f64, and Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" stiff problem at f16 with and without scaling.
 
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};

@@ -1,5 +1,5 @@
 //! The kinetic energy of a flow's paths, E∫‖v(t, x(t))‖² dt along x' = v (Benamou–Brenier;
-//! seed 003's "straight vs curvy"): the optimal-transport flow minimises it, and it equals W2²
+//! Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" "straight vs curvy"): the optimal-transport flow minimises it, and it equals W2²
 //! of its two ends exactly when the paths are straight lines at constant speed. Independent of
 //! the direction of time, so a flow integrated from data to noise and one from noise to data
 //! are compared on the same footing.

@@ -1,4 +1,4 @@
-//! Denoising score matching (Vincent 2011; Song et al. 2021, eq. 7; seeds 000/001): with
+//! Denoising score matching (Vincent 2011; Song et al. 2021, eq. 7; Ruthotto, "Understanding Generative AI Through Optimal Transport and PDEs"; Ruthotto, "PDE Framework for Generative Modeling"): with
 //! x_t = α_t x₀ + σ_t ε the conditional score is −ε/σ_t, and
 //!
 //!   L(θ) = E_{t, x₀, ε} λ(t) ‖s_θ(x_t, t) + ε/σ_t‖²,

@@ -1,5 +1,5 @@
-//! `score-diffusion`: score-based diffusion models (Song et al. 2021; seeds 000/001/003) and
-//! seed 004's optimal-transport view of denoising (Liang et al. 2024).
+//! `score-diffusion`: score-based diffusion models (Song et al. 2021; Ruthotto, "Understanding Generative AI Through Optimal Transport and PDEs"; Ruthotto, "PDE Framework for Generative Modeling"; Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs") and
+//! Liang's "Generative Models, Optimal Transport, and PDEs" optimal-transport view of denoising (Liang et al. 2024).
 //!
 //! - [`sde`]: forward SDEs with Gaussian kernels — VP (linear β, cosine α), VE, OU.
 //! - [`score`]: the [`Score`] trait; network scores ([`ScoreNet`], score or ε parametrization)
@@ -11,7 +11,7 @@
 //! - [`mixture`]: Gaussian mixtures and empirical measures: exact scores, Laplacians, posterior
 //!   moments.
 //! - [`localization`]: L_r, s_r(u), h_μ(δ, r), m*(r), ζ*_M(t).
-//! - [`ot_denoise`]: seed 004's forward OU chain and backward OT denoising map.
+//! - [`ot_denoise`]: Liang's "Generative Models, Optimal Transport, and PDEs" forward OU chain and backward OT denoising map.
 
 pub mod dsm;
 pub mod error;

@@ -1,4 +1,4 @@
-//! Exact likelihood through the probability-flow ODE (Song et al. 2021, Sec. 4.3; seed 001:
+//! Exact likelihood through the probability-flow ODE (Song et al. 2021, Sec. 4.3; Ruthotto, "PDE Framework for Generative Modeling":
 //! "exact likelihood computation"): with v = f(t)x − ½g(t)² s(x, t),
 //! ∇·v = d f(t) − ½g(t)² ∇·s, and by the instantaneous change of variables
 //!

@@ -1,4 +1,4 @@
-//! Seed 004 (Liang, Koriyama & Dharmakeerthi 2024): curvature, localization and the integrated
+//! Liang, "Generative Models, Optimal Transport, and PDEs" (Liang, Koriyama & Dharmakeerthi 2024): curvature, localization and the integrated
 //! tail of a measure μ at signal-to-noise ratio r. With Y_r = rX + Z, X ~ μ, Z ~ N(0, I):
 //!
 //! - curvature: ∇² log p_{Y_r}(y) = Cov[rX | Y_r = y] − I (Tweedie's second-order formula);

@@ -1,7 +1,7 @@
 //! Isotropic Gaussian mixtures μ = Σ_k w_k N(m_k, v_k I), point masses (v_k = 0) and empirical
 //! measures included, and everything diffusion needs about them in closed form. Under
 //! Y = αX + σZ the law of Y is Σ_k w_k N(α m_k, (α² v_k + σ²) I), so the score, its divergence
-//! and the posterior of X given Y are exact (seed 004: "for any empirical measure, an analytic
+//! and the posterior of X given Y are exact (Liang, "Generative Models, Optimal Transport, and PDEs": "for any empirical measure, an analytic
 //! expression"). Computed on candle tensors in the dtype of the query points (use f64).
 
 use crate::error::{DiffusionError, Result};

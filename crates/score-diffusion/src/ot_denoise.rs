@@ -1,4 +1,4 @@
-//! Seed 004's diffuse-then-denoise chains for the OU process (f(x) = ‖x‖²/2, temperature β⁻¹),
+//! Liang's "Generative Models, Optimal Transport, and PDEs" diffuse-then-denoise chains for the OU process (f(x) = ‖x‖²/2, temperature β⁻¹),
 //! step η, K steps (time horizon Kη):
 //!
 //! - forward: X_{k+1} = (1 − η) X_k + √(2β⁻¹η) Z;
@@ -18,7 +18,7 @@ use crate::sde::ForwardSde;
 use candle_core::Tensor;
 use tensor_core::SeededRng;
 
-/// The OU chain of seed 004.
+/// The OU chain of Liang, "Generative Models, Optimal Transport, and PDEs".
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OuChain {
     pub beta_inv: f64,
@@ -74,7 +74,7 @@ impl OuChain {
 }
 
 /// The one-step ratio W(μ_{k−1}, ν̄_{k−1})/W(μ_k, ν̄_k) for μ = N(0, σ²), β = 1, in closed form:
-/// (seed 004's 1 + η(σ² − 1)/(e^{kη} + σ² − 1), the same with e^{2kη}).
+/// (Liang's "Generative Models, Optimal Transport, and PDEs" 1 + η(σ² − 1)/(e^{kη} + σ² − 1), the same with e^{2kη}).
 pub fn gaussian_ratio(sigma2: f64, eta: f64, k: usize) -> (f64, f64) {
     let kt = eta * k as f64;
     (1.0 + eta * (sigma2 - 1.0) / (kt.exp() + sigma2 - 1.0), 1.0 + eta * (sigma2 - 1.0) / ((2.0 * kt).exp() + sigma2 - 1.0))

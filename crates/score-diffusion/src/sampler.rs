@@ -1,5 +1,5 @@
 //! Sampling by running the forward SDE backwards with a score (Anderson 1982; Song et al. 2021).
-//! Seed 000's "smart zero": adding and subtracting ½g̃²s inside the Fokker–Planck flux gives, for
+//! Ruthotto's "Understanding Generative AI Through Optimal Transport and PDEs" "smart zero": adding and subtracting ½g̃²s inside the Fokker–Planck flux gives, for
 //! any g̃(t), a reverse-time process with the same marginals,
 //!
 //!   dx = [f(t)x − ½(g(t)² + g̃(t)²) s(x, t)] dt + g̃(t) dW̄,

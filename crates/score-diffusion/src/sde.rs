@@ -1,6 +1,6 @@
 //! Forward noising SDEs dx = f(t)·x dt + g(t) dW with linear drift, so the perturbation kernel is
 //! Gaussian in closed form: p_t(x | x₀) = N(α_t x₀, σ_t² I) (Song et al. 2021, eqs. 29–33;
-//! seeds 000/001: "p_t(x|x₀) = N(α_t x₀, σ_t² I) ... known analytically").
+//! Ruthotto, "Understanding Generative AI Through Optimal Transport and PDEs"; Ruthotto, "PDE Framework for Generative Modeling": "p_t(x|x₀) = N(α_t x₀, σ_t² I) ... known analytically").
 
 use crate::error::{DiffusionError, Result};
 use std::f64::consts::PI;
@@ -18,13 +18,13 @@ pub enum ForwardSde {
     /// Variance exploding: σ(t) = σ_min (σ_max/σ_min)^{t/T}, f = 0, g² = dσ²/dt; the exact
     /// kernel variance from x₀ is σ(t)² − σ_min² (score_sde approximates it by σ(t)²).
     Ve { sigma_min: f64, sigma_max: f64, t_end: f64 },
-    /// Seed 004's Ornstein–Uhlenbeck process dX = −X dt + √(2β⁻¹) dB (Langevin diffusion of
+    /// Liang's "Generative Models, Optimal Transport, and PDEs" Ornstein–Uhlenbeck process dX = −X dt + √(2β⁻¹) dB (Langevin diffusion of
     /// f(x) = ‖x‖²/2 at temperature β⁻¹): α_t = e^{−t}, σ_t² = β⁻¹(1 − e^{−2t}).
     Ou { beta_inv: f64, t_end: f64 },
 }
 
 impl ForwardSde {
-    /// The seeds' default: VP linear with β_min = 0.1, β_max = 20 on [0, T].
+    /// The lecture notes' default: VP linear with β_min = 0.1, β_max = 20 on [0, T].
     pub fn vp(t_end: f64) -> Self {
         Self::VpLinear { beta_min: 0.1, beta_max: 20.0, t_end }
     }

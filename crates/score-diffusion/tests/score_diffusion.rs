@@ -1,6 +1,6 @@
 //! Exact mixture scores against finite differences and the curvature identity; DSM recovers an
 //! analytic score; PF-ODE, reverse SDE, the smart-zero family and predictor–corrector driven by an
-//! exact score reproduce the data; PF-ODE likelihood equals the closed form; seed 004's
+//! exact score reproduce the data; PF-ODE likelihood equals the closed form; Liang's "Generative Models, Optimal Transport, and PDEs"
 //! localization and denoising chains.
 
 use candle_core::{DType, Device, Tensor};
@@ -267,7 +267,7 @@ fn gaussian_one_step_ratio_follows_the_closed_form() -> Result<()> {
 
 #[test]
 fn backward_ot_transport_recovers_the_data_measure() -> Result<()> {
-    // seed 004's example 3, OU with T = 100 steps of η = 0.01
+    // Liang's "Generative Models, Optimal Transport, and PDEs" example 3, OU with T = 100 steps of η = 0.01
     let mu = GaussianMixture::one_dimensional(&[(0.1, -4.0, 1.0), (0.2, -2.0, 0.5), (0.4, 2.0, 0.5), (0.3, 4.0, 1.0)])?;
     let chain = OuChain { beta_inv: 1.0, eta: 0.01, steps: 100 };
     let mut rng = SeededRng::new(12);

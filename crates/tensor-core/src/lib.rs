@@ -1,7 +1,7 @@
 //! `tensor-core`: the thin layer of continuum over candle.
 //!
 //! - [`device`]: device selection from `cpu` / `cuda` / `cuda:N`.
-//! - [`precision`]: the precision policy of seed 003 (evaluate low, accumulate high).
+//! - [`precision`]: the precision policy of Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" (evaluate low, accumulate high).
 //! - [`rng`]: seeded tensors (candle's CPU RNG cannot be seeded).
 //! - [`params`]: seeded parameters in a `VarMap`, safetensors checkpoints.
 //! - [`activation`]: σ, σ', σ'' as candle ops.

@@ -1,4 +1,4 @@
-//! The precision policy of seed 003 ("Mixed Precision for Neural ODEs"):
+//! The precision policy of Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" ("Mixed Precision for Neural ODEs"):
 //! evaluate networks in a low precision L, accumulate states and gradients in a high
 //! precision H. `Q_L` and `Q_H` are rounding to nearest (ties to even) into L and H.
 
@@ -90,7 +90,7 @@ impl Precision {
         matches!(self, Self::Bf16 | Self::F16)
     }
 
-    /// Rounds `t` into this precision (Q_L or Q_H of seed 003). A no-op when `t` already has
+    /// Rounds `t` into this precision (Q_L or Q_H of Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs"). A no-op when `t` already has
     /// the storage dtype. candle's `to_dtype` rounds to nearest, ties to even, with overflow to ±inf.
     pub fn quantize(self, t: &Tensor) -> Result<Tensor> {
         Ok(if t.dtype() == self.dtype() { t.clone() } else { t.to_dtype(self.dtype())? })

@@ -1,4 +1,4 @@
-//! `bsds300`: seed 003's BSDS300 table — OT-Flow (d = 63) trained by full-graph DTO (the
+//! `bsds300`: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" BSDS300 table — OT-Flow (d = 63) trained by full-graph DTO (the
 //! torchdiffeq column) and by this project's adjoint at f32, bf16 and f16 with dynamic scaling,
 //! plus f16 without scaling for both (expected to fail or degrade: the table says how).
 //! Columns: validation NLL (nats), HJB penalty, peak memory, time per iteration.
@@ -82,7 +82,7 @@ impl Suite for Bsds300Suite {
         "bsds300"
     }
     fn description(&self) -> &'static str {
-        "seed 003's BSDS300 table: OT-Flow d=63, full-graph vs mixed-precision adjoint at f32/bf16/f16"
+        "Ruthotto's “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” BSDS300 table: OT-Flow d=63, full-graph vs mixed-precision adjoint at f32/bf16/f16"
     }
     fn data_source(&self, _quick: bool) -> String {
         match bsds300::find() {

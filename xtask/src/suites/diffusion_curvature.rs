@@ -1,4 +1,4 @@
-//! `diffusion-curvature`: seed 004's figures (Liang, Koriyama & Dharmakeerthi 2024) from exact
+//! `diffusion-curvature`: Liang's "Generative Models, Optimal Transport, and PDEs" figures (Liang, Koriyama & Dharmakeerthi 2024) from exact
 //! posterior covariances. For the two-point mass ½δ₋₁ + ½δ₁, ½δ₀ + ½N(0, 1) and the mixture
 //! 0.1N(−4, 1) + 0.2N(−2, 0.5) + 0.4N(2, 0.5) + 0.3N(4, 1): the survival function s_r(u) of the
 //! localization L_r at low and high SNR, ζ*_M(t) of the OU process, m*(r), and the forward OU
@@ -150,10 +150,10 @@ impl Suite for DiffusionCurvature {
         "diffusion-curvature"
     }
     fn description(&self) -> &'static str {
-        "seed 004: localization survival s_r(u), m*(r), ζ*_M(t), OU diffuse-then-denoise with the exact OT backward map, Gaussian one-step ratio"
+        "Liang, “Generative Models, Optimal Transport, and PDEs”: localization survival s_r(u), m*(r), ζ*_M(t), OU diffuse-then-denoise with the exact OT backward map, Gaussian one-step ratio"
     }
     fn data_source(&self, _quick: bool) -> String {
-        "closed-form measures from seed 004 (two-point mass, ½δ₀+½N(0,1), 4-component mixture); no data set".into()
+        "closed-form measures from Liang, “Generative Models, Optimal Transport, and PDEs” (two-point mass, ½δ₀+½N(0,1), 4-component mixture); no data set".into()
     }
     fn config(&self, quick: bool) -> Value {
         json!({"monte_carlo": monte_carlo(quick), "beta_inv": BETA_INV, "ou_chain": {"eta": 0.01, "steps": 100}, "low_snr": LOW_SNR, "high_snr": HIGH_SNR, "M": M_VALUES, "delta_grid": 201})
@@ -207,10 +207,15 @@ impl Suite for DiffusionCurvature {
             transport.push(panel("backward b^μ from ν_T", "t = kη", "x", bundle(&d["backward_nu"]), false));
         }
         if !figure.is_empty() {
-            line_panels(&out.join("diffusion_curvature.png"), "Seed 004: localization survival, ζ*_M(t), m*(r)", 4, &figure)?;
+            line_panels(
+                &out.join("diffusion_curvature.png"),
+                "Liang, “Generative Models, Optimal Transport, and PDEs”: localization survival, ζ*_M(t), m*(r)",
+                4,
+                &figure,
+            )?;
             line_panels(
                 &out.join("diffusion_transport.png"),
-                "Seed 004: forward OU diffusion and backward OT transport (T = 100, η = 0.01)",
+                "Liang, “Generative Models, Optimal Transport, and PDEs”: forward OU diffusion and backward OT transport (T = 100, η = 0.01)",
                 4,
                 &transport,
             )?;
@@ -218,7 +223,7 @@ impl Suite for DiffusionCurvature {
         }
         report.notes.push("L_r(y) = ‖Cov[rX | rX + Z = y]‖ is exact (closed-form posterior of the mixture); the law of L_r(Y_r) and h_μ(δ, r) = E(L_r − 1 + δ)₊ are Monte Carlo. L_r ≤ 1 − δ ⇔ ∇²log p ⪯ −δI: P(L>1) is the mass of positive-curvature (non-log-concave) locations.".into());
         report.notes.push("'diffuse-then-denoise ratio' = W2(μ, b^μ∘f(ν₀))/W2(μ, ν₀) with ν₀ = δ₀: below 1 when the chain contracts net of the backward expansion. The backward map uses the exact score of the continuous-time OU marginal μ_{kη}.".into());
-        report.notes.push("gaussian-ratio: with dX = −X dt + √2 dB (f = ‖x‖²/2, β = 1, as seed 004 writes the chain) the exact backward map gives 1 + η(σ²−1)/(e^{2kη}+σ²−1); the seed's e^{kη} is the same ratio on the clock of dX = −½X dt + dB. The row shows which one the code follows.".into());
+        report.notes.push("gaussian-ratio: with dX = −X dt + √2 dB (f = ‖x‖²/2, β = 1, as Liang, “Generative Models, Optimal Transport, and PDEs” writes the chain) the exact backward map gives 1 + η(σ²−1)/(e^{2kη}+σ²−1); the seed's e^{kη} is the same ratio on the clock of dX = −½X dt + dB. The row shows which one the code follows.".into());
         Ok(())
     }
 }

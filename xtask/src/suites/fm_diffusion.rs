@@ -6,7 +6,7 @@
 //! (Euler and adaptive Dopri5) and the smart-zero member g̃ = g/2.
 //! Tasks: N(0, I) → 8gaussians, N(0, I) → moons, moons → 8gaussians (diffusion needs a Gaussian
 //! source, so it runs on the first two). On N → 8gaussians also a CNF and OT-Flow trained by
-//! maximum likelihood (an ODE solve per step), which fills seed 003's strategy table with
+//! maximum likelihood (an ODE solve per step), which fills Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" strategy table with
 //! measured costs. Also the time per training step next to the same step in PyTorch
 //! (`benches/reference/cfm_step.py`).
 
@@ -452,13 +452,13 @@ fn n_test(quick: bool) -> usize {
     }
 }
 
-/// Seed 003's table ("Method | PDE | Optimal? | Train | Sample") with the measured numbers on
+/// Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" table ("Method | PDE | Optimal? | Train | Sample") with the measured numbers on
 /// N(0, I) → 8gaussians: training cost per iteration and velocity evaluations per iteration,
 /// sampling NFE and time, W2 to held-out data, and the normalised path energy as the measure of
 /// optimality (0 = straight constant-speed paths, the OT map's).
 fn strategy_table(get: &dyn Fn(&str, &str, &str) -> Option<f64>) -> String {
     let task = "N→8gaussians";
-    let mut t = String::from("### Seed 003's strategy table, measured (N(0, I) → 8gaussians)\n\n| method | PDE | seed's \"optimal?\" | normalised path energy | train ms/iter | train NFE/iter | sample NFE | sample s | W2 |\n|---|---|---|---|---|---|---|---|---|\n");
+    let mut t = String::from("### Ruthotto's “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” strategy table, measured (N(0, I) → 8gaussians)\n\n| method | PDE | seed's \"optimal?\" | normalised path energy | train ms/iter | train NFE/iter | sample NFE | sample s | W2 |\n|---|---|---|---|---|---|---|---|---|\n");
     let rows = [
         ("CNF (MLE, exact trace)", "cnf", "continuity", "no"),
         ("OT-Flow", "ot-flow", "continuity", "yes"),

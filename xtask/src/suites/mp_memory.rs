@@ -1,4 +1,4 @@
-//! `mp-memory`: peak memory and time of one training step at seed 003's BSDS300 shape — OT-Flow's
+//! `mp-memory`: peak memory and time of one training step at Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" BSDS300 shape — OT-Flow's
 //! training step (`ot_flow`'s dynamics (x, ℓ, c_L, c_H) and objective J, d = 63, RK4, 16 steps,
 //! batch 512, width 512 and 1024) — by full-graph DTO (state in f32, Φ evaluated in the low
 //! precision: the torchdiffeq + autocast analogue) versus this project's mixed-precision adjoint
@@ -37,7 +37,7 @@ impl Suite for MpMemory {
         "mp-memory"
     }
     fn description(&self) -> &'static str {
-        "seed 003: peak memory/time of one OT-Flow-shaped training step, full-graph DTO vs mixed-precision adjoint"
+        "Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs”: peak memory/time of one OT-Flow-shaped training step, full-graph DTO vs mixed-precision adjoint"
     }
     fn data_source(&self, _quick: bool) -> String {
         "random inputs x ~ N(0, I) (memory and time do not depend on the data)".into()
@@ -123,7 +123,7 @@ impl Suite for MpMemory {
                 }
             }
         }
-        report.notes.push("seed 003 reports 18.9 GB → 1.5 GB (12×) on a GPU at width 1024; these are CPU resident-memory peaks of a child process per row. f16/bf16 on this CPU have no faster arithmetic than f32 (candle-notes), so their times show conversion overhead, not speed-ups.".into());
+        report.notes.push("Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” reports 18.9 GB → 1.5 GB (12×) on a GPU at width 1024; these are CPU resident-memory peaks of a child process per row. f16/bf16 on this CPU have no faster arithmetic than f32 (candle-notes), so their times show conversion overhead, not speed-ups.".into());
         Ok(())
     }
 }

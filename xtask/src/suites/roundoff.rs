@@ -1,4 +1,4 @@
-//! `roundoff`: seed 003's theorem — with low-precision evaluation and high-precision
+//! `roundoff`: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" theorem — with low-precision evaluation and high-precision
 //! accumulation, forward and gradient errors are O(u_L) + O(u_H/h), independent of the number
 //! of steps N. For a fixed random MLP vector field, the relative error of y_N and of ∇θℓ
 //! against an f64 run on the same grid, for N = 64 … 4096, Euler and RK4, f16 and bf16
@@ -74,7 +74,7 @@ impl Suite for Roundoff {
         "roundoff"
     }
     fn description(&self) -> &'static str {
-        "seed 003: mixed-precision forward/gradient error vs N (f16, bf16; Euler, RK4) against f64 on the same grid"
+        "Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs”: mixed-precision forward/gradient error vs N (f16, bf16; Euler, RK4) against f64 on the same grid"
     }
     fn data_source(&self, _quick: bool) -> String {
         "random initial states, fixed random MLP vector field (no data set)".into()
@@ -135,7 +135,7 @@ impl Suite for Roundoff {
         let file = "roundoff_error_vs_n.png";
         loglog(&out.join(file), "Mixed-precision error vs steps (f32 accumulation)", "steps N", "relative error vs f64", &series)?;
         report.plots.push(file.into());
-        report.notes.push("Seed 003's theorem predicts errors O(u_L) + O(u_H/h): flat in N at the level of the low precision's unit roundoff (f16 4.9e-4, bf16 3.9e-3), not growing like N·u_L.".into());
+        report.notes.push("Ruthotto's “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” theorem predicts errors O(u_L) + O(u_H/h): flat in N at the level of the low precision's unit roundoff (f16 4.9e-4, bf16 3.9e-3), not growing like N·u_L.".into());
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! `sde-adjoint`: seed 003's "differentiating through SDEs" result (Leburu, Nurbekyan, Ruthotto).
+//! `sde-adjoint`: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" "differentiating through SDEs" result (Leburu, Nurbekyan, Ruthotto).
 //! J(x₀) = E[Φ(X_T)], Φ(x) = x², for the CEV-type model dX = rX dt + σ|X|^β dW (Itô), and
 //! geometric Brownian motion (β = 1) as a control whose gradient is known in closed form,
 //! 2x₀e^{(2r+σ²)T}. Estimators of ∂J/∂x₀ on one set of Euler–Maruyama paths:
@@ -78,7 +78,7 @@ impl Suite for SdeAdjoint {
         "sde-adjoint"
     }
     fn description(&self) -> &'static str {
-        "seed 003: DTO exact vs naive OTD biased vs Itô-corrected OTD on a CEV model, E[X_T²]"
+        "Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs”: DTO exact vs naive OTD biased vs Itô-corrected OTD on a CEV model, E[X_T²]"
     }
     fn data_source(&self, _quick: bool) -> String {
         "simulated paths (virtual Brownian tree, seeded)".into()

@@ -1,4 +1,4 @@
-//! `stiff-ode`: seed 003's stiff-ODE table. RK4 on y' = −(θ₁t² + θ₂t + θ₃)y, ℓ = ½y(T)²,
+//! `stiff-ode`: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" stiff-ODE table. RK4 on y' = −(θ₁t² + θ₂t + θ₃)y, ℓ = ½y(T)²,
 //! relative errors of y(T) and of every gradient against the analytic solution, for
 //! {f32, bf16, f16} × {no scaling, dynamic scaling} with this crate's adjoint, next to the
 //! full-graph autocast baseline (torchdiffeq analogue) and the naive all-16-bit one. Two
@@ -29,7 +29,7 @@ impl Suite for StiffOde {
         "stiff-ode"
     }
     fn description(&self) -> &'static str {
-        "seed 003's stiff-ODE table: f32/bf16/f16 × no/dynamic adjoint scaling vs analytic gradients"
+        "Ruthotto's “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” stiff-ODE table: f32/bf16/f16 × no/dynamic adjoint scaling vs analytic gradients"
     }
     fn data_source(&self, _quick: bool) -> String {
         "analytic test problem (no data set)".into()
@@ -98,7 +98,7 @@ impl Suite for StiffOde {
             "analytic reference (seed variant): y(T) = {:.6e}, ∂ℓ/∂y₀ = {:.6e}, ∂ℓ/∂θ = ({:.6e}, {:.6e}, {:.6e})",
             e.y_end, e.dl_dy0, e.dl_dtheta[0], e.dl_dtheta[1], e.dl_dtheta[2]
         ));
-        report.notes.push("seed 003's figures (y(T) / ∂ℓ/∂y₀ / ∂ℓ/∂θ₁): f32 ≈ 7e-5 / 1.4e-4 / 1.3e-4; f16 none 3.7e-3 / 2.0e+3 / 1.0; f16 dynamic 3.7e-3 / 5.9e-3 / 6.0e-3.".into());
+        report.notes.push("Ruthotto's “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” figures (y(T) / ∂ℓ/∂y₀ / ∂ℓ/∂θ₁): f32 ≈ 7e-5 / 1.4e-4 / 1.3e-4; f16 none 3.7e-3 / 2.0e+3 / 1.0; f16 dynamic 3.7e-3 / 5.9e-3 / 6.0e-3.".into());
         report.notes.push(
             "errors include RK4's discretisation error with N steps: the reference is the exact ODE solution, as in the seed.".into(),
         );

@@ -4,7 +4,7 @@
 //! seven 2-D densities.
 //! Columns: test NLL (exact trace/Laplacian), MMD to held-out data (OT-Flow's metric, α = 1),
 //! kinetic energy E∫½‖v‖² dt, evaluations to sample with adaptive Dopri5, train time. Plots per
-//! data set: density, samples, and trajectories of both models side by side (seed 003's
+//! data set: density, samples, and trajectories of both models side by side (Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs"
 //! "straight vs curvy" picture). Also rampde's 2-D CNF precision study (torchdiffeq's
 //! hypernetwork velocity, `tensor_core::nets::HyperNet`): f32 / bf16 / f16
 //! without scaling / f16 dynamic, full graph (autocast) vs the mixed-precision adjoint.

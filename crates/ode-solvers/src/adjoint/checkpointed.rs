@@ -1,4 +1,4 @@
-//! The discrete adjoint with checkpoints (Gholami, Keutzer, Biros 2019, "ANODE"; seed 003's
+//! The discrete adjoint with checkpoints (Gholami, Keutzer, Biros 2019, "ANODE"; Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs"
 //! DTO): from the stored states y_n, rebuild step n's graph alone, pull the cotangent back
 //! a_n = (∂y_{n+1}/∂y_n)ᵀ a_{n+1}, and add (∂y_{n+1}/∂θ)ᵀ a_{n+1} to ∂L/∂θ. Exactly the
 //! gradient of the discrete solution, with only one step's graph alive at a time.

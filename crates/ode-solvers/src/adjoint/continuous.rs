@@ -7,7 +7,7 @@
 //! SDE (Li, Wong, Chen, Duvenaud 2020), Stratonovich form dy = f̃ dt + g∘dW: the augmented
 //! state follows dy = f̃ dt + g∘dW, da = −aᵀ∂f̃/∂y dt − aᵀ∂g/∂y∘dW, dg_θ likewise, backwards on
 //! the same Brownian path, by stochastic Heun. An Itô term needs f̃ = f − ½ g ∂g/∂y first
-//! (Øksendal; seed 003, Leburu–Nurbekyan–Ruthotto): without it the gradient is biased whenever
+//! (Øksendal; Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs", Leburu–Nurbekyan–Ruthotto): without it the gradient is biased whenever
 //! ∂g/∂y depends on y.
 
 use super::{accumulate, vjp, Tape};

@@ -79,7 +79,7 @@ impl<S: State> Solution<S> {
     /// As [`Solution::backward`] for an SDE solve, replaying the same Brownian path. For the
     /// continuous adjoint of an Itô term, `correction` chooses between the Itô → Stratonovich
     /// corrected adjoint (unbiased) and the naive one (biased when ∂g/∂y depends on y; kept to
-    /// reproduce seed 003's comparison). Ignored by the checkpointed adjoint.
+    /// reproduce Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" comparison). Ignored by the checkpointed adjoint.
     pub fn backward_sde(
         &self,
         term: &dyn SdeTerm<S>,

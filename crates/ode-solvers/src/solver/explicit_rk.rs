@@ -42,7 +42,7 @@ fn rk_stages<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0:
 }
 
 /// The increment direction Φ = Σ b_i k_i of one step, so that y₁ = y₀ + hΦ. Computed in y₀'s
-/// dtype: seed 003's mixed-precision forward evaluates it in the low precision and adds hΦ in
+/// dtype: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" mixed-precision forward evaluates it in the low precision and adds hΦ in
 /// the high one.
 pub fn rk_increment<S: State>(tab: &Tableau, term: &dyn OdeTerm<S>, t: f64, h: f64, y0: &S) -> Result<(S, usize)> {
     let (stages, nfe) = rk_stages(tab, term, t, h, y0, None)?;

@@ -97,7 +97,7 @@ pub static RALSTON: Tableau = Tableau {
     dense: DenseOutput::None,
 };
 
-/// The classic fourth-order Runge–Kutta method (Kutta 1901), what the seeds call RK4.
+/// The classic fourth-order Runge–Kutta method (Kutta 1901), what the lecture notes call RK4.
 pub static RK4: Tableau = Tableau {
     name: "rk4",
     c: &[0.0, 0.5, 0.5, 1.0],

@@ -1,4 +1,4 @@
-//! OT-Flow's potential (Onken, Wu Fung, Li, Ruthotto, AAAI 2021; seed 001):
+//! OT-Flow's potential (Onken, Wu Fung, Li, Ruthotto, AAAI 2021; Ruthotto, "PDE Framework for Generative Modeling"):
 //!
 //! Φ(s) = wᵀN(s) + ½ sᵀ(AᵀA)s + bᵀs + c,   s = (x, t) ∈ ℝ^{d+1},
 //!
