@@ -227,3 +227,19 @@ fn conditional_targets_are_time_derivatives_of_the_paths() -> Result<()> {
     assert!((xt - want)?.abs()?.max_all()?.to_scalar::<f64>()? < 1e-5);
     Ok(())
 }
+
+/// Empty and one-row batches through sampling, likelihood and kinetic energy: empty results for 0
+/// rows, one row for 1 (an empty batch's energy is a typed error or a number, never a panic).
+#[test]
+fn empty_and_single_row_batches() -> Result<()> {
+    let vm = VarMap::new();
+    let mut rng = SeededRng::new(3);
+    let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, &Device::Cpu), 2, &[16], 2, Activation::Selu)?;
+    for rows in [0usize, 1] {
+        let z = rng.normal((rows, 2), DType::F32, &Device::Cpu)?;
+        assert_eq!(sample(&net, &z, Method::Rk4, Steps::uniform(0.0, 1.0, 4)?)?.0.dims(), &[rows, 2]);
+        assert_eq!(log_prob(&net, &z, 4)?.dims(), &[rows, 1]);
+        let _ = kinetic_energy(&net, &z, 4);
+    }
+    Ok(())
+}

@@ -114,7 +114,8 @@ impl GaussianMixture {
         )?
         .to_dtype(dtype)?;
         let logits = sq_distances(y, &centers)?.broadcast_mul(&inv)?.broadcast_add(&offset)?;
-        let max = logits.max_keepdim(1)?;
+        // candle refuses to reduce an empty tensor: an empty batch has an empty maximum
+        let max = if logits.dim(0)? == 0 { Tensor::zeros((0, 1), dtype, dev)? } else { logits.max_keepdim(1)? };
         let shifted = logits.broadcast_sub(&max)?;
         let sum = shifted.exp()?.sum_keepdim(1)?;
         let log_p = (max + sum.log()?)?;

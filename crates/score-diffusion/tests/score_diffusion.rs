@@ -282,3 +282,22 @@ fn backward_ot_transport_recovers_the_data_measure() -> Result<()> {
     assert!(end < noise + 0.1 && start > 1.0, "backward transport: {end} (forward {start}, noise {noise})");
     Ok(())
 }
+
+/// Empty and one-row batches through every sampler and the likelihood: empty results for 0 rows,
+/// one row for 1.
+#[test]
+fn empty_and_single_row_batches() -> Result<()> {
+    let sde = ForwardSde::vp(1.0);
+    let exact = MixtureScore { mixture: GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.0, 0.0], vec![1.0, 0.0]], vec![0.1, 0.1])?, sde };
+    let mut rng = SeededRng::new(4);
+    for rows in [0usize, 1] {
+        let z = rng.normal((rows, 2), DType::F64, &Device::Cpu)?;
+        let grid = ReverseGrid::full(&sde, 1e-3, 8);
+        assert_eq!(smart_zero(&exact, &sde, &z, 0.5, grid, 1)?.dims(), &[rows, 2]);
+        assert_eq!(reverse_sde(&exact, &sde, &z, grid, 2)?.dims(), &[rows, 2]);
+        assert_eq!(probability_flow(&exact, &sde, &z, Method::Rk4, Steps::uniform(sde.t_max(), 1e-3, 8)?)?.0.dims(), &[rows, 2]);
+        assert_eq!(tweedie_denoise(&exact, &sde, &z, 0.5)?.dims(), &[rows, 2]);
+        assert_eq!(log_prob(&exact, &sde, &z, 1e-3, Method::Rk4, 8, Divergence::Exact)?.dims(), &[rows, 1]);
+    }
+    Ok(())
+}

@@ -131,7 +131,10 @@ impl CustomOp1 for Elementwise {
 /// The elements a contiguous layout covers, or an error naming the op.
 fn contiguous_slice<'a, T>(x: &'a [T], layout: &Layout, name: &str) -> candle_core::Result<&'a [T]> {
     let (start, end) = layout.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg(format!("{name}: needs contiguous inputs")))?;
-    Ok(&x[start..end])
+    if start == end {
+        return Ok(&x[..0]); // an empty view may start past the end of an empty storage
+    }
+    x.get(start..end).ok_or_else(|| candle_core::Error::Msg(format!("{name}: layout {start}..{end} outside a storage of {}", x.len())))
 }
 
 /// A one-operand kernel on contiguous f32 or f64 storage (`on_f32` / `on_f64`), or an error
