@@ -15,9 +15,11 @@ pub mod assignment;
 pub mod cfm;
 pub mod coupling;
 pub mod error;
+pub mod flow;
 pub mod sample;
 pub mod sinkhorn;
 
 pub use cfm::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Path};
 pub use coupling::Coupling;
 pub use error::{FmError, Result};
+pub use flow::LearnedFlow;

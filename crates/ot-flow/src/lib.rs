@@ -40,7 +40,7 @@ pub mod model;
 pub mod sample;
 
 pub use error::{OtFlowError, Result};
-pub use model::{OtFlow, OtFlowConfig, OtState};
+pub use model::{OtFlow, OtFlowConfig, OtState, ToyPreset};
 
 use candle_core::{DType, Tensor};
 use ode_solvers::OdeTerm;

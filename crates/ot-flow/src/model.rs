@@ -38,6 +38,44 @@ pub struct OtFlowConfig {
     pub alpha: [f64; 3],
 }
 
+/// OT-Flow's published training settings for a 2-D toy data set (`detailedSetup.md`; all with
+/// width 32, batch 5000, double precision and the learning rate halved every `drop_every`
+/// iterations).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ToyPreset {
+    /// (α₀, α₁, α₂).
+    pub alpha: [f64; 3],
+    /// RK4 steps for training (`nt`) and validation (`nt_val`).
+    pub steps: usize,
+    pub val_steps: usize,
+    pub lr: f64,
+    pub drop_every: usize,
+    pub iters: usize,
+}
+
+impl ToyPreset {
+    /// The preset for FFJORD's toy set `name` (8gaussians, checkerboard, swissroll, circles,
+    /// moons, pinwheel, 2spirals; rings takes 2spirals'), or `None` for another name.
+    pub fn for_dataset(name: &str) -> Option<Self> {
+        let p = |alpha, steps, val_steps, lr, drop_every, iters| Some(Self { alpha, steps, val_steps, lr, drop_every, iters });
+        match name {
+            "8gaussians" => p([1.0, 30.0, 1.0], 8, 12, 0.1, 500, 5000),
+            "checkerboard" => p([1.0, 15.0, 2.0], 12, 16, 0.05, 1000, 20000),
+            "swissroll" => p([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
+            "circles" => p([1.0, 5.0, 1.0], 8, 12, 0.05, 1000, 5000),
+            "moons" => p([1.0, 8.0, 1.0], 8, 12, 0.05, 1000, 5000),
+            "pinwheel" => p([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
+            "2spirals" | "rings" => p([1.0, 10.0, 1.0], 8, 12, 0.05, 1000, 5000),
+            _ => None,
+        }
+    }
+
+    /// The model configuration: OT-Flow's toy network with this data set's weights.
+    pub fn config(&self) -> OtFlowConfig {
+        OtFlowConfig { alpha: self.alpha, ..OtFlowConfig::toy() }
+    }
+}
+
 /// Rank of Φ's quadratic term ½sᵀAᵀAs (OT-Flow's `r`).
 pub const QUADRATIC_RANK: usize = 10;
 

@@ -15,6 +15,7 @@
 
 pub mod dsm;
 pub mod error;
+pub mod flow;
 pub mod likelihood;
 pub mod localization;
 pub mod mixture;
@@ -25,6 +26,7 @@ pub mod sde;
 
 pub use dsm::{train_dsm, DsmConfig, Weighting};
 pub use error::{DiffusionError, Result};
+pub use flow::ProbabilityFlowOde;
 pub use mixture::GaussianMixture;
 pub use score::{MixtureScore, Parametrization, Score, ScoreNet};
 pub use sde::ForwardSde;

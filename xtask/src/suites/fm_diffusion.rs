@@ -21,7 +21,7 @@ use flow_matching::sample::{kinetic_energy, sample, w2_exact};
 use flow_matching::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Coupling, Path as CfmPath};
 use ode_solvers::path_energy::path_energy;
 use ode_solvers::{time_net_field, Method, OdeTerm, PiController, Steps};
-use ot_flow::{OtFlow, OtFlowConfig};
+use ot_flow::{OtFlow, ToyPreset};
 use plotters::style::RGBColor;
 use score_diffusion::sampler::{prior_sample, probability_flow, reverse_sde, smart_zero, tweedie_denoise, ReverseGrid};
 use score_diffusion::{train_dsm, DsmConfig, ForwardSde, Parametrization, ScoreNet, Weighting};
@@ -52,7 +52,7 @@ fn s(e: impl std::fmt::Display) -> String {
 }
 
 fn matrix(m: datasets::Matrix, device: &Device) -> Result<Tensor, String> {
-    Tensor::from_vec(m.data, (m.rows, m.cols), device).map_err(s)
+    m.to_tensor(device).map_err(s)
 }
 
 /// (source, target) samples of a task: n points each, seeded.
@@ -208,7 +208,8 @@ impl FmDiffusion {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let (train_s, velocity): (f64, Box<dyn OdeTerm<Tensor>>) = match model {
             "ot-flow" => {
-                let m = OtFlow::new(&mut pb, OtFlowConfig { alpha: [1.0, 30.0, 1.0], ..OtFlowConfig::toy() }).map_err(|err| e(&err))?;
+                let m = OtFlow::new(&mut pb, ToyPreset::for_dataset("8gaussians").ok_or("no 8gaussians preset")?.config())
+                    .map_err(|err| e(&err))?;
                 (timed_train(&m, &vm, &data, &val, &tc)?, Box::new(m.frozen().and_then(|f| f.velocity(DType::F32)).map_err(|err| e(&err))?))
             }
             "cnf" => {

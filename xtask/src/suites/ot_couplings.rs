@@ -39,7 +39,7 @@ fn sizes(quick: bool) -> Vec<usize> {
 fn cost_matrix(n: usize, seed: u64) -> Result<Matrix, String> {
     let x0 = SeededRng::new(seed).normal((n, 2), DType::F64, &Device::Cpu).map_err(s)?;
     let m = torchcfm_8gaussians(n, seed + 1);
-    let x1 = Tensor::from_vec(m.data, (n, 2), &Device::Cpu).and_then(|t| t.to_dtype(DType::F64)).map_err(s)?;
+    let x1 = m.to_tensor(&Device::Cpu).and_then(|t| t.to_dtype(DType::F64)).map_err(s)?;
     let c = tensor_core::stats::sq_distances(&x0, &x1).map_err(s)?;
     let c = c
         .broadcast_div(&c.max_all().map_err(s)?)

@@ -18,7 +18,7 @@ use candle_nn::VarMap;
 use cnf::{Cnf, CnfConfig, TraceEstimator, VelocityNet};
 use datasets::toy2d::Toy2d;
 use ode_solvers::{solve, Method, PiController, SaveAt, SolveConfig, Steps};
-use ot_flow::{OtFlow, OtFlowConfig};
+use ot_flow::{OtFlow, ToyPreset};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -42,18 +42,9 @@ const PRECISION_ROWS: [(&str, &str); 7] = [
 ];
 const BOX: f64 = 4.5;
 
-/// OT-Flow's published toy settings (detailedSetup.md): (α, nt, nt_val, lr, drop_freq, niters);
-/// all with m = 32, batch 5000, double precision, learning-rate drop ÷2.
-fn otflow_published(ds: Toy2d) -> ([f64; 3], usize, usize, f64, usize, usize) {
-    match ds {
-        Toy2d::EightGaussians => ([1.0, 30.0, 1.0], 8, 12, 0.1, 500, 5000),
-        Toy2d::Checkerboard => ([1.0, 15.0, 2.0], 12, 16, 0.05, 1000, 20000),
-        Toy2d::Swissroll => ([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
-        Toy2d::Circles => ([1.0, 5.0, 1.0], 8, 12, 0.05, 1000, 5000),
-        Toy2d::Moons => ([1.0, 8.0, 1.0], 8, 12, 0.05, 1000, 5000),
-        Toy2d::Pinwheel => ([1.0, 30.0, 15.0], 8, 16, 0.05, 1000, 5000),
-        Toy2d::TwoSpirals | Toy2d::Rings => ([1.0, 10.0, 1.0], 8, 12, 0.05, 1000, 5000),
-    }
+/// OT-Flow's published settings for `ds`.
+fn otflow_published(ds: Toy2d) -> ToyPreset {
+    ToyPreset::for_dataset(ds.name()).expect("every toy set has a published preset")
 }
 
 struct Settings {
@@ -68,7 +59,7 @@ struct Settings {
 /// Quick: 100 iterations at batch 512 in f32 with the published step counts. Full: the
 /// published iterations at batch 5000 (f32 here; the paper trains in f64).
 fn settings(quick: bool, ds: Toy2d) -> Settings {
-    let (_, nt, nt_val, _, _, niters) = otflow_published(ds);
+    let ToyPreset { steps: nt, val_steps: nt_val, iters: niters, .. } = otflow_published(ds);
     if quick {
         Settings { iters: 100, batch: 512, steps: nt, val_steps: nt_val, n_train: 8192, n_test: 2000 }
     } else {
@@ -95,7 +86,7 @@ fn points(t: &Tensor) -> Result<Vec<(f64, f64)>, String> {
 }
 
 fn train_cfg(model: &str, ds: Toy2d, s: &Settings, mode: GradientMode, seed: u64) -> TrainConfig {
-    let (_, _, _, lr, drop, niters) = otflow_published(ds);
+    let ToyPreset { lr, drop_every: drop, iters: niters, .. } = otflow_published(ds);
     // OT-Flow: the published rate, its drop frequency scaled to this run's length; CNF: constant
     let (lr, schedule) = if model == "ot-flow" {
         (lr, LrSchedule::StepDecay { every: (drop * s.iters / niters).max(1), factor: 2.0 })
@@ -139,7 +130,7 @@ impl Suite for Toy2dSuite {
         let published: serde_json::Map<String, Value> = DATASETS
             .iter()
             .map(|&d| {
-                let (alpha, nt, nt_val, lr, drop, niters) = otflow_published(d);
+                let ToyPreset { alpha, steps: nt, val_steps: nt_val, lr, drop_every: drop, iters: niters } = otflow_published(d);
                 (d.name().to_string(), json!({"alpha": alpha, "nt": nt, "nt_val": nt_val, "lr": lr, "drop_freq": drop, "niters": niters}))
             })
             .collect();
@@ -181,9 +172,7 @@ impl Suite for Toy2dSuite {
         let tc = train_cfg(model_name, ds, &s, mode, seed);
         let run = RowRun { cfg, settings: &s, data: &data, vm: &vm, train: &tc, seed, device };
         match model_name {
-            "ot-flow" => run.measure(
-                &OtFlow::new(&mut pb, OtFlowConfig { alpha: otflow_published(ds).0, ..OtFlowConfig::toy() }).map_err(|err| e(&err))?,
-            ),
+            "ot-flow" => run.measure(&OtFlow::new(&mut pb, otflow_published(ds).config()).map_err(|err| e(&err))?),
             "cnf" => run.measure(&Cnf::<ConcatSquashLinear>::new(&mut pb, CnfConfig::ffjord_toy(2)).map_err(|err| e(&err))?),
             "cnf-hyper" => run.measure(
                 &Cnf::<HyperLayer>::new(
