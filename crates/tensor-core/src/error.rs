@@ -29,9 +29,6 @@ pub enum Error {
     /// An invalid configuration value (width 0, depth too small, …).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A checkpoint file that is missing or does not match the model.
-    #[error("checkpoint {path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
     /// An I/O error with the path it happened on.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

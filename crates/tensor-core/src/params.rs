@@ -1,4 +1,5 @@
-//! Seeded parameter creation into a candle-nn `VarMap`, and safetensors checkpoints.
+//! Seeded parameter creation into a candle-nn `VarMap` (model files and training checkpoints live
+//! in the `train` crate).
 //!
 //! candle-nn's own initialisers draw from the unseedable device RNG; [`ParamBuilder`] draws from
 //! a [`SeededRng`] instead, so a model built twice from the same seed is bit-identical. A name
@@ -8,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::rng::SeededRng;
 use candle_core::{DType, Device, Shape, Tensor, Var};
 use candle_nn::VarMap;
-use std::path::Path;
 
 /// How a fresh parameter is filled.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -92,45 +92,12 @@ impl<'a> ParamBuilder<'a> {
     }
 }
 
-/// Writes every variable of `varmap` to a safetensors file.
-pub fn save_checkpoint(varmap: &VarMap, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    }
-    varmap.save(path).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })
-}
-
-/// Loads a safetensors file into the variables of `varmap` (which must already exist, e.g. from
-/// building the model). Every variable must be present in the file with the same shape; values
-/// are converted to each variable's dtype.
-pub fn load_checkpoint(varmap: &VarMap, path: impl AsRef<Path>) -> Result<()> {
-    let path = path.as_ref();
-    let err = |reason: String| Error::Checkpoint { path: path.to_path_buf(), reason };
-    if !path.exists() {
-        return Err(err("file not found".into()));
-    }
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| err(format!("not a readable safetensors file: {e}")))?;
-    let data = varmap.data().lock().expect("VarMap mutex poisoned");
-    let mut names: Vec<_> = data.keys().collect();
-    names.sort();
-    for name in names {
-        let var = &data[name];
-        let t = tensors.get(name).ok_or_else(|| err(format!("has no tensor '{name}'")))?;
-        if t.dims() != var.dims() {
-            return Err(err(format!("tensor '{name}' has shape {:?}, the model expects {:?}", t.dims(), var.dims())));
-        }
-        var.set(&t.to_dtype(var.dtype())?.to_device(var.device())?)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn seeded_build_is_reproducible_and_checkpoint_round_trips() -> Result<()> {
+    fn seeded_build_is_reproducible() -> Result<()> {
         let build = |seed| -> Result<(VarMap, Tensor)> {
             let vm = VarMap::new();
             let mut rng = SeededRng::new(seed);
@@ -145,24 +112,6 @@ mod tests {
         assert!(w1.abs()?.max_all()?.to_scalar::<f32>()? <= 0.5);
         assert!(vm2.data().lock().unwrap().contains_key("layer.weight"));
 
-        let dir = std::env::temp_dir().join(format!("tc-ckpt-{}", std::process::id()));
-        let path = dir.join("model.safetensors");
-        save_checkpoint(&vm2, &path)?;
-        let (vm3, w3) = build(99)?;
-        assert_ne!(w3.to_vec2::<f32>()?, w2.to_vec2::<f32>()?);
-        load_checkpoint(&vm3, &path)?;
-        let loaded = vm3.data().lock().unwrap()["layer.weight"].as_tensor().to_vec2::<f32>()?;
-        assert_eq!(loaded, w2.to_vec2::<f32>()?);
-
-        // a model of another shape gets a clear error, a missing file too
-        let vm4 = VarMap::new();
-        let mut rng = SeededRng::new(0);
-        ParamBuilder::new(&vm4, &mut rng, DType::F32, &Device::Cpu).get("layer.weight", (4, 4), Init::Const(0.0))?;
-        let e = load_checkpoint(&vm4, &path).unwrap_err().to_string();
-        assert!(e.contains("shape [3, 4]"), "{e}");
-        let e = load_checkpoint(&vm4, dir.join("nope.safetensors")).unwrap_err().to_string();
-        assert!(e.contains("file not found"), "{e}");
-        std::fs::remove_dir_all(dir).ok();
         Ok(())
     }
 

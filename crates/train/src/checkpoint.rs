@@ -174,3 +174,41 @@ where
     load_vars(&varmap, &tensors, "", path)?;
     Ok(LoadedModel { model, varmap, extra })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_nn::Init;
+
+    /// A file written atomically reads back; a model of another shape, a missing tensor, a
+    /// missing file and a file that is not safetensors are errors naming the problem.
+    #[test]
+    fn tensors_round_trip_and_mismatches_are_named() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("train-ckpt-{}", std::process::id()));
+        let path = dir.join("vars.safetensors");
+        let vm = VarMap::new();
+        vm.get((3, 4), "layer.weight", Init::Const(0.5), DType::F32, &Device::Cpu)?;
+        save_tensors(&path, named_vars(&vm, "p/"), HashMap::from([("k".to_string(), "v".to_string())]))?;
+        let (tensors, meta) = read_tensors(&path, &Device::Cpu)?;
+        assert_eq!(meta["k"], "v");
+        let other = VarMap::new();
+        other.get((3, 4), "layer.weight", Init::Const(0.0), DType::F32, &Device::Cpu)?;
+        load_vars(&other, &tensors, "p/", &path)?;
+        assert_eq!(other.all_vars()[0].as_tensor().to_vec2::<f32>()?, vec![vec![0.5f32; 4]; 3]);
+        let wide = VarMap::new();
+        wide.get((4, 4), "layer.weight", Init::Const(0.0), DType::F32, &Device::Cpu)?;
+        let e = load_vars(&wide, &tensors, "p/", &path).unwrap_err().to_string();
+        assert!(e.contains("shape [3, 4]"), "{e}");
+        let e = load_vars(&other, &tensors, "q/", &path).unwrap_err().to_string();
+        assert!(e.contains("has no tensor 'layer.weight'"), "{e}");
+        assert!(read_tensors(&dir.join("nope.safetensors"), &Device::Cpu).unwrap_err().to_string().contains("cannot read"));
+        std::fs::write(dir.join("junk.safetensors"), b"junk").expect("temp file");
+        assert!(read_tensors(&dir.join("junk.safetensors"), &Device::Cpu).unwrap_err().to_string().contains("not a safetensors file"));
+        assert!(
+            !std::fs::read_dir(&dir).expect("dir").any(|e| e.expect("entry").file_name().to_string_lossy().ends_with(".tmp")),
+            "no temporary file left behind"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+        Ok(())
+    }
+}

@@ -138,16 +138,22 @@ impl TrainConfig {
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("the learning rate must be finite and positive, got {}", self.lr));
         }
+        let factor_ok = |f: f64| f >= 1.0 && f.is_finite();
         match self.schedule {
-            LrSchedule::StepDecay { every, factor } | LrSchedule::Plateau { factor, patience: every, .. }
-                if !(factor >= 1.0 && factor.is_finite()) || (every == 0 && matches!(self.schedule, LrSchedule::StepDecay { .. })) =>
-            {
-                return bad(format!("{:?}: the factor must be ≥ 1 and finite, a step decay's interval at least 1", self.schedule));
+            LrSchedule::Constant => {}
+            LrSchedule::StepDecay { every, factor } => {
+                if every == 0 || !factor_ok(factor) {
+                    return bad(format!("{:?}: the interval must be at least 1, the factor ≥ 1 and finite", self.schedule));
+                }
             }
-            LrSchedule::Plateau { .. } if self.early_stopping.is_some() => {
-                return bad("early_stopping with a Plateau schedule: the schedule stops training by itself; set one of them".into())
+            LrSchedule::Plateau { factor, .. } => {
+                if !factor_ok(factor) {
+                    return bad(format!("{:?}: the factor must be ≥ 1 and finite", self.schedule));
+                }
+                if self.early_stopping.is_some() {
+                    return bad("early_stopping with a Plateau schedule: the schedule stops training by itself; set one of them".into());
+                }
             }
-            _ => {}
         }
         if let Some(c) = self.clamp {
             if !(c > 0.0 && c.is_finite()) {

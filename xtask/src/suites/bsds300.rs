@@ -1,7 +1,8 @@
 //! `bsds300`: Ruthotto's "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs" BSDS300 table — OT-Flow (d = 63) trained by full-graph DTO (the
 //! torchdiffeq column) and by this project's adjoint at f32, bf16 and f16 with dynamic scaling,
 //! plus f16 without scaling for both (expected to fail or degrade: the table says how).
-//! Columns: validation NLL (nats), HJB penalty, peak memory, time per iteration.
+//! Columns: the validation record that selected the restored parameters (best_iter, val_nll_nats,
+//! val_hjb), the test NLL of those parameters on the test split, peak memory, time per iteration.
 //! Real data when `BSDS300.hdf5` is found (see README), else the natural-patches stand-in,
 //! labelled as such in every output. Presets: `--quick` (small, minutes on 2 cores), and the full
 //! run with rampde's configuration (width 1024, 2 layers, batch 512, lr 1e-3, 16 steps, 30 for
