@@ -74,16 +74,7 @@ impl Toy2d {
     fn point(self, i: usize, n: usize, rng: &mut rand::rngs::StdRng) -> [f64; 2] {
         match self {
             Self::EightGaussians => {
-                let c = [
-                    (1.0, 0.0),
-                    (-1.0, 0.0),
-                    (0.0, 1.0),
-                    (0.0, -1.0),
-                    (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
-                    (FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
-                    (-FRAC_1_SQRT_2, FRAC_1_SQRT_2),
-                    (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
-                ];
+                let c = EIGHT_DIRECTIONS;
                 let (px, py) = (normal(rng) * 0.5, normal(rng) * 0.5);
                 let (cx, cy) = c[rng.random_range(0..8)];
                 [(px + 4.0 * cx) / 1.414, (py + 4.0 * cy) / 1.414]
@@ -155,22 +146,25 @@ fn to_matrix(pts: &[[f64; 2]]) -> Matrix {
     Matrix { data: pts.iter().flat_map(|p| [p[0] as f32, p[1] as f32]).collect(), rows: pts.len(), cols: 2 }
 }
 
+/// The eight unit directions both 8-Gaussian sets put their centres along.
+const EIGHT_DIRECTIONS: [(f64, f64); 8] = [
+    (1.0, 0.0),
+    (-1.0, 0.0),
+    (0.0, 1.0),
+    (0.0, -1.0),
+    (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+    (FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+    (-FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+    (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
+];
+
 /// torchcfm's `sample_8gaussians` (`torchcfm/utils.py`): centres on the unit circle scaled by 5,
 /// plus N(0, √0.1·I) noise — torchcfm passes var = 0.1 as the covariance √var·I, so the
 /// per-coordinate standard deviation is 0.1^¼ ≈ 0.562. Differs from FFJORD's 8gaussians.
 pub fn torchcfm_8gaussians(n: usize, seed: u64) -> Matrix {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let std = 0.1f64.powf(0.25);
-    let c = [
-        (1.0, 0.0),
-        (-1.0, 0.0),
-        (0.0, 1.0),
-        (0.0, -1.0),
-        (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
-        (FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
-        (-FRAC_1_SQRT_2, FRAC_1_SQRT_2),
-        (-FRAC_1_SQRT_2, -FRAC_1_SQRT_2),
-    ];
+    let c = EIGHT_DIRECTIONS;
     let pts: Vec<[f64; 2]> = (0..n)
         .map(|_| {
             let (cx, cy) = c[rng.random_range(0..8)];
