@@ -15,14 +15,14 @@ use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
 
-fn ellipse() -> Implicit<impl Fn(&[f64]) -> DVector<f64>, impl Fn(&[f64]) -> DMatrix<f64>> {
-    // x²/4 + y² = 1 in ℝ²
-    Implicit {
+/// x²/4 + y² = 1 in ℝ², as a user's h and J.
+fn ellipse() -> Box<dyn Manifold> {
+    Box::new(Implicit {
         ambient_dim: 2,
         codim: 1,
         h: |x: &[f64]| DVector::from_element(1, x[0] * x[0] / 4.0 + x[1] * x[1] - 1.0),
         jacobian: |x: &[f64]| DMatrix::from_row_slice(1, 2, &[x[0] / 2.0, 2.0 * x[1]]),
-    }
+    })
 }
 
 fn manifolds() -> Vec<(&'static str, Box<dyn Manifold>, Vec<f64>)> {
@@ -35,7 +35,7 @@ fn manifolds() -> Vec<(&'static str, Box<dyn Manifold>, Vec<f64>)> {
             Box::new(Product(Sphere { center: vec![0.0, 0.0], radius: 1.0 }, Hyperplane::new(vec![0.0, 1.0], 0.5).unwrap())),
             vec![0.9, 0.6, 1.2, 0.4],
         ),
-        ("ellipse", Box::new(ellipse()), vec![1.5, 0.8]),
+        ("ellipse", ellipse(), vec![1.5, 0.8]),
     ]
 }
 
