@@ -204,7 +204,7 @@ fn potential_gradient_and_laplacian_match_finite_differences() -> Result<()> {
 }
 
 /// Training uses first-order backprop through ∇Φ and ΔΦ: its parameter gradient must match
-/// finite differences in the parameter (no silent second-order error, see candle-notes).
+/// finite differences in the parameter (no silent second-order error: candle's gradient of a gradient drops terms).
 /// The first, middle and last entries of the backprop gradient `grad` of `loss` with respect to
 /// `var` against central differences (the variable is restored afterwards).
 fn check_entries_by_differences(name: &str, var: &Var, grad: &Tensor, loss: &dyn Fn() -> Result<Tensor>) -> Result<()> {

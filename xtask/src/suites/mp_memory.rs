@@ -123,7 +123,7 @@ impl Suite for MpMemory {
                 }
             }
         }
-        report.notes.push("Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” reports 18.9 GB → 1.5 GB (12×) on a GPU at width 1024; these are CPU resident-memory peaks of a child process per row. f16/bf16 on this CPU have no faster arithmetic than f32 (candle-notes), so their times show conversion overhead, not speed-ups.".into());
+        report.notes.push("Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” reports 18.9 GB → 1.5 GB (12×) on a GPU at width 1024; these are CPU resident-memory peaks of a child process per row. f16/bf16 on this CPU have no faster arithmetic than f32 in candle, so their times show conversion overhead, not speed-ups.".into());
         Ok(())
     }
 }
