@@ -1,5 +1,6 @@
 //! `cargo xtask train` killed with SIGKILL mid-run and resumed with `--resume` ends with
-//! bit-identical parameters to an uninterrupted run of the same seed (on the CPU).
+//! bit-identical parameters to an uninterrupted run of the same seed (on the CPU); the model it
+//! saved samples, zero points included.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,6 +50,13 @@ fn killed_and_resumed_run_matches_an_uninterrupted_one() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("resuming"), "{stdout}");
     assert_eq!(tensors(&killed.join("model.safetensors")), tensors(&whole.join("model.safetensors")), "parameters differ");
+    // the trained model samples, also zero points (an empty batch reached the network op once)
+    for n in ["0", "3"] {
+        let out =
+            xtask().args(["sample", "--n", n, "--model"]).arg(&killed).arg("--out").arg(killed.join(format!("s{n}.csv"))).output().unwrap();
+        assert!(out.status.success(), "sample --n {n}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(std::fs::read_to_string(killed.join("s3.csv")).unwrap().lines().count(), 3);
     // resuming with other settings is refused
     let out = xtask().arg("train").arg("--resume").arg(&killed).args(["--iters", "5"]).output().unwrap();
     assert!(!out.status.success());

@@ -8,6 +8,9 @@
 //!   P_N = Jᵀ(JJᵀ)⁻¹J; [`shapes`]: hyperplanes, spheres, the torus, products, a user's h and J.
 //! - [`lift`]: x = z + n with n ~ N(0, σ²P_N(z)).
 //! - [`project`]: the nearest point on M by Gauss–Newton, with flags and a violation report.
+//! - [`mesh`], [`mesh_io`], [`bvh`]: triangle meshes (made by code, or read from OBJ / PLY),
+//!   closest points through a bounding-volume hierarchy; [`surface`]: `Surface`, what the lift
+//!   and the projection need, for constraint manifolds and meshes alike (`MeshSurface`).
 //! - [`sample`]: sample any `train::ContinuousFlow` and project, or project after every step.
 //!
 //! ```
@@ -26,16 +29,24 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod bvh;
 pub mod error;
 pub mod lift;
 pub mod manifold;
+pub mod mesh;
+pub mod mesh_io;
 pub mod project;
 pub mod sample;
 pub mod shapes;
+pub mod surface;
 
+pub use bvh::{ClosestPoint, MeshBvh};
 pub use error::{LiftError, Result};
 pub use lift::lift;
 pub use manifold::{normal_projector, Manifold};
+pub use mesh::TriangleMesh;
+pub use mesh_io::read_mesh;
 pub use project::{project, project_all, Projection, ProjectionConfig, ProjectionReport};
 pub use sample::{sample_and_project, sample_projecting_every_step};
 pub use shapes::{Hyperplane, Implicit, Product, Sphere, Torus};
+pub use surface::{MeshSurface, Surface};

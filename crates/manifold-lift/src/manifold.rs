@@ -23,7 +23,7 @@ pub trait Manifold {
 }
 
 /// P_N(x) = Jᵀ(JJᵀ)⁻¹J, d × d: the orthogonal projector onto the normal space at x.
-pub fn normal_projector(m: &dyn Manifold, x: &[f64]) -> Result<DMatrix<f64>> {
+pub fn normal_projector<M: Manifold + ?Sized>(m: &M, x: &[f64]) -> Result<DMatrix<f64>> {
     let j = m.jacobian(x);
     let gram = (&j * j.transpose()).cholesky().ok_or_else(|| LiftError::Singular(x.to_vec()))?;
     Ok(j.transpose() * gram.solve(&j))
@@ -31,16 +31,16 @@ pub fn normal_projector(m: &dyn Manifold, x: &[f64]) -> Result<DMatrix<f64>> {
 
 /// The minimum-norm correction δ with J(x)δ = −h(x): δ = −Jᵀ(JJᵀ)⁻¹h (one Gauss–Newton step
 /// towards M along the normal space).
-pub(crate) fn newton_step(m: &dyn Manifold, x: &[f64]) -> Result<DVector<f64>> {
+pub(crate) fn newton_step<M: Manifold + ?Sized>(m: &M, x: &[f64]) -> Result<DVector<f64>> {
     let j = m.jacobian(x);
     let gram = (&j * j.transpose()).cholesky().ok_or_else(|| LiftError::Singular(x.to_vec()))?;
     Ok(-(j.transpose() * gram.solve(&m.constraint(x))))
 }
 
-/// Checks a point has the ambient dimension and finite coordinates.
-pub(crate) fn check_point(m: &dyn Manifold, x: &[f64]) -> Result<()> {
-    if x.len() != m.ambient_dim() {
-        return Err(LiftError::Input(format!("a point of dimension {} on a manifold in ℝ^{}", x.len(), m.ambient_dim())));
+/// Checks a point has dimension `dim` and finite coordinates.
+pub(crate) fn check_point(dim: usize, x: &[f64]) -> Result<()> {
+    if x.len() != dim {
+        return Err(LiftError::Input(format!("a point of dimension {} on a manifold in ℝ^{dim}", x.len())));
     }
     if let Some(v) = x.iter().find(|v| !v.is_finite()) {
         return Err(LiftError::Input(format!("non-finite coordinate {v} in {x:?}")));

@@ -7,6 +7,7 @@
 
 use crate::error::Result;
 use crate::manifold::{check_point, newton_step, Manifold};
+use crate::surface::Surface;
 use datasets::Matrix;
 
 /// Settings of [`project`].
@@ -38,9 +39,9 @@ pub struct Projection {
     pub flagged: bool,
 }
 
-/// Π(x) for one point.
-pub fn project(m: &dyn Manifold, x: &[f64], cfg: &ProjectionConfig) -> Result<Projection> {
-    check_point(m, x)?;
+/// Π(x) for one point of a constraint manifold.
+pub fn project<M: Manifold + ?Sized>(m: &M, x: &[f64], cfg: &ProjectionConfig) -> Result<Projection> {
+    check_point(m.ambient_dim(), x)?;
     let norm = |p: &[f64]| m.constraint(p).norm();
     let mut p = x.to_vec();
     let mut violation = norm(&p);
@@ -74,7 +75,8 @@ pub struct ProjectionReport {
     pub points: usize,
     /// Points that did not converge or moved beyond the reach.
     pub flagged: usize,
-    /// max and mean ‖h‖ before and after projecting (after: of the returned f32 points).
+    /// max and mean violation (‖h‖, or the distance to a mesh) before and after projecting
+    /// (after: of the returned f32 points).
     pub max_violation_before: f64,
     pub mean_violation_before: f64,
     pub max_violation_after: f64,
@@ -82,18 +84,18 @@ pub struct ProjectionReport {
 }
 
 /// Π of every row of `x`, with the report.
-pub fn project_all(m: &dyn Manifold, x: &Matrix, cfg: &ProjectionConfig) -> Result<(Matrix, ProjectionReport)> {
+pub fn project_all(m: &dyn Surface, x: &Matrix, cfg: &ProjectionConfig) -> Result<(Matrix, ProjectionReport)> {
     let mut data = Vec::with_capacity(x.data.len());
     let mut report = ProjectionReport { points: x.rows, ..Default::default() };
     for i in 0..x.rows {
         let row: Vec<f64> = x.row(i).iter().map(|&v| v as f64).collect();
-        let before = m.constraint(&row).norm();
-        let p = project(m, &row, cfg)?;
+        let before = m.violation(&row)?;
+        let p = m.project(&row, cfg)?;
         report.flagged += p.flagged as usize;
         report.max_violation_before = report.max_violation_before.max(before);
         report.mean_violation_before += before / x.rows as f64;
         let stored: Vec<f32> = p.point.iter().map(|&v| v as f32).collect();
-        let after = m.constraint(&stored.iter().map(|&v| v as f64).collect::<Vec<_>>()).norm();
+        let after = m.violation(&stored.iter().map(|&v| v as f64).collect::<Vec<_>>())?;
         report.max_violation_after = report.max_violation_after.max(after);
         report.mean_violation_after += after / x.rows as f64;
         data.extend(stored);

@@ -5,8 +5,8 @@
 //! Christopher et al. 2024). Nothing here knows which model it samples.
 
 use crate::error::{LiftError, Result};
-use crate::manifold::Manifold;
 use crate::project::{project_all, ProjectionConfig, ProjectionReport};
+use crate::surface::Surface;
 use candle_core::{DType, Tensor};
 use datasets::Matrix;
 use ode_solvers::{solve, Method, SolveConfig, Steps};
@@ -21,7 +21,7 @@ fn to_matrix(t: &Tensor) -> Result<Matrix> {
     Ok(Matrix { data: t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?, rows, cols })
 }
 
-fn check_dims<F: ContinuousFlow>(flow: &F, m: &dyn Manifold, z: &Tensor) -> Result<()> {
+fn check_dims<F: ContinuousFlow>(flow: &F, m: &dyn Surface, z: &Tensor) -> Result<()> {
     let d = z.dims2().map(|(_, d)| d).unwrap_or(0);
     if flow.dim() != m.ambient_dim() || d != m.ambient_dim() {
         return Err(LiftError::Input(format!(
@@ -37,7 +37,7 @@ fn check_dims<F: ContinuousFlow>(flow: &F, m: &dyn Manifold, z: &Tensor) -> Resu
 /// Samples x = T⁻¹(z) with `steps` RK4 steps, then Π(x).
 pub fn sample_and_project<F: ContinuousFlow>(
     flow: &F,
-    m: &dyn Manifold,
+    m: &dyn Surface,
     z: &Tensor,
     steps: usize,
     cfg: &ProjectionConfig,
@@ -51,7 +51,7 @@ pub fn sample_and_project<F: ContinuousFlow>(
 /// baseline); the report is the last projection's.
 pub fn sample_projecting_every_step<F: ContinuousFlow>(
     flow: &F,
-    m: &dyn Manifold,
+    m: &dyn Surface,
     z: &Tensor,
     steps: usize,
     cfg: &ProjectionConfig,
