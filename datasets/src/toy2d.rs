@@ -203,3 +203,25 @@ impl FromStr for Toy2d {
         })
     }
 }
+
+/// A 2-D smiley: two eyes N((∓0.5, 0.5), 0.1²I) with weight ¼ each and a mouth (weight ½),
+/// the arc of radius 0.8 around (0, 0.2) from 200° to 340° with N(0, 0.05²) radial noise — the
+/// density the manifold-lift lectures embed in a plane in ℝ³.
+pub fn smiley(n: usize, seed: u64) -> Matrix {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pts: Vec<[f64; 2]> = (0..n)
+        .map(|_| {
+            let (a, b): (f64, f64) = (rng.sample(StandardNormal), rng.sample(StandardNormal));
+            match rng.random_range(0..4) {
+                0 => [-0.5 + 0.1 * a, 0.5 + 0.1 * b],
+                1 => [0.5 + 0.1 * a, 0.5 + 0.1 * b],
+                _ => {
+                    let angle = rng.random_range(200f64..340.0).to_radians();
+                    let r = 0.8 + 0.05 * a;
+                    [r * angle.cos(), 0.2 + r * angle.sin()]
+                }
+            }
+        })
+        .collect();
+    to_matrix(&pts)
+}

@@ -3,6 +3,7 @@
 
 use crate::error::{LiftError, Result};
 use crate::manifold::Manifold;
+use datasets::Matrix;
 use nalgebra::{DMatrix, DVector};
 
 /// The hyperplane {x : nᵀx = c} with unit normal n (codimension 1, infinite reach).
@@ -22,6 +23,59 @@ impl Hyperplane {
             )));
         }
         Ok(Self { normal: normal.iter().map(|v| v / norm).collect(), offset: offset / norm })
+    }
+}
+
+impl Hyperplane {
+    /// An orthonormal basis of the plane's directions, d × (d − 1) (Gram–Schmidt on the
+    /// coordinate axes projected onto the plane).
+    pub fn tangent_basis(&self) -> DMatrix<f64> {
+        let d = self.normal.len();
+        let n = DVector::from_column_slice(&self.normal);
+        let mut basis: Vec<DVector<f64>> = vec![n.clone()];
+        for i in 0..d {
+            let mut v = DVector::from_fn(d, |k, _| if k == i { 1.0 } else { 0.0 });
+            for b in &basis {
+                v -= b * b.dot(&v);
+            }
+            if v.norm() > 1e-6 && basis.len() < d {
+                basis.push(v.normalize());
+            }
+        }
+        DMatrix::from_columns(&basis[1..])
+    }
+
+    /// Points given by plane coordinates (rows of `uv`, d − 1 columns) as points of ℝᵈ:
+    /// x = c·n + B·u with B = [`Hyperplane::tangent_basis`].
+    pub fn embed(&self, uv: &Matrix) -> Result<Matrix> {
+        let d = self.normal.len();
+        if uv.cols + 1 != d {
+            return Err(LiftError::Input(format!("plane coordinates have {} columns, the plane in ℝ^{d} needs {}", uv.cols, d - 1)));
+        }
+        let b = self.tangent_basis();
+        let data = (0..uv.rows)
+            .flat_map(|i| {
+                let u = DVector::from_iterator(d - 1, uv.row(i).iter().map(|&v| v as f64));
+                let x = &b * u + DVector::from_column_slice(&self.normal) * self.offset;
+                x.iter().map(|&v| v as f32).collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(Matrix { data, rows: uv.rows, cols: d })
+    }
+
+    /// Plane coordinates Bᵀx of points of ℝᵈ (the inverse of [`Hyperplane::embed`] on the plane).
+    pub fn coordinates(&self, x: &Matrix) -> Result<Matrix> {
+        let d = self.normal.len();
+        if x.cols != d {
+            return Err(LiftError::Input(format!("points have {} columns, the plane lives in ℝ^{d}", x.cols)));
+        }
+        let bt = self.tangent_basis().transpose();
+        let data = (0..x.rows)
+            .flat_map(|i| {
+                (&bt * DVector::from_iterator(d, x.row(i).iter().map(|&v| v as f64))).iter().map(|&v| v as f32).collect::<Vec<_>>()
+            })
+            .collect();
+        Ok(Matrix { data, rows: x.rows, cols: d - 1 })
     }
 }
 

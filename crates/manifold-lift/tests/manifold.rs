@@ -154,3 +154,19 @@ fn lift_train_project_on_a_circle() -> Result<(), Box<dyn std::error::Error>> {
     assert!(report.max_violation_after < 1e-6, "{report:?}");
     Ok(())
 }
+
+/// Plane coordinates embed onto the hyperplane and read back.
+#[test]
+fn hyperplane_frame_embeds_and_reads_back() {
+    let plane = Hyperplane::new(vec![1.0, 1.0, 2.0], 0.7).unwrap();
+    let b = plane.tangent_basis();
+    assert!((b.transpose() * &b - DMatrix::<f64>::identity(2, 2)).amax() < 1e-12);
+    let uv = datasets::toy2d::smiley(50, 1);
+    let x = plane.embed(&uv).unwrap();
+    for i in 0..x.rows {
+        let p: Vec<f64> = x.row(i).iter().map(|&v| v as f64).collect();
+        assert!(plane.constraint(&p).norm() < 1e-6);
+    }
+    let back = plane.coordinates(&x).unwrap();
+    assert!(back.data.iter().zip(&uv.data).all(|(a, b)| (a - b).abs() < 1e-6));
+}

@@ -36,6 +36,36 @@ pub fn mmd(x: &Tensor, y: &Tensor, alpha: f64) -> Result<f64> {
     Ok(kxx + kyy - 2.0 * kxy)
 }
 
+/// The sliced 2-Wasserstein distance between equal-size samples x, y (n, d):
+/// √(mean over `projections` random unit directions θ of W₂²(θᵀx, θᵀy)), each 1-D W₂ by sorting
+/// ("Sliced and Radon Wasserstein Barycenters of Measures", Bonneel et al. 2015). Directions
+/// come from `rng`.
+pub fn sliced_w2(x: &Tensor, y: &Tensor, projections: usize, rng: &mut crate::SeededRng) -> Result<f64> {
+    let d = x.dim(1)?;
+    let n = expect_matrix(x, d, "sliced_w2 (first sample)")?;
+    let m = expect_matrix(y, d, "sliced_w2 (second sample)")?;
+    if n != m || n == 0 || projections == 0 {
+        return Err(crate::Error::Config(format!(
+            "sliced_w2 needs two non-empty samples of one size and at least one projection, got {n}, {m} and {projections}"
+        )));
+    }
+    let dirs = rng.normal((d, projections), DType::F64, x.device())?;
+    let dirs = dirs.broadcast_div(&dirs.sqr()?.sum_keepdim(0)?.sqrt()?)?;
+    let sorted = |t: &Tensor| -> Result<Vec<Vec<f64>>> {
+        let proj = t.to_dtype(DType::F64)?.matmul(&dirs)?.t()?.to_vec2::<f64>()?;
+        Ok(proj
+            .into_iter()
+            .map(|mut c| {
+                c.sort_by(f64::total_cmp);
+                c
+            })
+            .collect())
+    };
+    let (a, b) = (sorted(x)?, sorted(y)?);
+    let total: f64 = a.iter().zip(&b).map(|(p, q)| p.iter().zip(q).map(|(u, v)| (u - v) * (u - v)).sum::<f64>() / n as f64).sum();
+    Ok((total / projections as f64).sqrt())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +97,19 @@ mod tests {
         let k = |u: f64, v: f64| (-(u - v) * (u - v)).exp();
         let expect = k(0.0, 1.0) + k(0.5, 2.0) - 2.0 * (k(0.0, 0.5) + k(0.0, 2.0) + k(1.0, 0.5) + k(1.0, 2.0)) / 4.0;
         assert!((mmd(&x, &y, 1.0)? - expect).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn sliced_w2_of_a_shift() -> Result<()> {
+        let mut rng = crate::SeededRng::new(3);
+        let x = rng.normal((500, 3), DType::F64, &candle_core::Device::Cpu)?;
+        assert_eq!(sliced_w2(&x, &x, 50, &mut rng)?, 0.0);
+        // a shift a: W₂²(θᵀx, θᵀx + θᵀa) = (θᵀa)², whose mean over directions is ‖a‖²/d
+        let y = (&x + 2.0)?;
+        let w = sliced_w2(&x, &y, 4000, &mut rng)?;
+        assert!((w - (12.0f64 / 3.0).sqrt()).abs() < 0.05, "{w}");
+        assert!(sliced_w2(&x, &y.narrow(0, 0, 10)?, 5, &mut rng).is_err());
         Ok(())
     }
 }
