@@ -4,6 +4,7 @@
 mod bsds300;
 mod diffusion_curvature;
 mod fm_diffusion;
+mod manifold;
 mod mp_memory;
 mod ode_solvers_suite;
 mod ot_couplings;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(ot_couplings::OtCouplings),
         Box::new(fm_diffusion::FmDiffusion),
         Box::new(diffusion_curvature::DiffusionCurvature),
+        Box::new(manifold::ManifoldSuite),
     ]
 }
 
