@@ -66,4 +66,4 @@ pub use mesh_io::read_mesh;
 pub use project::{project, project_all, Projection, ProjectionConfig, ProjectionReport};
 pub use sample::{sample_and_project, sample_projecting_every_step};
 pub use shapes::{Hyperplane, Implicit, Product, Sphere, Torus};
-pub use surface::{MeshSurface, Surface};
+pub use surface::{MeshNormals, MeshSurface, Surface};

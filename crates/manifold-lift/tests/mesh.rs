@@ -3,7 +3,7 @@
 
 use datasets::Matrix;
 use manifold_lift::mesh_io::{parse_obj, parse_ply};
-use manifold_lift::{lift, project_all, read_mesh, MeshBvh, MeshSurface, ProjectionConfig, Surface, TriangleMesh};
+use manifold_lift::{lift, project_all, read_mesh, MeshBvh, MeshNormals, MeshSurface, ProjectionConfig, Surface, TriangleMesh};
 use nalgebra::{DMatrix, DVector};
 use rand::{Rng, SeedableRng};
 use std::path::Path;
@@ -142,4 +142,27 @@ fn lift_and_project_on_a_mesh() {
     // farther than the reach vouched for: flagged
     let (_, report) = project_all(&surface, &Matrix::new(vec![3.0, 0.0, 0.0], 1, 3).unwrap(), &ProjectionConfig::default()).unwrap();
     assert_eq!(report.flagged, 1);
+}
+
+/// Interpolated vertex normals on a fine icosphere are close to the exact sphere normal x/‖x‖
+/// (closer than the face normals), and their projector is still an orthogonal projector.
+#[test]
+fn interpolated_normals_approach_the_smooth_normal() {
+    let faces = MeshSurface::new(TriangleMesh::icosphere(3), None);
+    let smooth = MeshSurface::new(TriangleMesh::icosphere(3), None).with_normals(MeshNormals::Interpolated);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+    let (mut err_face, mut err_smooth) = (0f64, 0f64);
+    for _ in 0..200 {
+        let d: [f64; 3] = [rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0)];
+        let len = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
+        let z = faces.bvh.closest(d.map(|c| c / len)).point;
+        let exact = DVector::from_iterator(3, z.iter().map(|c| c / len.max(1e-12)));
+        let exact = &exact / exact.norm();
+        let truth = &exact * exact.transpose();
+        let (pf, ps) = (faces.normal_projector(&z).unwrap(), smooth.normal_projector(&z).unwrap());
+        assert!((&ps * &ps - &ps).amax() < 1e-12 && (&ps - ps.transpose()).amax() < 1e-12);
+        err_face = err_face.max((pf - &truth).amax());
+        err_smooth = err_smooth.max((ps - &truth).amax());
+    }
+    assert!(err_smooth < 0.5 * err_face, "interpolated {err_smooth} vs face {err_face}");
 }

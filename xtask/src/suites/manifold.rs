@@ -31,7 +31,9 @@ use tensor_core::{Activation, SeededRng};
 
 pub struct ManifoldSuite;
 
+/// Scenes that always run; "blob-bunny" joins them when the Stanford bunny is found.
 const SCENES: [&str; 2] = ["smiley-plane", "blob-bumpy-sphere"];
+const BUNNY_FILES: [&str; 3] = ["bunny.ply", "bun_zipper.ply", "bunny.obj"];
 const METHODS: [&str; 3] = ["lift + proj.", "raw + proj.", "projected sampling"];
 const SIGMA_OVER_REACH: [f64; 8] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0];
 const SAMPLE_STEPS: usize = 40;
@@ -70,6 +72,33 @@ fn plane() -> Result<Hyperplane, String> {
     Hyperplane::new(PLANE.0.to_vec(), PLANE.1).map_err(s)
 }
 
+/// The Stanford bunny, if the user put it in a data folder (`$CONTINUUM_DATA` or
+/// `datasets/data/`, as `bunny.ply`, `bun_zipper.ply` or `bunny.obj`).
+fn bunny_path() -> Option<std::path::PathBuf> {
+    datasets::data_dirs().into_iter().flat_map(|d| BUNNY_FILES.map(|f| d.join(f))).find(|p| p.exists())
+}
+
+/// The scenes of this run: the two built-in ones, and the bunny when present.
+fn scenes() -> Vec<&'static str> {
+    let mut all = SCENES.to_vec();
+    if bunny_path().is_some() {
+        all.push("blob-bunny");
+    }
+    all
+}
+
+/// A mesh read from `path`, centred at its vertex mean and scaled to unit bounding radius.
+fn unit_mesh(path: &Path) -> Result<TriangleMesh, String> {
+    let mut mesh = manifold_lift::read_mesh(path).map_err(s)?;
+    let n = mesh.vertices.len() as f64;
+    let c: [f64; 3] = std::array::from_fn(|k| mesh.vertices.iter().map(|v| v[k]).sum::<f64>() / n);
+    let r = mesh.vertices.iter().map(|v| (0..3).map(|k| (v[k] - c[k]).powi(2)).sum::<f64>().sqrt()).fold(0.0, f64::max);
+    for v in &mut mesh.vertices {
+        *v = std::array::from_fn(|k| (v[k] - c[k]) / r);
+    }
+    Ok(mesh)
+}
+
 fn bumpy() -> MeshSurface {
     // the bumps are gentle: the normal segments of length 0.2 do not cross
     MeshSurface::new(TriangleMesh::bumpy_sphere(3, BUMP), Some(0.2))
@@ -82,9 +111,12 @@ fn scene_data(scene: &str, n: usize, seed: u64) -> Result<(Matrix, Box<dyn Surfa
             let plane = plane()?;
             Ok((plane.embed(&datasets::toy2d::smiley(n, seed)).map_err(s)?, Box::new(plane)))
         }
-        "blob-bumpy-sphere" => {
+        "blob-bumpy-sphere" | "blob-bunny" => {
             // directions N((0.3, 0.2, 1), 0.35²I), normalised, then the nearest mesh point
-            let surface = bumpy();
+            let surface = match scene {
+                "blob-bunny" => MeshSurface::new(unit_mesh(&bunny_path().ok_or("the bunny file went away")?)?, None),
+                _ => bumpy(),
+            };
             let mut rng = SeededRng::new(seed);
             let dirs = rng.normal((n, 3), DType::F64, &Device::Cpu).map_err(s)?.to_vec2::<f64>().map_err(s)?;
             let mut data = Vec::with_capacity(3 * n);
@@ -236,7 +268,11 @@ impl Suite for ManifoldSuite {
         "lift into the normal bundle vs raw + projection vs projected sampling on a plane and a mesh; the reach study"
     }
     fn data_source(&self, _quick: bool) -> String {
-        "synthetic: the smiley density on a tilted plane in R^3, a Gaussian blob on a bumpy-sphere mesh made by code; uniform points on a sphere and a torus".into()
+        let bunny = match bunny_path() {
+            Some(p) => format!("; the Stanford bunny from {} (centred, unit radius)", p.display()),
+            None => " (the Stanford bunny joins when bunny.ply is in a data folder, see README)".into(),
+        };
+        format!("synthetic: the smiley density on a tilted plane in R^3, a Gaussian blob on a bumpy-sphere mesh made by code; uniform points on a sphere and a torus{bunny}")
     }
     fn config(&self, quick: bool) -> Value {
         let z = sizes(quick);
@@ -248,7 +284,7 @@ impl Suite for ManifoldSuite {
     fn rows(&self, quick: bool) -> Vec<Row> {
         let z = sizes(quick);
         let mut rows = Vec::new();
-        for scene in SCENES {
+        for scene in scenes() {
             for method in METHODS {
                 // the baselines do not lift: one row each
                 let sigmas = if method == "lift + proj." { sigmas(quick) } else { vec![0.0] };
@@ -271,7 +307,7 @@ impl Suite for ManifoldSuite {
         }
     }
     fn finish(&self, report: &mut Report, out: &Path) -> Result<(), String> {
-        for scene in SCENES {
+        for scene in scenes() {
             let mut grid = Vec::new();
             let mut titles = Vec::new();
             for r in report.rows.iter().filter(|r| r.get("scene").and_then(Value::as_str) == Some(scene)) {
