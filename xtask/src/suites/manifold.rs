@@ -4,8 +4,8 @@
 //! ("raw + proj."), and projection after every sampler step ("projected sampling", after
 //! Christopher et al., "Constrained Synthesis with Projected Diffusion Models", 2024).
 //! Scenes: the smiley density on a tilted plane in ℝ³, and a Gaussian blob on a bumpy-sphere mesh
-//! (r = 1 + 0.15·sin³θ cos 3φ). The model is I-CFM (any `ContinuousFlow` would do; the crate has
-//! no model-specific code). Columns: constraint violation before and after projection, MMD and
+//! (r = 1 + 0.15·sin³θ cos 3φ). The models are I-CFM and, on lifted data, OT-Flow (any
+//! `ContinuousFlow` would do; the crate has no model-specific code). Columns: constraint violation before and after projection, MMD and
 //! sliced W₂ to held-out data on M, share of flagged projections, train and sample time.
 //! A last study measures how often Π(lift(z)) ≠ z on the unit sphere and a torus as σ/reach
 //! grows — the mechanism behind the lecture's bound d_TV(Π#p_σ, p₀) ≤ C₁exp(−C₂r²/σ²) — against
@@ -21,6 +21,7 @@ use flow_matching::{train_cfm, CfmConfig, Coupling, LearnedFlow, Path as CfmPath
 use manifold_lift::{
     lift, sample_and_project, sample_projecting_every_step, Hyperplane, MeshSurface, ProjectionConfig, Sphere, Surface, Torus, TriangleMesh,
 };
+use ot_flow::{OtFlow, OtFlowConfig};
 use plotters::style::RGBColor;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -28,13 +29,17 @@ use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
 use tensor_core::stats::{mmd, sliced_w2};
 use tensor_core::{Activation, SeededRng};
+use train::{train, ContinuousFlow, LrSchedule, TrainConfig};
 
 pub struct ManifoldSuite;
 
 /// Scenes that always run; "blob-bunny" joins them when the Stanford bunny is found.
 const SCENES: [&str; 2] = ["smiley-plane", "blob-bumpy-sphere"];
 const BUNNY_FILES: [&str; 3] = ["bunny.ply", "bun_zipper.ply", "bunny.obj"];
-const METHODS: [&str; 3] = ["lift + proj.", "raw + proj.", "projected sampling"];
+/// (method, model): the lift with both kinds of model, the baselines with flow matching (maximum
+/// likelihood has no density to fit on raw data on M).
+const METHODS: [(&str, &str); 4] =
+    [("lift + proj.", "i-cfm"), ("lift + proj.", "ot-flow"), ("raw + proj.", "i-cfm"), ("projected sampling", "i-cfm")];
 const SIGMA_OVER_REACH: [f64; 8] = [0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0];
 const SAMPLE_STEPS: usize = 40;
 /// The tilted plane of the smiley scene: {x : (1, 1, 2)·x / √6 = 0.5}.
@@ -147,49 +152,54 @@ fn views(scene: &str, m: &Matrix) -> Result<Vec<Vec<(f64, f64)>>, String> {
 
 impl ManifoldSuite {
     fn model_row(&self, cfg: &Row, device: &Device, seed: u64) -> Result<Row, String> {
-        let (scene, method) = (get_str(cfg, "scene")?, get_str(cfg, "method")?);
+        let (scene, method, model) = (get_str(cfg, "scene")?, get_str(cfg, "method")?, get_str(cfg, "model")?);
         let sigma = cfg.get("sigma").and_then(Value::as_f64).ok_or("row config lacks 'sigma'")?;
         let (n_train, n_test, iters) = (get_usize(cfg, "n_train")?, get_usize(cfg, "n_test")?, get_usize(cfg, "iters")?);
-        let (train, surface) = scene_data(scene, n_train, seed)?;
+        let (data, surface) = scene_data(scene, n_train, seed)?;
         let (test, _) = scene_data(scene, n_test, seed + 1)?;
-        let fit = if method == "lift + proj." { lift(surface.as_ref(), &train, sigma, seed + 2).map_err(s)? } else { train.clone() };
+        let lifted = method == "lift + proj.";
+        let fit = if lifted { lift(surface.as_ref(), &data, sigma, seed + 2).map_err(s)? } else { data };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
-        let net =
-            Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), 3, &[128, 128, 128], 3, Activation::Swish).map_err(s)?;
-        let source = rng.normal((n_train, 3), DType::F32, device).map_err(s)?;
-        let cfm = CfmConfig { coupling: Coupling::Independent, path: CfmPath::Straight { sigma: 0.0 }, iters, batch: 256, lr: 2e-3, seed };
+        let run = Measure { scene, method, model, sigma, surface: surface.as_ref(), test: &test, device, seed };
         let start = std::time::Instant::now();
-        train_cfm(&net, &vm, &source, &fit.to_tensor(device).map_err(s)?, &cfm).map_err(s)?;
-        let train_s = start.elapsed().as_secs_f64();
-        let flow = LearnedFlow { net };
-        let z = rng.normal((n_test, 3), DType::F32, device).map_err(s)?;
-        let start = std::time::Instant::now();
-        let projection = ProjectionConfig::default();
-        let (samples, report) = if method == "projected sampling" {
-            sample_projecting_every_step(&flow, surface.as_ref(), &z, SAMPLE_STEPS, &projection)
-        } else {
-            sample_and_project(&flow, surface.as_ref(), &z, SAMPLE_STEPS, &projection)
+        match model {
+            "i-cfm" => {
+                let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), 3, &[128, 128, 128], 3, Activation::Swish)
+                    .map_err(s)?;
+                let source = rng.normal((n_train, 3), DType::F32, device).map_err(s)?;
+                let cfm = CfmConfig {
+                    coupling: Coupling::Independent,
+                    path: CfmPath::Straight { sigma: 0.0 },
+                    iters,
+                    batch: 256,
+                    lr: 2e-3,
+                    seed,
+                };
+                train_cfm(&net, &vm, &source, &fit.to_tensor(device).map_err(s)?, &cfm).map_err(s)?;
+                run.measure(&LearnedFlow { net }, start.elapsed().as_secs_f64(), &mut rng)
+            }
+            "ot-flow" => {
+                // maximum likelihood needs a density: only on lifted data, selected on a lifted validation draw
+                let (val, _) = scene_data(scene, n_test, seed + 4)?;
+                let val = lift(surface.as_ref(), &val, sigma, seed + 5).map_err(s)?;
+                let m =
+                    OtFlow::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), OtFlowConfig { dim: 3, ..OtFlowConfig::toy() })
+                        .map_err(s)?;
+                let tc = TrainConfig::default()
+                    .iters(iters / 2)
+                    .batch(256)
+                    .lr(0.02)
+                    .schedule(LrSchedule::StepDecay { every: (iters / 4).max(1), factor: 2.0 })
+                    .steps(8)
+                    .val_steps(8)
+                    .val_every((iters / 8).max(1))
+                    .seed(seed);
+                train(&m, &vm, &fit.to_tensor(device).map_err(s)?, &val.to_tensor(device).map_err(s)?, &tc, &mut |_| {}).map_err(s)?;
+                run.measure(&m, start.elapsed().as_secs_f64(), &mut rng)
+            }
+            other => Err(format!("unknown model '{other}'")),
         }
-        .map_err(s)?;
-        let sample_s = start.elapsed().as_secs_f64();
-        let (x, y) = (samples.to_tensor(device).map_err(s)?, test.to_tensor(device).map_err(s)?);
-        let mut row = Row::new();
-        row.insert("violation_before_max".into(), report.max_violation_before.into());
-        row.insert("violation_before_mean".into(), report.mean_violation_before.into());
-        row.insert("violation_after_max".into(), report.max_violation_after.into());
-        row.insert("violation_after_mean".into(), report.mean_violation_after.into());
-        row.insert("mmd".into(), mmd(&x, &y, 1.0).map_err(s)?.into());
-        row.insert("sliced_w2".into(), sliced_w2(&x, &y, 200, &mut SeededRng::new(seed + 3)).map_err(s)?.into());
-        row.insert("flagged_share".into(), (report.flagged as f64 / report.points.max(1) as f64).into());
-        row.insert("train_time_s".into(), train_s.into());
-        row.insert("sample_time_s".into(), sample_s.into());
-        write_plot_data(
-            "manifold",
-            &format!("{scene}-{method}-{sigma}"),
-            &json!({"samples": views(scene, &samples)?, "data": views(scene, &test)?}),
-        )?;
-        Ok(row)
     }
 
     /// Share of lifted points whose projection is not their base point, for σ = ratio·reach.
@@ -243,6 +253,49 @@ impl ManifoldSuite {
     }
 }
 
+/// One model row's setting, for [`Measure::measure`].
+struct Measure<'a> {
+    scene: &'a str,
+    method: &'a str,
+    model: &'a str,
+    sigma: f64,
+    surface: &'a dyn Surface,
+    test: &'a Matrix,
+    device: &'a Device,
+    seed: u64,
+}
+
+impl Measure<'_> {
+    /// Samples `flow` (projecting at the end or after every step, as the method says) and
+    /// measures the samples against the held-out data on the surface.
+    fn measure<F: ContinuousFlow>(&self, flow: &F, train_s: f64, rng: &mut SeededRng) -> Result<Row, String> {
+        let z = rng.normal((self.test.rows, 3), DType::F32, self.device).map_err(s)?;
+        let start = std::time::Instant::now();
+        let projection = ProjectionConfig::default();
+        let (samples, report) = if self.method == "projected sampling" {
+            sample_projecting_every_step(flow, self.surface, &z, SAMPLE_STEPS, &projection)
+        } else {
+            sample_and_project(flow, self.surface, &z, SAMPLE_STEPS, &projection)
+        }
+        .map_err(s)?;
+        let sample_s = start.elapsed().as_secs_f64();
+        let (x, y) = (samples.to_tensor(self.device).map_err(s)?, self.test.to_tensor(self.device).map_err(s)?);
+        let mut row = Row::new();
+        row.insert("violation_before_max".into(), report.max_violation_before.into());
+        row.insert("violation_before_mean".into(), report.mean_violation_before.into());
+        row.insert("violation_after_max".into(), report.max_violation_after.into());
+        row.insert("violation_after_mean".into(), report.mean_violation_after.into());
+        row.insert("mmd".into(), mmd(&x, &y, 1.0).map_err(s)?.into());
+        row.insert("sliced_w2".into(), sliced_w2(&x, &y, 200, &mut SeededRng::new(self.seed + 3)).map_err(s)?.into());
+        row.insert("flagged_share".into(), (report.flagged as f64 / report.points.max(1) as f64).into());
+        row.insert("train_time_s".into(), train_s.into());
+        row.insert("sample_time_s".into(), sample_s.into());
+        let name = format!("{}-{}-{}-{}", self.scene, self.model, self.method, self.sigma);
+        write_plot_data("manifold", &name, &json!({"samples": views(self.scene, &samples)?, "data": views(self.scene, self.test)?}))?;
+        Ok(row)
+    }
+}
+
 /// The complementary error function (Numerical Recipes' erfcc, relative error < 1.2e-7).
 fn erfc(x: f64) -> f64 {
     let z = x.abs();
@@ -276,7 +329,7 @@ impl Suite for ManifoldSuite {
     }
     fn config(&self, quick: bool) -> Value {
         let z = sizes(quick);
-        json!({"model": "I-CFM, MLP [3, 128, 128, 128, 3] swish, batch 256, lr 2e-3", "iters": z.iters, "n_train": z.n_train, "n_test": z.n_test, "sigmas": sigmas(quick),
+        json!({"model": "I-CFM, MLP [3, 128, 128, 128, 3] swish, batch 256, lr 2e-3; OT-Flow (lifted data only): width 32, 2 layers, alpha (1, 100, 5), iters/2 iterations, batch 256, lr 0.02 halved every iters/4, 8 RK4 steps, best on a lifted validation draw", "iters": z.iters, "n_train": z.n_train, "n_test": z.n_test, "sigmas": sigmas(quick),
                "sampling": format!("RK4, {SAMPLE_STEPS} steps"), "projection": "Gauss-Newton (plane) / BVH closest point (mesh), tol 1e-12",
                "plane": {"normal": PLANE.0, "offset": PLANE.1}, "mesh": format!("bumpy sphere r = 1 + {BUMP} sin^3(theta) cos(3 phi), icosphere level 3, reach taken as 0.2"),
                "mmd": "unbiased, Gaussian kernel exp(-|x-y|^2)", "sliced_w2": "200 random directions", "reach_study_lifts": z.lifts})
@@ -285,11 +338,11 @@ impl Suite for ManifoldSuite {
         let z = sizes(quick);
         let mut rows = Vec::new();
         for scene in scenes() {
-            for method in METHODS {
+            for (method, model) in METHODS {
                 // the baselines do not lift: one row each
                 let sigmas = if method == "lift + proj." { sigmas(quick) } else { vec![0.0] };
                 for sigma in sigmas {
-                    rows.push(json!({"study": "models", "scene": scene, "method": method, "sigma": sigma, "n_train": z.n_train, "n_test": z.n_test, "iters": z.iters}));
+                    rows.push(json!({"study": "models", "scene": scene, "method": method, "model": model, "sigma": sigma, "n_train": z.n_train, "n_test": z.n_test, "iters": z.iters}));
                 }
             }
         }
@@ -311,8 +364,9 @@ impl Suite for ManifoldSuite {
             let mut grid = Vec::new();
             let mut titles = Vec::new();
             for r in report.rows.iter().filter(|r| r.get("scene").and_then(Value::as_str) == Some(scene)) {
-                let (method, sigma) = (get_str(r, "method")?, r.get("sigma").and_then(Value::as_f64).unwrap_or(0.0));
-                let Some(d) = read_plot_data(out, "manifold", &format!("{scene}-{method}-{sigma}")) else { continue };
+                let (method, model, sigma) =
+                    (get_str(r, "method")?, get_str(r, "model")?, r.get("sigma").and_then(Value::as_f64).unwrap_or(0.0));
+                let Some(d) = read_plot_data(out, "manifold", &format!("{scene}-{model}-{method}-{sigma}")) else { continue };
                 let views = |key: &str| -> Vec<Vec<(f64, f64)>> {
                     d[key].as_array().map(|a| a.iter().map(json_points).collect()).unwrap_or_default()
                 };
@@ -324,7 +378,7 @@ impl Suite for ManifoldSuite {
                         .map(|(s, t)| Panel::Scatter { clouds: vec![(t, RGBColor(170, 170, 170)), (s, RGBColor(200, 30, 30))] })
                         .collect::<Vec<_>>(),
                 );
-                titles.push(if sigma > 0.0 { format!("{method} σ = {sigma}") } else { method.to_string() });
+                titles.push(if sigma > 0.0 { format!("{model}: {method} σ = {sigma}") } else { format!("{model}: {method}") });
             }
             if grid.is_empty() {
                 continue;
