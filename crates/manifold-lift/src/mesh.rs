@@ -62,6 +62,15 @@ impl TriangleMesh {
         self.faces[i].map(|v| self.vertices[v])
     }
 
+    /// The same mesh centred at its vertex mean and scaled so its farthest vertex is at distance
+    /// 1 (a scanned mesh such as the Stanford bunny, brought to the scale of the others).
+    pub fn centred_unit(&self) -> Self {
+        let n = self.vertices.len() as f64;
+        let c: [f64; 3] = std::array::from_fn(|k| self.vertices.iter().map(|v| v[k]).sum::<f64>() / n);
+        let r = self.vertices.iter().map(|v| dot(sub(*v, c), sub(*v, c)).sqrt()).fold(0.0, f64::max);
+        Self { vertices: self.vertices.iter().map(|v| sub(*v, c).map(|x| x / r)).collect(), faces: self.faces.clone() }
+    }
+
     /// The unit icosphere: an icosahedron with each face split in four `subdivisions` times and
     /// the vertices pushed onto the sphere.
     pub fn icosphere(subdivisions: usize) -> Self {

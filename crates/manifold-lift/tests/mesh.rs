@@ -22,6 +22,11 @@ fn generated_meshes_have_the_right_shape() {
     let torus = TriangleMesh::torus(2.0, 0.5, 24, 12);
     assert_eq!((torus.vertices.len(), torus.faces.len()), (288, 576));
     assert!(TriangleMesh::new(torus.vertices.clone(), torus.faces.clone()).is_ok());
+    let moved =
+        TriangleMesh::new(ico.vertices.iter().map(|v| [3.0 * v[0] + 1.0, 3.0 * v[1] - 2.0, 3.0 * v[2]]).collect(), ico.faces.clone())
+            .unwrap();
+    let unit = moved.centred_unit();
+    assert!(unit.vertices.iter().zip(&ico.vertices).all(|(a, b)| (0..3).all(|k| (a[k] - b[k]).abs() < 1e-12)));
     let bumpy = TriangleMesh::bumpy_sphere(2, 0.2);
     let radii: Vec<f64> = bumpy.vertices.iter().map(|v| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt()).collect();
     assert!(radii.iter().all(|r| (0.79..=1.21).contains(r)) && radii.iter().any(|r| *r > 1.1));

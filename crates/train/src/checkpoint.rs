@@ -3,7 +3,7 @@
 //! reader sees the old file or the new one, never half of one.
 //!
 //! Two kinds of file, both safetensors with JSON in the header's metadata:
-//! - a **model file** ([`save_model`] / [`SavedModel`]): the parameters, the model's kind and its
+//! - a **model file** ([`save_model`] / [`load_model`]): the parameters, the model's kind and its
 //!   complete configuration (what rebuilds the same network), and any extra data the caller
 //!   keeps with it (a data standardisation);
 //! - a **training checkpoint** (written by the loop): parameters, best parameters, Adam's moments
@@ -116,13 +116,17 @@ pub trait ModelFile: Sized {
     fn load(path: &Path, device: &Device) -> std::result::Result<LoadedModel<Self>, Self::Error>;
 }
 
-/// The kind stored in a model file, without loading its tensors' values into a model.
+/// The kind stored in a model file, read from its header alone (no tensor is built).
 pub fn model_kind(path: &Path) -> Result<String> {
-    let (_, meta) = read_tensors(path, &Device::Cpu)?;
-    meta.get(MODEL_KEY).cloned().ok_or_else(|| TrainError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: "not a continuum model file (no model kind in its header)".into(),
-    })
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read it ({e})")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(MODEL_KEY))
+        .cloned()
+        .ok_or_else(|| err("not a continuum model file (no model kind in its header)".into()))
 }
 
 /// A model read back by [`load_model`]: the rebuilt model, its variables and the extra data.

@@ -168,6 +168,9 @@ fn run<M: Trainable>(
     let low = cfg.mode.term_precision(Precision::of_dtype(train_x.dtype()));
     let term_dtype = low.dtype();
     let mut scaler = DynamicScaler::new(low);
+    let batch_rng = SeededRng::new(cfg.seed);
+    // a stream of its own for the model's draws, so they never shift the minibatches
+    let model_rng = SeededRng::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut lp = Loop {
         state: LoopState {
             iter: 0,
@@ -178,16 +181,15 @@ fn run<M: Trainable>(
             since_best: 0,
             plateau_drops: 0,
             stopped: false,
-            batch_rng: SavedRng::of(&SeededRng::new(cfg.seed)),
-            model_rng: SavedRng::of(&SeededRng::new(cfg.seed)),
+            batch_rng: SavedRng::of(&batch_rng),
+            model_rng: SavedRng::of(&model_rng),
             scale_bits: None,
             halvings: 0,
             doublings: 0,
             settings: settings_fingerprint(cfg),
         },
-        batch_rng: SeededRng::new(cfg.seed),
-        // a stream of its own for the model's draws, so they never shift the minibatches
-        model_rng: SeededRng::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15),
+        batch_rng,
+        model_rng,
         best_params: None,
     };
     if let Some(path) = &resume_from {

@@ -92,18 +92,6 @@ fn scenes() -> Vec<&'static str> {
     all
 }
 
-/// A mesh read from `path`, centred at its vertex mean and scaled to unit bounding radius.
-fn unit_mesh(path: &Path) -> Result<TriangleMesh, String> {
-    let mut mesh = manifold_lift::read_mesh(path).map_err(s)?;
-    let n = mesh.vertices.len() as f64;
-    let c: [f64; 3] = std::array::from_fn(|k| mesh.vertices.iter().map(|v| v[k]).sum::<f64>() / n);
-    let r = mesh.vertices.iter().map(|v| (0..3).map(|k| (v[k] - c[k]).powi(2)).sum::<f64>().sqrt()).fold(0.0, f64::max);
-    for v in &mut mesh.vertices {
-        *v = std::array::from_fn(|k| (v[k] - c[k]) / r);
-    }
-    Ok(mesh)
-}
-
 fn bumpy() -> MeshSurface {
     // the bumps are gentle: the normal segments of length 0.2 do not cross
     MeshSurface::new(TriangleMesh::bumpy_sphere(3, BUMP), Some(0.2))
@@ -119,7 +107,10 @@ fn scene_data(scene: &str, n: usize, seed: u64) -> Result<(Matrix, Box<dyn Surfa
         "blob-bumpy-sphere" | "blob-bunny" => {
             // directions N((0.3, 0.2, 1), 0.35²I), normalised, then the nearest mesh point
             let surface = match scene {
-                "blob-bunny" => MeshSurface::new(unit_mesh(&bunny_path().ok_or("the bunny file went away")?)?, None),
+                "blob-bunny" => MeshSurface::new(
+                    manifold_lift::read_mesh(&bunny_path().ok_or("the bunny file went away")?).map_err(s)?.centred_unit(),
+                    None,
+                ),
                 _ => bumpy(),
             };
             let mut rng = SeededRng::new(seed);
