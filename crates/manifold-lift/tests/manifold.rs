@@ -170,3 +170,22 @@ fn hyperplane_frame_embeds_and_reads_back() {
     let back = plane.coordinates(&x).unwrap();
     assert!(back.data.iter().zip(&uv.data).all(|(a, b)| (a - b).abs() < 1e-6));
 }
+
+/// Every analytic Jacobian against central differences of h (relative error ≤ 1e-6).
+#[test]
+fn jacobians_match_central_differences() {
+    let eps = 1e-6;
+    for (name, m, x) in manifolds() {
+        let j = m.jacobian(&x);
+        for k in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[k] += eps;
+            xm[k] -= eps;
+            let fd = (m.constraint(&xp) - m.constraint(&xm)) / (2.0 * eps);
+            for r in 0..m.codim() {
+                let err = (fd[r] - j[(r, k)]).abs() / j.amax().max(1e-12);
+                assert!(err < 1e-6, "{name}: ∂h{r}/∂x{k} analytic {} vs difference {}", j[(r, k)], fd[r]);
+            }
+        }
+    }
+}
