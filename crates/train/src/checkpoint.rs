@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tensor_core::params::ParamBuilder;
-use tensor_core::{Precision, SeededRng};
+use tensor_core::{Precision, RngState, SeededRng};
 
 const MODEL_KEY: &str = "continuum.model";
 const CONFIG_KEY: &str = "continuum.config";
@@ -177,6 +177,28 @@ where
     }
     load_vars(&varmap, &tensors, "", path)?;
     Ok(LoadedModel { model, varmap, extra })
+}
+
+/// A [`SeededRng`]'s position as JSON-safe fields (the 128-bit word position as a string), for
+/// training states kept in a checkpoint's header.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedRng {
+    seed: [u8; 32],
+    stream: u64,
+    word_pos: String,
+}
+
+impl SavedRng {
+    /// The position of `rng`.
+    pub fn of(rng: &SeededRng) -> Self {
+        let s = rng.state();
+        Self { seed: s.seed, stream: s.stream, word_pos: s.word_pos.to_string() }
+    }
+    /// A generator at the saved position.
+    pub fn restore(&self) -> Result<SeededRng> {
+        let word_pos = self.word_pos.parse().map_err(|_| TrainError::Config(format!("corrupt RNG position '{}'", self.word_pos)))?;
+        Ok(SeededRng::from_state(&RngState { seed: self.seed, stream: self.stream, word_pos }))
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! more steps, the best parameters by the validation objective restored at the end, early
 //! stopping, atomic checkpoints and bit-identical resume.
 
-use crate::checkpoint::{load_vars, named_vars, read_tensors, save_tensors};
+use crate::checkpoint::{load_vars, named_vars, read_tensors, save_tensors, SavedRng};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::gradient_mode::value_and_grad;
@@ -16,7 +16,7 @@ use mixed_precision_adjoint::DynamicScaler;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use tensor_core::{Precision, RngState, SeededRng};
+use tensor_core::{Precision, SeededRng};
 
 /// The checkpoint file inside [`TrainConfig::checkpoint_dir`].
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
@@ -66,24 +66,6 @@ struct LoopState {
     doublings: usize,
     /// The run's settings (besides iters and the checkpoint options): a resume must match.
     settings: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct SavedRng {
-    seed: [u8; 32],
-    stream: u64,
-    word_pos: String,
-}
-
-impl SavedRng {
-    fn of(rng: &SeededRng) -> Self {
-        let s = rng.state();
-        Self { seed: s.seed, stream: s.stream, word_pos: s.word_pos.to_string() }
-    }
-    fn restore(&self) -> Result<SeededRng> {
-        let word_pos = self.word_pos.parse().map_err(|_| TrainError::Config(format!("corrupt RNG position '{}'", self.word_pos)))?;
-        Ok(SeededRng::from_state(&RngState { seed: self.seed, stream: self.stream, word_pos }))
-    }
 }
 
 /// The settings a resumed run must share with the run it continues.

@@ -10,6 +10,7 @@ mod ode_solvers_suite;
 mod ot_couplings;
 mod roundoff;
 mod sde_adjoint;
+mod soc;
 mod stiff_ode;
 mod tensor_core_suite;
 mod torch_parity;
@@ -56,6 +57,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(fm_diffusion::FmDiffusion),
         Box::new(diffusion_curvature::DiffusionCurvature),
         Box::new(manifold::ManifoldSuite),
+        Box::new(soc::SocSuite),
     ]
 }
 

@@ -182,7 +182,10 @@ impl Potential {
 
     /// Φ(x, t), shape (B, 1).
     pub fn value(&self, x: &Tensor, t: &Tensor) -> Result<Tensor> {
-        let sw = self.sweep(x, t, "Potential::value")?;
+        self.value_of(&self.sweep(x, t, "Potential::value")?)
+    }
+
+    fn value_of(&self, sw: &Sweep) -> Result<Tensor> {
         let quad = (sw.s.matmul(&self.sym_a()?)? * &sw.s)?.sum_keepdim(1)?;
         // row-vector products as matmuls: their backward is a matmul too, not a strided dim-0 sum
         let lin = sw.s.matmul(&self.b_lin.t()?)?;
@@ -228,9 +231,19 @@ impl Potential {
     /// t_i = Σ_j σ''(pre_i)_j z_{i+1,j} ‖(K_i J_{i−1})_j‖², J_i = J_{i−1} + h diag(σ'(pre_i)) K_i J_{i−1},
     /// ΔΦ = t₀ + h Σ t_i + tr(Eᵀ AᵀA E).  O(B m² d) work, O(B m d) memory.
     pub fn derivatives(&self, x: &Tensor, t: &Tensor) -> Result<PotentialDerivatives> {
-        let sw = self.sweep(x, t, "Potential::derivatives")?;
-        let (terms, z0) = self.adjoint(&sw)?;
-        let (grad_x, grad_t) = self.split(&self.full_gradient(&sw, &z0)?)?;
+        self.derivatives_of(x, &self.sweep(x, t, "Potential::derivatives")?)
+    }
+
+    /// Φ and its [`Potential::derivatives`] from one forward sweep (what a stochastic-control
+    /// loss needs at every point of a path).
+    pub fn value_and_derivatives(&self, x: &Tensor, t: &Tensor) -> Result<(Tensor, PotentialDerivatives)> {
+        let sw = self.sweep(x, t, "Potential::value_and_derivatives")?;
+        Ok((self.value_of(&sw)?, self.derivatives_of(x, &sw)?))
+    }
+
+    fn derivatives_of(&self, x: &Tensor, sw: &Sweep) -> Result<PotentialDerivatives> {
+        let (terms, z0) = self.adjoint(sw)?;
+        let (grad_x, grad_t) = self.split(&self.full_gradient(sw, &z0)?)?;
         let (b, d, m, h) = (x.dim(0)?, self.config.dim, self.config.width, self.h());
         let to_mb1 = |t: &Tensor| -> Result<Tensor> { Ok(t.t()?.contiguous()?.unsqueeze(2)?) };
         let k0x = self.k[0].narrow(1, 0, d)?;
