@@ -15,7 +15,7 @@
 use crate::error::Result;
 use crate::problem::{expect_finite, ControlProblem, Diffusion};
 use crate::sampler::Trajectory;
-use candle_core::{DType, Tensor};
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 use tensor_core::nets::Potential;
 use train::Metrics;
@@ -127,21 +127,20 @@ pub fn costs(problem: &dyn ControlProblem, phi: &Potential, traj: &Trajectory, w
 impl SocCosts {
     /// The terms as named figures; the objective is the loss `total`.
     pub fn metrics(&self) -> Result<Metrics> {
-        let v = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        Ok(Metrics::new(
+        Ok(Metrics::from_scalars(
             "loss",
             &[
-                ("loss", v(&self.total)?),
-                ("J", v(&self.objective)?),
-                ("running", v(&self.running)?),
-                ("terminal", v(&self.terminal)?),
-                ("phi0", v(&self.phi0)?),
-                ("hjb", v(&self.hjb)?),
-                ("bsde", v(&self.bsde)?),
-                ("terminal_value", v(&self.terminal_value)?),
-                ("terminal_grad", v(&self.terminal_grad)?),
-                ("initial_value", v(&self.initial_value)?),
+                ("loss", &self.total),
+                ("J", &self.objective),
+                ("running", &self.running),
+                ("terminal", &self.terminal),
+                ("phi0", &self.phi0),
+                ("hjb", &self.hjb),
+                ("bsde", &self.bsde),
+                ("terminal_value", &self.terminal_value),
+                ("terminal_grad", &self.terminal_grad),
+                ("initial_value", &self.initial_value),
             ],
-        ))
+        )?)
     }
 }

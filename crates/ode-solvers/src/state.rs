@@ -60,6 +60,8 @@ macro_rules! tuple_state {
 tuple_state!(2; a, b);
 tuple_state!(3; a, b, c);
 tuple_state!(4; a, b, c, d);
+tuple_state!(5; a, b, c, d, e);
+tuple_state!(6; a, b, c, d, e, f);
 
 /// base + Σ cᵢ·termsᵢ, leaf by leaf; zero coefficients are skipped.
 pub fn lincomb<S: State>(base: &S, terms: &[(f64, &S)]) -> Result<S> {

@@ -9,6 +9,8 @@
 //!   augmented dynamics (x, ℓ, c_L, c_H), save / load.
 //! - [`loss`]: the three costs, as tensors and as named figures.
 //! - [`sample`]: evaluation, inverse error, and the [`train::ContinuousFlow`] view.
+//! - [`mfg`]: mean-field games on the same potential (congestion, obstacle, KL or potential
+//!   terminal costs, the HJB penalties), also a [`train::Trainable`].
 //!
 //! OT-Flow is a [`train::Trainable`]: `train::train` with any gradient mode (full graph,
 //! checkpointed, continuous, or mixed precision with dynamic scaling).
@@ -36,6 +38,7 @@
 
 pub mod error;
 pub mod loss;
+pub mod mfg;
 pub mod model;
 pub mod sample;
 

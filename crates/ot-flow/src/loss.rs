@@ -16,9 +16,13 @@ pub struct Costs {
     pub hjb: Tensor,
 }
 
+/// `t` in f64 if it is, else in f32: costs are summed in f32 or better whatever the state's dtype.
+pub(crate) fn up(t: &Tensor) -> Result<Tensor> {
+    Ok(if t.dtype() == DType::F64 { t.clone() } else { t.to_dtype(DType::F32)? })
+}
+
 /// Costs at the final state, computed in f32 or better whatever the state's dtype.
 pub fn costs(alpha: [f64; 3], z: &OtState) -> Result<Costs> {
-    let up = |t: &Tensor| -> Result<Tensor> { Ok(if t.dtype() == DType::F64 { t.clone() } else { t.to_dtype(DType::F32)? }) };
     let (x, l, cl, ch) = (up(&z.0)?, up(&z.1)?, up(&z.2)?, up(&z.3)?);
     let transport = cl.mean_all()?;
     let nll = (standard_normal_log_prob(&x)? + l)?.neg()?.mean_all()?;
@@ -31,7 +35,6 @@ impl Costs {
     /// The costs as named figures: `J` (the objective), `transport` (L), `nll` (C, nats),
     /// `hjb` (R).
     pub fn metrics(&self) -> Result<Metrics> {
-        let v = |t: &Tensor| -> Result<f64> { Ok(t.to_dtype(DType::F64)?.to_scalar::<f64>()?) };
-        Ok(Metrics::new("J", &[("J", v(&self.total)?), ("transport", v(&self.transport)?), ("nll", v(&self.nll)?), ("hjb", v(&self.hjb)?)]))
+        Ok(Metrics::from_scalars("J", &[("J", &self.total), ("transport", &self.transport), ("nll", &self.nll), ("hjb", &self.hjb)])?)
     }
 }

@@ -9,6 +9,22 @@ pub fn standard_normal_log_prob(z: &Tensor) -> Result<Tensor> {
     Ok(((z.sqr()?.sum_keepdim(1)? * -0.5)? - 0.5 * d * (2.0 * std::f64::consts::PI).ln())?)
 }
 
+/// log N(x; μ, diag(σ²)) per row, shape (B, 1); `mean` and `std` have one entry per column of x
+/// (or `mean` d entries and `std` one, shared).
+pub fn gaussian_log_prob(x: &Tensor, mean: &[f64], std: &[f64]) -> Result<Tensor> {
+    expect_matrix(x, mean.len(), "gaussian_log_prob (mean has one entry per column)")?;
+    let d = mean.len();
+    let std: Vec<f64> = if std.len() == 1 { vec![std[0]; d] } else { std.to_vec() };
+    if std.len() != d || std.iter().any(|s| !(*s > 0.0 && s.is_finite())) {
+        return Err(crate::Error::Config(format!("gaussian_log_prob needs {d} positive finite standard deviations (or one), got {std:?}")));
+    }
+    let row = |v: &[f64]| -> Result<Tensor> { Ok(Tensor::new(v, x.device())?.to_dtype(x.dtype())?.unsqueeze(0)?) };
+    let inv_std: Vec<f64> = std.iter().map(|s| 1.0 / s).collect();
+    let z = x.broadcast_sub(&row(mean)?)?.broadcast_mul(&row(&inv_std)?)?;
+    let log_norm = std.iter().map(|s| s.ln()).sum::<f64>() + 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln();
+    Ok(((z.sqr()?.sum_keepdim(1)? * -0.5)? - log_norm)?)
+}
+
 /// ‖a_i − b_j‖² for all pairs, (n, m), in a's dtype (clamped at 0 against round-off).
 pub fn sq_distances(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let na = a.sqr()?.sum_keepdim(1)?;
@@ -78,6 +94,22 @@ mod tests {
         let lp = standard_normal_log_prob(&z)?.to_vec2::<f64>()?;
         let c = -(2.0 * std::f64::consts::PI).ln();
         assert!((lp[0][0] - c).abs() < 1e-12 && (lp[1][0] - (c - 2.5)).abs() < 1e-12);
+        Ok(())
+    }
+
+    #[test]
+    fn diagonal_gaussian_log_prob_matches_the_formula() -> Result<()> {
+        let x = Tensor::new(&[[1.0f64, -2.0], [0.5, 0.0]], &Device::Cpu)?;
+        let lp = gaussian_log_prob(&x, &[1.0, 0.0], &[0.5, 2.0])?.to_vec2::<f64>()?;
+        let exact = |a: f64, b: f64| {
+            -0.5 * (((a - 1.0) / 0.5).powi(2) + (b / 2.0).powi(2)) - (0.5f64 * 2.0).ln() - (2.0 * std::f64::consts::PI).ln()
+        };
+        assert!((lp[0][0] - exact(1.0, -2.0)).abs() < 1e-12 && (lp[1][0] - exact(0.5, 0.0)).abs() < 1e-12);
+        // one shared σ = 1 and zero mean is the standard normal
+        let shared = gaussian_log_prob(&x, &[0.0, 0.0], &[1.0])?;
+        assert!((shared - standard_normal_log_prob(&x)?)?.abs()?.max_all()?.to_scalar::<f64>()? < 1e-12);
+        assert!(gaussian_log_prob(&x, &[0.0, 0.0], &[1.0, 0.0]).is_err(), "σ = 0");
+        assert!(gaussian_log_prob(&x, &[0.0; 3], &[1.0]).is_err(), "three means for two columns");
         Ok(())
     }
 

@@ -177,6 +177,9 @@ fn potential_gradient_and_laplacian_match_finite_differences() -> Result<()> {
         let (gx, gt) = phi.gradient(&x, &t)?;
         assert_close(&format!("{label}: gradient() = derivatives().grad_x"), &gx, &der.grad_x)?;
         assert_close(&format!("{label}: ∂tΦ"), &gt, &der.grad_t)?;
+        let (value, both) = phi.value_and_derivatives(&x, &t)?;
+        assert_close(&format!("{label}: value_and_derivatives Φ"), &value, &phi.value(&x, &t)?)?;
+        assert_close(&format!("{label}: value_and_derivatives ΔΦ"), &both.laplacian, &der.laplacian)?;
 
         // ∇ₓΦ and ∂ₜΦ against differences of Φ
         let phi_x = |y: &Tensor| phi.value(y, &t);

@@ -38,6 +38,16 @@ impl Metrics {
         Self { objective: objective.into(), figures: figures.iter().map(|(n, v)| (n.to_string(), *v)).collect() }
     }
 
+    /// [`Metrics::new`] from scalar tensors (any float dtype, read as f64): how models turn their
+    /// differentiable costs into figures.
+    pub fn from_scalars(objective: &str, figures: &[(&str, &candle_core::Tensor)]) -> candle_core::Result<Self> {
+        let values = figures
+            .iter()
+            .map(|(n, t)| Ok((*n, t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        Ok(Self::new(objective, &values))
+    }
+
     /// The figure named `name`.
     pub fn get(&self, name: &str) -> Option<f64> {
         self.figures.iter().find(|(n, _)| n == name).map(|(_, v)| *v)

@@ -5,6 +5,7 @@ mod bsds300;
 mod diffusion_curvature;
 mod fm_diffusion;
 mod manifold;
+mod mfg;
 mod mp_memory;
 mod ode_solvers_suite;
 mod ot_couplings;
@@ -58,6 +59,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(diffusion_curvature::DiffusionCurvature),
         Box::new(manifold::ManifoldSuite),
         Box::new(soc::SocSuite),
+        Box::new(mfg::MfgSuite),
     ]
 }
 
