@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use flow_matching::assignment::exact_assignment;
 use flow_matching::sample::{kinetic_energy, log_prob, sample, w2_exact};
-use flow_matching::sinkhorn::{sinkhorn, SinkhornConfig};
+use flow_matching::sinkhorn::{sinkhorn, SinkhornConfig, SinkhornDomain};
 use flow_matching::{train_cfm, train_on_pairs, CfmConfig, Coupling, Path, Result};
 use ode_solvers::{Method, Steps};
 use tensor_core::nets::Mlp;
@@ -107,6 +107,39 @@ fn sinkhorn_meets_marginals_and_tends_to_exact_ot() -> Result<()> {
     let a = (&a / a.sum_all()?.to_scalar::<f64>()?)?;
     assert!(sinkhorn(&c, &a, &w, SinkhornConfig::new(0.05))?.marginal_error <= 1e-6);
     assert!(sinkhorn(&c, &Tensor::full(0.5f64, 2, &DEV)?, &w, SinkhornConfig::new(0.05)).is_err());
+    Ok(())
+}
+
+/// The kernel domain (scalings, matrix–vector products, absorption) and the log domain give the
+/// same plan and cost to 1e-9, with non-uniform weights; `Auto` picks the kernel domain at
+/// ε = 0.05·max C and the log domain at ε = 0.002·max C; the kernel domain forced where every
+/// entry of exp(−C/ε) underflows to 0 (C ≥ 1, ε = 0.001) says so instead of returning NaN.
+#[test]
+fn sinkhorn_kernel_and_log_domains_agree() -> Result<()> {
+    let mut rng = SeededRng::new(4);
+    let (n, m) = (60, 45);
+    let (x, y) = (rng.normal((n, 2), DType::F64, &DEV)?, rng.normal((m, 2), DType::F64, &DEV)?);
+    let c = sq_distances(&x, &y)?;
+    let c = (&c / c.max_all()?.to_scalar::<f64>()?)?;
+    let a = rng.uniform(n, 0.5, 1.5, DType::F64, &DEV)?;
+    let a = (&a / a.sum_all()?.to_scalar::<f64>()?)?;
+    let b = Tensor::full(1.0 / m as f64, m, &DEV)?;
+    for eps in [0.2, 0.05, 0.02] {
+        let cfg = |domain| SinkhornConfig { tol: 1e-12, domain, ..SinkhornConfig::new(eps) };
+        let kernel = sinkhorn(&c, &a, &b, cfg(SinkhornDomain::Kernel))?;
+        let log = sinkhorn(&c, &a, &b, cfg(SinkhornDomain::Log))?;
+        let auto = sinkhorn(&c, &a, &b, cfg(SinkhornDomain::Auto))?;
+        assert_eq!((kernel.domain, log.domain, auto.domain), (SinkhornDomain::Kernel, SinkhornDomain::Log, SinkhornDomain::Kernel));
+        let diff = (&kernel.plan - &log.plan)?.abs()?.max_all()?.to_scalar::<f64>()?;
+        assert!(diff < 1e-9, "ε = {eps}: plans differ by {diff}");
+        assert!((kernel.cost - log.cost).abs() < 1e-9, "ε = {eps}: costs {} vs {}", kernel.cost, log.cost);
+        assert!(kernel.marginal_error < 1e-12 && log.marginal_error < 1e-12);
+    }
+    let small = SinkhornConfig { tol: 1e-9, ..SinkhornConfig::new(0.002) };
+    assert_eq!(sinkhorn(&c, &a, &b, small)?.domain, SinkhornDomain::Log);
+    let tiny = SinkhornConfig { domain: SinkhornDomain::Kernel, ..SinkhornConfig::new(0.001) };
+    let forced = sinkhorn(&(&c + 1.0)?, &a, &b, tiny);
+    assert!(matches!(forced, Err(flow_matching::FmError::Config(ref e)) if e.contains("underflow")), "{:?}", forced.err());
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! `ot-couplings`: the minibatch OT solvers of `flow-matching` next to POT on the same cost
-//! matrices — log-domain Sinkhorn with ε-scaling against `ot.sinkhorn` (log and plain methods),
+//! matrices — Sinkhorn (the kernel domain with absorption at this ε, as `flow_matching::sinkhorn`
+//! picks it) against `ot.sinkhorn` (log and plain methods),
 //! the exact assignment (shortest augmenting paths) against `ot.emd`. The matrices are what OT-CFM sees: squared
 //! distances between N(0, I) draws and torchcfm's 8gaussians, divided by their maximum
 //! (torchcfm's normalisation), ε = 0.05. POT runs through `benches/reference/ot_pot.py` when
@@ -75,7 +76,11 @@ impl OtCouplings {
             row.insert(k.into(), v.into());
         }
         row.insert("sinkhorn_iterations".into(), r.iterations.into());
-        row.insert("status".into(), "ok (log-domain Sinkhorn with ε-scaling; shortest-augmenting-path assignment)".into());
+        let domain = match r.domain {
+            flow_matching::sinkhorn::SinkhornDomain::Kernel => "kernel-domain Sinkhorn with absorption",
+            _ => "log-domain Sinkhorn with ε-scaling",
+        };
+        row.insert("status".into(), format!("ok ({domain}; shortest-augmenting-path assignment)").into());
         Ok(row)
     }
 

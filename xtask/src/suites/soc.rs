@@ -233,15 +233,21 @@ impl Suite for SocSuite {
                     legend: true,
                 });
                 if let Some(along) = data.get("along") {
-                    let mut series = Vec::new();
-                    for (k, p) in along.as_array().into_iter().flatten().enumerate().take(4) {
-                        series.push(Series { label: format!("Φθ path {k}"), points: json_points(&p["phi"]) });
-                        series.push(Series { label: format!("Hopf–Cole path {k}"), points: json_points(&p["reference"]) });
-                    }
+                    let series = along
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(k, p)| {
+                            let diff =
+                                json_points(&p["phi"]).iter().zip(json_points(&p["reference"])).map(|(a, b)| (a.0, a.1 - b.1)).collect();
+                            Series { label: format!("path {k}"), points: diff }
+                        })
+                        .collect();
                     paths.push(LinePanel {
-                        title: "type 1: Φθ vs Hopf–Cole along paths".into(),
+                        title: "type 1: Φθ − Hopf–Cole along closed-loop paths".into(),
                         x_label: "s".into(),
-                        y_label: "Φ".into(),
+                        y_label: "Φθ − Φ".into(),
                         series,
                         legend: true,
                     });
