@@ -133,13 +133,13 @@ impl Suite for MfgSuite {
                 .collect();
             series.push(Series { label: "obstacle 1σ".into(), points: ellipse });
             let panel = LinePanel {
-                title: "crowd motion: paths from (0, 3) to (0, −3); ellipse = obstacle core".into(),
+                title: "paths (0, 3) → (0, −3); ellipse: obstacle core".into(),
                 x_label: "x₁".into(),
                 y_label: "x₂".into(),
                 series,
                 legend: false,
             };
-            line_panels(&out.join("mfg-crowd.png"), "Mean-field game: crowd motion around an obstacle (analytic densities)", 1, &[panel])?;
+            line_panels(&out.join("mfg-crowd.png"), "MFG crowd motion (analytic densities)", 1, &[panel])?;
             report.notes.push("plot: mfg-crowd.png (64 paths of the trained game and the obstacle's one-σ ellipse)".into());
         }
         Ok(())
