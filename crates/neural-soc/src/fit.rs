@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tensor_core::nets::Potential;
 use tensor_core::SeededRng;
-use train::checkpoint::{load_vars, named_vars, read_tensors, save_tensors, SavedRng};
+use train::checkpoint::{load_vars, named_vars, read_training_checkpoint, write_training_checkpoint, SavedRng, TrainingCheckpoint};
 use train::{Adam, LrSchedule, Metrics, TrainError};
 
 /// Settings of [`fit`]; `Default` is `train_100d.py`'s (2000 iterations, batch 64, 20 steps,
@@ -119,6 +119,7 @@ const STATE_KEY: &str = "continuum.soc_state";
 #[derive(Serialize, Deserialize)]
 struct LoopState {
     iter: usize,
+    adam_steps: usize,
     rng: SavedRng,
     best: Option<(usize, Metrics)>,
     settings: String,
@@ -154,7 +155,7 @@ pub fn fit(
     let settings = format!("{:?}", SocTrainConfig { iters: 0, checkpoint_dir: None, ..cfg.clone() });
     let mut opt = Adam::new(varmap, cfg.lr)?;
     let mut rng = SeededRng::new(cfg.seed);
-    let mut state = LoopState { iter: 0, rng: SavedRng::of(&rng), best: None, settings };
+    let mut state = LoopState { iter: 0, adam_steps: 0, rng: SavedRng::of(&rng), best: None, settings };
     let mut best_params: Option<Vec<Tensor>> = None;
     let ckpt = cfg.checkpoint_dir.as_ref().map(|d| d.join(CHECKPOINT_FILE));
     if resume {
@@ -195,8 +196,8 @@ pub fn fit(
         history.push(record);
         if let Some(path) = &ckpt {
             if iter.is_multiple_of(cfg.checkpoint_every) || iter == cfg.iters {
-                state.rng = SavedRng::of(&rng);
-                write_checkpoint(path, varmap, &opt, &state, best_params.as_deref())?;
+                (state.rng, state.adam_steps) = (SavedRng::of(&rng), opt.steps_taken());
+                write_training_checkpoint(path, varmap, &opt, best_params.as_deref(), STATE_KEY, &state)?;
             }
         }
     }
@@ -208,41 +209,15 @@ pub fn fit(
     Ok(SocOutcome { history, best: state.best })
 }
 
-fn write_checkpoint(path: &Path, varmap: &VarMap, opt: &Adam, state: &LoopState, best: Option<&[Tensor]>) -> Result<()> {
-    let mut tensors = named_vars(varmap, "param/");
-    tensors.extend(opt.state_tensors());
-    if let Some(best) = best {
-        tensors.extend(named_vars(varmap, "best/").into_iter().zip(best).map(|((n, _), t)| (n, t.clone())));
-    }
-    let json = serde_json::to_string(state).map_err(|e| SocError::Config(e.to_string()))?;
-    let meta = HashMap::from([(STATE_KEY.to_string(), json), ("adam.steps".to_string(), opt.steps_taken().to_string())]);
-    Ok(save_tensors(path, tensors, meta)?)
-}
-
 fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, state: &mut LoopState) -> Result<Option<Vec<Tensor>>> {
-    let err = |reason: String| SocError::Train(TrainError::Checkpoint { path: path.to_path_buf(), reason });
-    if !path.exists() {
-        return Err(err("not found: nothing to resume (start the run without resume first)".into()));
+    let ck: TrainingCheckpoint<LoopState> = read_training_checkpoint(path, varmap, STATE_KEY, "stochastic-control")?;
+    if ck.state.settings != state.settings {
+        return Err(SocError::Train(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("was written with other settings.\n  checkpoint: {}\n  now:        {}", ck.state.settings, state.settings),
+        }));
     }
-    let device = varmap.all_vars()[0].device().clone();
-    let (tensors, meta) = read_tensors(path, &device)?;
-    let saved: LoopState = serde_json::from_str(meta.get(STATE_KEY).ok_or_else(|| err("not a stochastic-control checkpoint".into()))?)
-        .map_err(|e| err(format!("corrupt loop state ({e})")))?;
-    if saved.settings != state.settings {
-        return Err(err(format!("was written with other settings.\n  checkpoint: {}\n  now:        {}", saved.settings, state.settings)));
-    }
-    let steps = meta.get("adam.steps").and_then(|s| s.parse().ok()).ok_or_else(|| err("no optimiser step count".into()))?;
-    load_vars(varmap, &tensors, "param/", path)?;
-    opt.restore(&tensors, steps)?;
-    let best = match saved.best {
-        Some(_) => Some(
-            named_vars(varmap, "")
-                .iter()
-                .map(|(n, _)| tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'"))))
-                .collect::<Result<Vec<_>>>()?,
-        ),
-        None => None,
-    };
-    *state = saved;
+    let best = ck.apply(varmap, opt, ck.state.adam_steps, ck.state.best.is_some())?;
+    *state = ck.state;
     Ok(best)
 }

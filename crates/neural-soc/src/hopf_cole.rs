@@ -16,6 +16,7 @@
 use crate::error::{Result, SocError};
 use crate::problem::ControlProblem;
 use crate::quadratic::QuadraticControl;
+use crate::sampler::Trajectory;
 use candle_core::{DType, Device, Tensor};
 use tensor_core::SeededRng;
 
@@ -29,6 +30,15 @@ pub struct McEstimate {
     /// (Σw)²/Σw² of the importance weights w = exp(−g/k)·p/q: near `samples` when the estimate
     /// is reliable.
     pub effective_samples: f64,
+}
+
+/// Φ_θ against the Hopf–Cole value at points of sampled paths.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathComparison {
+    /// Mean of |Φ_θ − Φ| / |Φ| over every compared point.
+    pub mean_relative_error: f64,
+    /// Per path, per compared step: (s, Φ_θ, Hopf–Cole Φ).
+    pub points: Vec<Vec<(f64, f64, f64)>>,
 }
 
 /// The Hopf–Cole reference of a [`QuadraticControl`] problem without state cost and with σ = s·I.
@@ -95,6 +105,31 @@ impl<'a> HopfCole<'a> {
         }
         let (m, s2) = &candidates[best.1];
         self.estimate(z, v, m, *s2, samples, rng)
+    }
+
+    /// Compares the Φ_θ a rollout recorded with [`HopfCole::value`] (`samples` draws) at the
+    /// step indices `at` of every path of `traj`.
+    pub fn compare_along(&self, traj: &Trajectory, at: &[usize], samples: usize, rng: &mut SeededRng) -> Result<PathComparison> {
+        let n = traj.times.len() - 1;
+        if let Some(bad) = at.iter().find(|&&i| i > n) {
+            return Err(SocError::Config(format!("step index {bad} is beyond the paths' {n} steps")));
+        }
+        let paths = traj.states[0].dim(0)?;
+        let (mut sum, mut count) = (0.0, 0usize);
+        let mut points = Vec::with_capacity(paths);
+        for p in 0..paths {
+            let mut row = Vec::with_capacity(at.len());
+            for &i in at {
+                let z: Vec<f64> = traj.states[i].narrow(0, p, 1)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1()?;
+                let value = traj.points[i].value.narrow(0, p, 1)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?[0];
+                let reference = self.value(traj.times[i], &z, samples, rng)?.value;
+                sum += (value - reference).abs() / reference.abs();
+                count += 1;
+                row.push((traj.times[i], value, reference));
+            }
+            points.push(row);
+        }
+        Ok(PathComparison { mean_relative_error: sum / count.max(1) as f64, points })
     }
 
     /// The importance-sampling estimate with proposal q = N(`mean`, `s2`·I) for p = N(z, vI).

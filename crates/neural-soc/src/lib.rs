@@ -43,7 +43,7 @@ pub mod sampler;
 
 pub use error::{Result, SocError};
 pub use fit::{evaluate, fit, SocOutcome, SocRecord, SocTrainConfig};
-pub use hopf_cole::{HopfCole, McEstimate};
+pub use hopf_cole::{HopfCole, McEstimate, PathComparison};
 pub use loss::{costs, SocCosts, SocWeights};
 pub use problem::{check_problem, ControlProblem, Diffusion};
 pub use quadratic::{InitialStates, LogTerminal, QuadraticControl, QuadraticTerminal, StateCost, TerminalCost};

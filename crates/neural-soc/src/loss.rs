@@ -38,6 +38,12 @@ impl SocWeights {
         Self { bsde: 1.0, terminal: 1.0, terminal_grad: 1.0, hjb: 0.0, objective: 1.0, initial_value: 1.0 }
     }
 
+    /// For random-walk paths: the BSDE and terminal terms of [`SocWeights::reference`] only (J and
+    /// Φ(0) − J along paths that ignore the control are not the control objective).
+    pub fn random_walk() -> Self {
+        Self { objective: 0.0, initial_value: 0.0, ..Self::reference() }
+    }
+
     /// Checks every weight is finite and non-negative and one is positive.
     pub fn check(&self) -> Result<()> {
         let w = self.as_array();

@@ -113,12 +113,14 @@ pub fn rollout(
             };
             let noise = problem.diffusion().apply(&(rng.normal((b, d), z.dtype(), z.device())? * ds.sqrt())?)?;
             let next = ((&z + (&drift * ds)?)? + &noise)?;
-            expect_finite(&next, "state along a rollout (the feedback diverged)")?;
             traj.drifts.push(drift);
             traj.noise.push(noise);
             traj.states.push(next);
         }
         traj.points.push(point);
     }
+    // a NaN or infinity carries through every later step: one check at the end, not a host
+    // read-back per step
+    expect_finite(&traj.states[steps], "state at the end of a rollout (the feedback diverged)")?;
     Ok(traj)
 }

@@ -279,3 +279,27 @@ fn hopf_cole_importance_sampling_handles_the_shifted_target() -> TestResult {
     assert!((e.value - 4.5901).abs() < 4.0 * e.std_error + 2e-3, "type 1 Φ(0, 0) = {e:?}, literature 4.5901");
     Ok(())
 }
+
+/// At the final step the Hopf–Cole value is g itself, so the comparison there is
+/// |Φ_θ(T, z_N) − g(z_N)| / |g(z_N)|, computed by hand; indices beyond the paths are an error.
+#[test]
+fn path_comparison_at_the_horizon_is_the_terminal_error() -> TestResult {
+    let d = 3;
+    let problem = QuadraticControl::han_jentzen_e(d)?;
+    let vm = VarMap::new();
+    let phi = potential(&vm, d, 8, 2);
+    let z0 = problem.initial_states(5, &mut SeededRng::new(0), DType::F32, &Device::Cpu)?;
+    let traj = rollout(&problem, &phi, Sampler::Pmp, &z0, 4, &mut SeededRng::new(1))?;
+    let hc = HopfCole::new(&problem)?;
+    let cmp = hc.compare_along(&traj, &[4], 100, &mut SeededRng::new(2))?;
+    let g = rows(&problem.terminal_cost(&traj.states[4].to_dtype(DType::F64)?)?.0);
+    let phi_t = rows(&traj.points[4].value);
+    let by_hand = phi_t.iter().zip(&g).map(|(a, b)| (a - b).abs() / b.abs()).sum::<f64>() / 5.0;
+    assert!((cmp.mean_relative_error - by_hand).abs() < 1e-6, "{} vs {by_hand}", cmp.mean_relative_error);
+    assert_eq!(cmp.points.len(), 5);
+    for (p, gp) in cmp.points.iter().zip(&g) {
+        assert!((p[0].2 - gp).abs() < 1e-6 * (1.0 + gp.abs()) && p[0].0 == 1.0);
+    }
+    assert!(hc.compare_along(&traj, &[5], 100, &mut SeededRng::new(2)).is_err());
+    Ok(())
+}

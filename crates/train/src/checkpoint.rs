@@ -179,6 +179,68 @@ where
     Ok(LoadedModel { model, varmap, extra })
 }
 
+/// Writes a training checkpoint atomically: the variables of `varmap` under `param/`, Adam's
+/// moments, the best parameters so far under `best/` (in [`named_vars`] order), and the loop's
+/// own `state` as JSON under the header key `key`. Both training loops (`train`'s and
+/// `neural-soc`'s) write theirs with it.
+pub fn write_training_checkpoint(
+    path: &Path,
+    varmap: &VarMap,
+    opt: &crate::optim::Adam,
+    best: Option<&[Tensor]>,
+    key: &str,
+    state: &impl Serialize,
+) -> Result<()> {
+    let mut tensors = named_vars(varmap, "param/");
+    tensors.extend(opt.state_tensors());
+    if let Some(best) = best {
+        tensors.extend(named_vars(varmap, "best/").into_iter().zip(best).map(|((n, _), t)| (n, t.clone())));
+    }
+    let meta = HashMap::from([(key.to_string(), serde_json::to_string(state).map_err(|e| TrainError::Config(e.to_string()))?)]);
+    save_tensors(path, tensors, meta)
+}
+
+/// A training checkpoint read back ([`read_training_checkpoint`]): the loop's state, and the
+/// tensors, applied to the model and optimiser by [`TrainingCheckpoint::apply`] once the caller
+/// has checked the state (settings) against its run.
+pub struct TrainingCheckpoint<S> {
+    pub state: S,
+    tensors: HashMap<String, Tensor>,
+    path: PathBuf,
+}
+
+/// Reads the checkpoint at `path` that [`write_training_checkpoint`] wrote with `key`; `what`
+/// names the loop in errors ("training", "stochastic-control").
+pub fn read_training_checkpoint<S: DeserializeOwned>(path: &Path, varmap: &VarMap, key: &str, what: &str) -> Result<TrainingCheckpoint<S>> {
+    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
+    if !path.exists() {
+        return Err(err("not found: nothing to resume (start the run without resume first)".into()));
+    }
+    let device = varmap.all_vars().first().map(|v| v.device().clone()).unwrap_or(Device::Cpu);
+    let (tensors, meta) = read_tensors(path, &device)?;
+    let state = serde_json::from_str(meta.get(key).ok_or_else(|| err(format!("not a {what} checkpoint (no loop state in its header)")))?)
+        .map_err(|e| err(format!("corrupt loop state ({e})")))?;
+    Ok(TrainingCheckpoint { state, tensors, path: path.to_path_buf() })
+}
+
+impl<S> TrainingCheckpoint<S> {
+    /// Sets the variables and Adam's moments (Adam having taken `adam_steps` steps); returns the
+    /// best parameters when `with_best`.
+    pub fn apply(&self, varmap: &VarMap, opt: &mut crate::optim::Adam, adam_steps: usize, with_best: bool) -> Result<Option<Vec<Tensor>>> {
+        load_vars(varmap, &self.tensors, "param/", &self.path)?;
+        opt.restore(&self.tensors, adam_steps)?;
+        if !with_best {
+            return Ok(None);
+        }
+        let err = |reason: String| TrainError::Checkpoint { path: self.path.clone(), reason };
+        named_vars(varmap, "")
+            .iter()
+            .map(|(n, _)| self.tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'"))))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
 /// A [`SeededRng`]'s position as JSON-safe fields (the 128-bit word position as a string), for
 /// training states kept in a checkpoint's header.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 //! more steps, the best parameters by the validation objective restored at the end, early
 //! stopping, atomic checkpoints and bit-identical resume.
 
-use crate::checkpoint::{load_vars, named_vars, read_tensors, save_tensors, SavedRng};
+use crate::checkpoint::{read_training_checkpoint, write_training_checkpoint, SavedRng, TrainingCheckpoint};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::gradient_mode::value_and_grad;
@@ -14,7 +14,6 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 use mixed_precision_adjoint::DynamicScaler;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tensor_core::{Precision, SeededRng};
 
@@ -271,47 +270,23 @@ fn write_checkpoint(path: &Path, lp: &mut Loop, varmap: &VarMap, opt: &Adam, sca
     st.model_rng = SavedRng::of(&lp.model_rng);
     st.scale_bits = scaler.scale().map(f64::to_bits);
     (st.halvings, st.doublings) = (scaler.halvings, scaler.doublings);
-    let mut tensors = named_vars(varmap, "param/");
-    tensors.extend(opt.state_tensors());
-    if let Some(best) = &lp.best_params {
-        let names = named_vars(varmap, "best/");
-        tensors.extend(names.into_iter().zip(best).map(|((n, _), t)| (n, t.clone())));
-    }
-    let meta = HashMap::from([(STATE_KEY.to_string(), serde_json::to_string(st).map_err(|e| TrainError::Config(e.to_string()))?)]);
-    save_tensors(path, tensors, meta)
+    write_training_checkpoint(path, varmap, opt, lp.best_params.as_deref(), STATE_KEY, st)
 }
 
 fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicScaler, cfg: &TrainConfig) -> Result<Loop> {
-    let err = |reason: String| TrainError::Checkpoint { path: path.to_path_buf(), reason };
-    if !path.exists() {
-        return Err(err("not found: nothing to resume (start the run without resume first)".into()));
-    }
-    let device = varmap.all_vars().first().map(|v| v.device().clone()).unwrap_or(candle_core::Device::Cpu);
-    let (tensors, meta) = read_tensors(path, &device)?;
-    let state: LoopState =
-        serde_json::from_str(meta.get(STATE_KEY).ok_or_else(|| err("not a training checkpoint (no loop state in its header)".into()))?)
-            .map_err(|e| err(format!("corrupt loop state ({e})")))?;
+    let ck: TrainingCheckpoint<LoopState> = read_training_checkpoint(path, varmap, STATE_KEY, "training")?;
+    let state = &ck.state;
     if state.settings != settings_fingerprint(cfg) {
-        return Err(err(format!(
-            "was written with other settings; resume with the run's own.\n  checkpoint: {}\n  now:        {}",
-            state.settings,
-            settings_fingerprint(cfg)
-        )));
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!(
+                "was written with other settings; resume with the run's own.\n  checkpoint: {}\n  now:        {}",
+                state.settings,
+                settings_fingerprint(cfg)
+            ),
+        });
     }
-    load_vars(varmap, &tensors, "param/", path)?;
-    opt.restore(&tensors, state.adam_steps)?;
+    let best_params = ck.apply(varmap, opt, state.adam_steps, state.best.is_some())?;
     scaler.restore(state.scale_bits.map(f64::from_bits), state.halvings, state.doublings);
-    let best_params = if state.best.is_some() {
-        let mut names: Vec<String> = varmap.data().lock().expect("VarMap mutex poisoned").keys().cloned().collect();
-        names.sort();
-        Some(
-            names
-                .iter()
-                .map(|n| tensors.get(&format!("best/{n}")).cloned().ok_or_else(|| err(format!("has no best parameter '{n}'"))))
-                .collect::<Result<Vec<_>>>()?,
-        )
-    } else {
-        None
-    };
-    Ok(Loop { batch_rng: state.batch_rng.restore()?, model_rng: state.model_rng.restore()?, best_params, state })
+    Ok(Loop { batch_rng: state.batch_rng.restore()?, model_rng: state.model_rng.restore()?, best_params, state: ck.state })
 }

@@ -17,7 +17,7 @@ use crate::plot::{line_panels, LinePanel, Series};
 use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use neural_soc::{fit, rollout, ControlProblem, HopfCole, QuadraticControl, Sampler, SocTrainConfig, SocWeights};
+use neural_soc::{evaluate, fit, rollout, ControlProblem, HopfCole, QuadraticControl, Sampler, SocTrainConfig, SocWeights};
 use serde_json::{json, Value};
 use std::path::Path;
 use tensor_core::nets::{Potential, PotentialConfig};
@@ -52,12 +52,11 @@ fn problem(case: &str) -> Result<QuadraticControl, String> {
     }
 }
 
-/// PMP paths train with `train_100d.py`'s β; random-walk paths with the BSDE and terminal terms
-/// (J and Φ(0) − J along paths that ignore the control are not the control objective).
+/// PMP paths train with `train_100d.py`'s β, random-walk paths with its BSDE and terminal terms.
 fn weights(sampler: Sampler) -> SocWeights {
     match sampler {
         Sampler::Pmp => SocWeights::reference(),
-        Sampler::RandomWalk => SocWeights { objective: 0.0, initial_value: 0.0, ..SocWeights::reference() },
+        Sampler::RandomWalk => SocWeights::random_walk(),
     }
 }
 
@@ -152,16 +151,31 @@ impl Suite for SocSuite {
         row.insert("phi0_hopf_cole_se".into(), reference.std_error.into());
         row.insert("hopf_cole_ess".into(), reference.effective_samples.into());
         row.insert("rel_err_phi0".into(), ((phi0 - reference.value).abs() / reference.value.abs()).into());
-        row.insert("objective_gap".into(), (best.get("J").unwrap_or(f64::NAN) - reference.value).into());
+        // the closed loop of the selected parameters on a test draw (initial states and noise)
+        // that selection never saw
+        let z_test = problem.initial_states(train.val_batch, &mut SeededRng::new(seed + 300), DType::F32, device).map_err(s)?;
+        let test = evaluate(&problem, &phi, &z_test, train.val_steps, seed + 301).map_err(s)?.metrics().map_err(s)?;
+        let test_j = test.get("J").unwrap_or(f64::NAN);
+        row.insert("test_J".into(), test_j.into());
+        row.insert("objective_gap".into(), (test_j - reference.value).into());
         // closed-loop paths of the trained feedback, on a fresh seed
         let z = problem.initial_states(16, &mut SeededRng::new(seed + 200), DType::F32, device).map_err(s)?;
         let traj =
             rollout(&problem, &phi.detach().map_err(s)?, Sampler::Pmp, &z, train.val_steps, &mut SeededRng::new(seed + 201)).map_err(s)?;
         let mut plot = json!({"curve": curve});
         if case == "type1" {
-            let (err, along) = path_errors(&hc, &traj, if quick { 5_000 } else { 20_000 }, &mut rng)?;
-            row.insert("mean_rel_err_along_paths".into(), err.into());
-            plot["along"] = along;
+            // s = 0, T/4, T/2, 3T/4 on every path
+            let n = traj.times.len() - 1;
+            let at: Vec<usize> = (0..4).map(|q| q * n / 4).collect();
+            let cmp = hc.compare_along(&traj, &at, if quick { 5_000 } else { 20_000 }, &mut rng).map_err(s)?;
+            row.insert("mean_rel_err_along_paths".into(), cmp.mean_relative_error.into());
+            let along: Vec<Value> = cmp
+                .points
+                .iter()
+                .take(4)
+                .map(|p| json!({"phi": p.iter().map(|q| [q.0, q.1]).collect::<Vec<_>>(), "reference": p.iter().map(|q| [q.0, q.2]).collect::<Vec<_>>()}))
+                .collect();
+            plot["along"] = json!(along);
         }
         let xy: Vec<Vec<[f64; 2]>> = (0..16)
             .map(|p| {
@@ -202,7 +216,7 @@ impl Suite for SocSuite {
             }
         }
         report.notes.push("Φ(0,0): literature value for type 1 is 4.5901 (Han–Jentzen–E); phi0_hopf_cole is this suite's Monte Carlo estimate with its standard error. rel_err_phi0 uses the best parameters by the validation control objective J (closed-loop PMP paths on a fixed draw).".into());
-        report.notes.push("Hopf–Cole values use the importance proposal with the largest effective sample size in a pilot (hopf_cole_ess of the row's sample count): plain sampling for type 1, the Laplace proposal at the shifted target for type 2, where plain sampling leaves about one effective sample. objective_gap = closed-loop validation J − Hopf–Cole Φ(0,0) (J is itself a 128-path Euler–Maruyama estimate, so it carries sampling and time-step error).".into());
+        report.notes.push("Hopf–Cole values use the importance proposal with the largest effective sample size in a pilot (hopf_cole_ess of the row's sample count): plain sampling for type 1, the Laplace proposal at the shifted target for type 2, where plain sampling leaves about one effective sample. objective_gap = closed-loop test J − Hopf–Cole Φ(0,0); test_J is the selected parameters' closed loop on 128 paths whose initial states and noise selection never saw (val_* are the selection draw's figures); J is an Euler–Maruyama estimate, so it carries sampling and time-step error.".into());
         report.notes.push("random-walk rows train on BSDE + terminal terms (J and Φ(0) − J along paths that ignore the control are not the control objective); every J in the table and the plot is the closed loop u*(∇Φ_θ) on the same validation draw.".into());
         let mut curves = Vec::new();
         let mut paths = Vec::new();
@@ -287,32 +301,6 @@ impl Suite for SocSuite {
         }
         Ok(())
     }
-}
-
-/// Mean relative error of Φ_θ against Hopf–Cole at the path points s = 0, T/4, T/2, 3T/4 of the
-/// paths, and the curves for the first four paths.
-fn path_errors(hc: &HopfCole, traj: &neural_soc::Trajectory, samples: usize, rng: &mut SeededRng) -> Result<(f64, Value), String> {
-    let n = traj.times.len() - 1;
-    let idx: Vec<usize> = (0..4).map(|q| q * n / 4).collect();
-    let paths = traj.states[0].dim(0).map_err(s)?;
-    let (mut sum, mut count) = (0.0, 0usize);
-    let mut along = Vec::new();
-    for p in 0..paths {
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for &i in &idx {
-            let z: Vec<f64> = traj.states[i].narrow(0, p, 1).and_then(|z| z.to_dtype(DType::F64)?.flatten_all()?.to_vec1()).map_err(s)?;
-            let value = scalar(&traj.points[i].value.narrow(0, p, 1).map_err(s)?)?;
-            let reference = hc.value(traj.times[i], &z, samples, rng).map_err(s)?.value;
-            sum += (value - reference).abs() / reference.abs();
-            count += 1;
-            ours.push([traj.times[i], value]);
-            theirs.push([traj.times[i], reference]);
-        }
-        if p < 4 {
-            along.push(json!({"phi": ours, "reference": theirs}));
-        }
-    }
-    Ok((sum / count as f64, json!(along)))
 }
 
 /// Seconds per training iteration (type 1, PMP, `train_100d.py`'s sizes) in continuum or in

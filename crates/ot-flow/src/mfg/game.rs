@@ -206,17 +206,21 @@ impl MeanFieldGame {
         Ok(MfgCosts { total, objective, transport, interaction, terminal, hjb, hjb_final })
     }
 
+    /// The same game with its potential detached (evaluation without a graph).
+    pub fn frozen(&self) -> Result<Self> {
+        Ok(Self { phi: self.phi.detach()?, ..self.clone() })
+    }
+
     /// The states at every step of `steps` RK4 steps from `x` (no graph).
     pub fn paths(&self, x: &Tensor, steps: usize) -> Result<Vec<MfgState>> {
-        let dynamics = MeanFieldGame { phi: self.phi.detach()?, ..self.clone() }.dynamics(x.dtype())?;
         let cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, steps)?).save_at(SaveAt::Steps);
-        Ok(solve(&dynamics, Method::Rk4, &self.initial_state(&x.detach())?, &cfg)?.ys)
+        Ok(solve(&self.frozen()?.dynamics(x.dtype())?, Method::Rk4, &self.initial_state(&x.detach())?, &cfg)?.ys)
     }
 
     /// The costs of draws `x` of ρ₀ with `steps` RK4 steps, no graph.
     pub fn evaluate(&self, x: &Tensor, steps: usize) -> Result<MfgCosts> {
         let last = self.paths(x, steps)?.pop().expect("a solve returns its final state");
-        MeanFieldGame { phi: self.phi.detach()?, ..self.clone() }.costs(&last)
+        self.frozen()?.costs(&last)
     }
 }
 
