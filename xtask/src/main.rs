@@ -4,6 +4,7 @@
 //! suites (all of them when none is named), each row in a child process so its peak memory is
 //! its own, and writes `DIR/<suite>.json`, `DIR/<suite>.md` and the suite's PNG plots.
 
+mod data_parallel;
 mod plot;
 mod report;
 mod runner;
@@ -64,6 +65,10 @@ enum Command {
     Train(train_cli::TrainArgs),
     /// Draw samples from a trained model (npy/csv, plus a PNG for 2-D data).
     Sample(train_cli::SampleArgs),
+    /// Internal: a few data-parallel training iterations under the launching group (`mpirun`),
+    /// timed, optionally checked against a single process.
+    #[command(hide = true)]
+    DataParallel(data_parallel::DataParallelArgs),
     /// Internal: run one row of a suite and print its result as one JSON line.
     #[command(hide = true)]
     BenchRow {
@@ -97,6 +102,7 @@ fn main() {
         Command::BenchRow { suite, config, device, seed } => runner::run_row(&suite, &config, &device, seed),
         Command::Train(args) => train_cli::run_train(&args),
         Command::Sample(args) => train_cli::run_sample(&args),
+        Command::DataParallel(args) => data_parallel::run(&args),
     });
     if let Err(e) = result {
         eprintln!("error: {e}");

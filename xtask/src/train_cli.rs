@@ -7,6 +7,8 @@
 //! best parameters by validation in `<out>/model.safetensors` (with the complete configuration
 //! and the standardisation), writes the training state to `<out>/checkpoint.safetensors`, and
 //! reports the test NLL in the data's own units. `--resume <out>` continues a stopped run.
+//! Under `mpirun -n N` (built with `--features mpi`) the run is data-parallel: every rank takes
+//! its shard of each batch, rank 0 shows progress and writes the files.
 //! `sample --model <out>` rebuilds the model from its file, draws samples (npy or csv, in the
 //! data's units) and, for 2-D data, writes a PNG next to them.
 
@@ -28,7 +30,9 @@ use tensor_core::nets::ConcatSquashLinear;
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Precision, SeededRng};
 use train::checkpoint::{model_kind, write_atomic};
-use train::{ContinuousFlow, GradientMethod, GradientMode, LrSchedule, ModelFile, Scaling, TrainConfig, TrainRecord, Trainable};
+use train::{
+    Communicator, ContinuousFlow, GradientMethod, GradientMode, LrSchedule, ModelFile, Scaling, TrainConfig, TrainRecord, Trainable,
+};
 
 /// Which model.
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,7 +143,9 @@ fn gradient_mode(args: &RunArgs, precision: Precision) -> Result<GradientMode, S
     GradientMode::for_precision(method, precision, scaling).map_err(text)
 }
 
-/// `cargo xtask train`.
+/// `cargo xtask train`: one process, or one rank of the group an MPI launcher started (an
+/// error on any rank ends the group). Under a launcher, `--device cuda` means the rank's own
+/// GPU, `cuda:{local rank}`.
 pub fn run_train(args: &TrainArgs) -> Result<(), String> {
     let (run, resuming) = match &args.resume {
         Some(dir) => {
@@ -151,14 +157,31 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
         }
         None => (args.run.clone(), false),
     };
+    let device = match run.device.as_str() {
+        "cuda" if train::comm::launched_by_mpi().is_some() => format!("cuda:{}", train::comm::local_rank()),
+        other => other.to_string(),
+    };
+    let device = tensor_core::parse_device(&device).map_err(text)?;
+    let comm = train::comm::from_environment(&device).map_err(text)?;
+    let result = train_rank(&run, resuming, &device, comm.as_ref());
+    if let Err(e) = &result {
+        if comm.size() > 1 {
+            eprintln!("error on rank {} of {}: {e}", comm.rank(), comm.size());
+            comm.abort(1);
+        }
+    }
+    result
+}
+
+fn train_rank(run: &RunArgs, resuming: bool, device: &Device, comm: &dyn Communicator) -> Result<(), String> {
+    let root = comm.rank() == 0;
     let kind = run.model.ok_or("name the model to train (ot-flow or cnf), or --resume DIR")?;
     let spec = run.data.as_deref().ok_or("--data is required: a toy name (8gaussians, moons, …) or a .npy / .csv file")?;
-    let device = tensor_core::parse_device(&run.device).map_err(text)?;
     let precision: Precision = run.precision.parse().map_err(text)?;
     if precision == Precision::F64 {
         return Err("--precision f64 is not offered for training; use f32, bf16 or f16".into());
     }
-    let mode = gradient_mode(&run, precision)?;
+    let mode = gradient_mode(run, precision)?;
     let lr = run.lr.unwrap_or(if kind == ModelKind::OtFlow { 0.05 } else { 1e-2 });
     let schedule = match kind {
         ModelKind::OtFlow => LrSchedule::StepDecay { every: 100.max(run.iters / 5), factor: 2.0 },
@@ -184,42 +207,44 @@ pub fn run_train(args: &TrainArgs) -> Result<(), String> {
     } else {
         Standardization::fit(&splits.train).map_err(text)?
     };
-    let tensor = |m: &Matrix| -> Result<Tensor, String> { standardization.apply(m).map_err(text)?.to_tensor(&device).map_err(text) };
+    let tensor = |m: &Matrix| -> Result<Tensor, String> { standardization.apply(m).map_err(text)?.to_tensor(device).map_err(text) };
     let data = [tensor(&splits.train)?, tensor(&splits.validation)?, tensor(&splits.test)?];
-    if !resuming {
+    if !resuming && root {
         std::fs::create_dir_all(&run.out).map_err(|e| format!("{}: {e}", run.out.display()))?;
         write_atomic(&run.out.join("run.json"), serde_json::to_string_pretty(&run).map_err(text)?.as_bytes()).map_err(text)?;
     }
     let dim = splits.train.cols;
-    println!(
-        "{} {kind:?} on {} (d = {dim}; {} train / {} validation / {} test samples; {}), {} evaluation, {mode:?}",
-        if resuming { "resuming" } else { "training" },
-        splits.source,
-        splits.train.rows,
-        splits.validation.rows,
-        splits.test.rows,
-        if run.no_standardize { "raw".into() } else { format!("standardised, Σ log σ = {:.3}", standardization.log_det()) },
-        precision.name()
-    );
+    let group = if comm.size() > 1 { format!(", data-parallel over {} ranks ({})", comm.size(), comm.backend()) } else { String::new() };
+    if root {
+        println!(
+            "{} {kind:?} on {} (d = {dim}; {} train / {} validation / {} test samples; {}), {} evaluation, {mode:?}{group}",
+            if resuming { "resuming" } else { "training" },
+            splits.source,
+            splits.train.rows,
+            splits.validation.rows,
+            splits.test.rows,
+            if run.no_standardize { "raw".into() } else { format!("standardised, Σ log σ = {:.3}", standardization.log_det()) },
+            precision.name()
+        );
+    }
     let session =
-        Session { run: &run, cfg: &cfg, data: &data, standardization: &standardization, source: &splits.source, resuming, device: &device };
+        Session { run, cfg: &cfg, data: &data, standardization: &standardization, source: &splits.source, resuming, device, comm };
     let vm = VarMap::new();
     let mut rng = SeededRng::new(run.seed);
-    let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, &device);
+    let mut pb = ParamBuilder::new(&vm, &mut rng, DType::F32, device);
     match kind {
         ModelKind::OtFlow => {
             session.fit(&OtFlow::new(&mut pb, OtFlowConfig { dim, width: run.width, ..OtFlowConfig::toy() }).map_err(text)?, &vm)
         }
-        ModelKind::Cnf => {
-            let trace = if dim <= 8 { TraceEstimator::Exact } else { TraceEstimator::Hutchinson { rademacher: true } };
-            let config = CnfConfig {
-                trace,
-                net: cnf::VelocityNet::ConcatSquash { hidden: vec![run.width, run.width], activation: tensor_core::Activation::Tanh },
-                dim,
-            };
-            session.fit(&Cnf::<ConcatSquashLinear>::new(&mut pb, config).map_err(text)?, &vm)
-        }
+        ModelKind::Cnf => session.fit(&Cnf::<ConcatSquashLinear>::new(&mut pb, cnf_config(dim, run.width)).map_err(text)?, &vm),
     }
+}
+
+/// The CNF `train` builds: concat-squash d → width → width → d with tanh, the exact trace up to
+/// d = 8 and Rademacher–Hutchinson above.
+pub fn cnf_config(dim: usize, width: usize) -> CnfConfig {
+    let trace = if dim <= 8 { TraceEstimator::Exact } else { TraceEstimator::Hutchinson { rademacher: true } };
+    CnfConfig { trace, net: cnf::VelocityNet::ConcatSquash { hidden: vec![width, width], activation: tensor_core::Activation::Tanh }, dim }
 }
 
 /// One training run's inputs.
@@ -232,13 +257,16 @@ struct Session<'a> {
     source: &'a str,
     resuming: bool,
     device: &'a Device,
+    /// The data-parallel group (a single process unless an MPI launcher started this one).
+    comm: &'a dyn Communicator,
 }
 
 impl Session<'_> {
     /// Trains (or resumes) `model`, saves the best parameters with the configuration and the
     /// standardisation, and prints the test NLL in the data's units.
     fn fit<M: Trainable + ContinuousFlow + ModelFile>(&self, model: &M, vm: &VarMap) -> Result<(), String> {
-        let bar = ProgressBar::new(self.cfg.iters as u64);
+        let root = self.comm.rank() == 0;
+        let bar = if root { ProgressBar::new(self.cfg.iters as u64) } else { ProgressBar::hidden() };
         bar.set_style(ProgressStyle::with_template("[{bar:30}] {pos}/{len} {msg} (ETA {eta})").map_err(text)?.progress_chars("=> "));
         let log_det = self.standardization.log_det();
         let mut val_nll = f64::NAN;
@@ -256,12 +284,15 @@ impl Session<'_> {
         };
         let [train_x, val_x, test_x] = self.data;
         let outcome = if self.resuming {
-            train::resume(model, vm, train_x, val_x, self.cfg, &mut on)
+            train::resume_distributed(model, vm, train_x, val_x, self.cfg, self.comm, &mut on)
         } else {
-            train::train(model, vm, train_x, val_x, self.cfg, &mut on)
+            train::train_distributed(model, vm, train_x, val_x, self.cfg, self.comm, &mut on)
         }
         .map_err(text)?;
         bar.finish();
+        if !root {
+            return Ok(());
+        }
         let steps = 2 * self.run.steps;
         let test_nll = model
             .log_prob(test_x, steps)

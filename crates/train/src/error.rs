@@ -17,6 +17,9 @@ pub enum TrainError {
     /// An I/O error with the path it happened on.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    /// A collective of the data-parallel group failed (NCCL, a backend's set-up).
+    #[error("data-parallel communication: {0}")]
+    Communication(String),
     /// An error of the model being trained (its own typed error, boxed).
     #[error(transparent)]
     Model(Box<dyn std::error::Error + Send + Sync>),

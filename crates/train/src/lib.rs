@@ -10,6 +10,8 @@
 //!   ODEs"), one switch; [`GradientMode::for_precision`] turns a command line's choice into one.
 //! - [`Adam`] and [`minimize`] (simulation-free training: flow and score matching).
 //! - [`checkpoint`]: atomic files, model files that carry their complete configuration.
+//! - [`comm`]: data parallelism — [`train_distributed`] over a [`Communicator`] (threads, MPI
+//!   with the `mpi` feature, NCCL with `nccl`), one gradient all-reduce per step.
 //!
 //! Adding a model is implementing [`Trainable`]. A flow x' = −x/2 + b with a learnable drift b,
 //! trained by maximum likelihood (log p(x) = log N(z(1)) + ℓ(1) with ℓ' = ∇·v = −d/2); on
@@ -57,6 +59,7 @@
 //! ```
 
 pub mod checkpoint;
+pub mod comm;
 pub mod config;
 pub mod error;
 pub mod gradient_mode;
@@ -66,13 +69,14 @@ pub mod optim;
 pub mod trainer;
 
 pub use checkpoint::{LoadedModel, ModelFile};
+pub use comm::{Communicator, SingleProcess};
 pub use config::{LrSchedule, TrainConfig};
 pub use error::{Result, TrainError};
 pub use gradient_mode::{value_and_grad, GradientMethod, GradientMode, Scaling};
 pub use metrics::Metrics;
 pub use model::{ContinuousFlow, Trainable};
 pub use optim::{minimize, Adam};
-pub use trainer::{resume, train, TrainOutcome, TrainRecord, CHECKPOINT_FILE};
+pub use trainer::{resume, resume_distributed, train, train_distributed, TrainOutcome, TrainRecord, CHECKPOINT_FILE};
 
 use candle_core::Tensor;
 use ode_solvers::{solve, Method, SolveConfig, Steps};

@@ -63,6 +63,13 @@ impl Metrics {
         self.get(&self.objective).unwrap_or(f64::NAN)
     }
 
+    /// The same names and objective with new values, in [`Metrics::iter`]'s order (a figure
+    /// without a new value keeps its own).
+    pub fn with_values(&self, values: &[f64]) -> Self {
+        let figures = self.figures.iter().enumerate().map(|(i, (n, v))| (n.clone(), values.get(i).copied().unwrap_or(*v))).collect();
+        Self { objective: self.objective.clone(), figures }
+    }
+
     /// Every (name, value) in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
         self.figures.iter().map(|(n, v)| (n.as_str(), *v))

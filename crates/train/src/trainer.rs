@@ -1,12 +1,14 @@
 //! The training loop every ODE-trained model shares (OT-Flow's `trainToyOTflow.py` /
 //! `trainLargeOTflow.py` logic): minibatches, Adam, a learning-rate schedule, validation with
 //! more steps, the best parameters by the validation objective restored at the end, early
-//! stopping, atomic checkpoints and bit-identical resume.
+//! stopping, atomic checkpoints and bit-identical resume; data-parallel over a
+//! [`Communicator`]'s ranks with [`train_distributed`].
 
 use crate::checkpoint::{read_training_checkpoint, write_training_checkpoint, SavedRng, TrainingCheckpoint};
+use crate::comm::{all_reduce_weighted, broadcast_from_root, check_group, shard, CommStats, Communicator, SingleProcess};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::gradient_mode::value_and_grad;
+use crate::gradient_mode::{value_and_grad, GradientMode};
 use crate::metrics::Metrics;
 use crate::model::Trainable;
 use crate::optim::Adam;
@@ -44,6 +46,8 @@ pub struct TrainOutcome {
     pub best: Option<(usize, Metrics)>,
     /// The last iteration done (less than `iters` when stopped early).
     pub last_iter: usize,
+    /// The gradient all-reduce's calls, bytes and time (zero in a single process).
+    pub communication: CommStats,
 }
 
 /// The loop's state between iterations: what a checkpoint holds besides tensors. f64s are kept
@@ -86,7 +90,31 @@ pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
-    run(model, varmap, train_x, val_x, cfg, None, on_record)
+    run(model, varmap, train_x, val_x, cfg, None, &SingleProcess, on_record)
+}
+
+/// [`train`] as one rank of a data-parallel group. Every rank passes the same data, model and
+/// settings; each draws the run's minibatch from the same seeded stream and takes its shard of
+/// the rows ([`crate::comm::shard`]), the shards' gradients are summed with weights
+/// n_rank / batch by one bucketed all-reduce per step (f32 accumulation), so every rank applies
+/// the single-process update on the union of the shards. The ranks start from rank 0's
+/// parameters, agree on the mixed-precision adjoint's scale (the smallest), validate their
+/// shard of `val_x` and average the figures (which must therefore be per-sample means, as
+/// NLL, transport and HJB costs are), and only rank 0 writes checkpoints. The model's own
+/// draws (Hutchinson probes) use the single-process seed on rank 0 and a seed of their own on
+/// the others. A rank that fails returns its error without telling the others: a program calls
+/// [`Communicator::abort`] on it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_distributed<M: Trainable>(
+    model: &M,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    comm: &dyn Communicator,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
+    run(model, varmap, train_x, val_x, cfg, None, comm, on_record)
 }
 
 /// Continues the run whose checkpoint is in `cfg.checkpoint_dir`, with the same settings (the
@@ -100,11 +128,26 @@ pub fn resume<M: Trainable>(
     cfg: &TrainConfig,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
+    resume_distributed(model, varmap, train_x, val_x, cfg, &SingleProcess, on_record)
+}
+
+/// [`resume`] as one rank of a data-parallel group: every rank reads rank 0's checkpoint (a
+/// shared file system, or a copy at the same path on every machine).
+#[allow(clippy::too_many_arguments)]
+pub fn resume_distributed<M: Trainable>(
+    model: &M,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    comm: &dyn Communicator,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
     let dir = cfg
         .checkpoint_dir
         .as_ref()
         .ok_or_else(|| TrainError::Config("resume needs the checkpoint folder of the run (checkpoint_dir)".into()))?;
-    run(model, varmap, train_x, val_x, cfg, Some(dir.join(CHECKPOINT_FILE)), on_record)
+    run(model, varmap, train_x, val_x, cfg, Some(dir.join(CHECKPOINT_FILE)), comm, on_record)
 }
 
 struct Loop {
@@ -135,10 +178,15 @@ fn run<M: Trainable>(
     val_x: &Tensor,
     cfg: &TrainConfig,
     resume_from: Option<PathBuf>,
+    comm: &dyn Communicator,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
     cfg.validate()?;
     check_data(train_x, val_x)?;
+    let full_batch = cfg.batch.min(train_x.dim(0)?);
+    check_group(comm, full_batch, val_x.dim(0)?)?;
+    let (rank, parallel) = (comm.rank(), comm.size() > 1);
+    let mut communication = CommStats::default();
     let m = |e: M::Error| TrainError::model(e);
     let mut names: Vec<(String, candle_core::Var)> =
         varmap.data().lock().expect("VarMap mutex poisoned").iter().map(|(n, v)| (n.clone(), v.clone())).collect();
@@ -176,6 +224,13 @@ fn run<M: Trainable>(
     if let Some(path) = &resume_from {
         lp = restore(path, varmap, &mut opt, &mut scaler, cfg)?;
     }
+    if parallel {
+        for (v, p) in vars.iter().zip(broadcast_from_root(comm, &params, &mut CommStats::default())?) {
+            v.set(&p)?;
+        }
+    }
+    let (shard_start, shard_rows) = shard(full_batch, rank, comm.size());
+    let batch_weight = shard_rows as f64 / full_batch as f64;
     let grid: Vec<f64> = (0..=cfg.steps).map(|i| i as f64 / cfg.steps as f64).collect();
     let mut history = Vec::new();
     let start = std::time::Instant::now();
@@ -191,27 +246,53 @@ fn run<M: Trainable>(
                 v.set(&v.as_tensor().clamp(-c, c)?)?;
             }
         }
-        let x = lp.batch_rng.rows(train_x, cfg.batch.min(train_x.dim(0)?))?;
-        let term = model.dynamics(term_dtype, lp.model_rng.next_seed()).map_err(m)?;
+        let mut x = lp.batch_rng.rows(train_x, full_batch)?;
+        let mut seed = lp.model_rng.next_seed();
+        if parallel {
+            x = x.narrow(0, shard_start, shard_rows)?;
+            seed ^= (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        }
+        let term = model.dynamics(term_dtype, seed).map_err(m)?;
         let y0 = model.initial_state(&x).map_err(m)?;
-        let (loss, grads, report) =
+        let (loss, mut grads, report) =
             value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z).map_err(m))?;
-        let loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let mut loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let mut degraded = report.is_some_and(|r| r.degraded());
+        if parallel {
+            let mut figures = [batch_weight * loss, f64::from(u8::from(degraded))];
+            comm.all_reduce_sum(&mut figures)?;
+            (loss, degraded) = (figures[0], figures[1] > 0.0);
+            let local = vars
+                .iter()
+                .map(|v| grads.get(v).map_or_else(|| v.as_tensor().zeros_like(), |g| Ok(g.clone())))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            for (v, g) in vars.iter().zip(all_reduce_weighted(comm, &local, batch_weight, &mut communication)?) {
+                grads.insert(v, g);
+            }
+            if let GradientMode::Mixed { scaled: true, .. } = cfg.mode {
+                // the next step starts from the smallest scale any rank needed
+                let mut scale = [scaler.scale().unwrap_or(f64::INFINITY)];
+                comm.all_reduce_min(&mut scale)?;
+                scaler.restore(Some(scale[0]).filter(|s| s.is_finite()), scaler.halvings, scaler.doublings);
+            }
+        }
         if !loss.is_finite() {
             return Err(TrainError::NonFiniteLoss { iter, value: loss });
         }
         opt.step(&grads)?;
-        let mut record = TrainRecord {
-            iter,
-            loss,
-            lr,
-            validation: None,
-            seconds: start.elapsed().as_secs_f64(),
-            degraded: report.is_some_and(|r| r.degraded()),
-        };
+        let mut record = TrainRecord { iter, loss, lr, validation: None, seconds: start.elapsed().as_secs_f64(), degraded };
         let st = &mut lp.state;
         if iter % cfg.val_every == 0 || iter == cfg.iters {
-            let v = model.validate(val_x, cfg.val_steps).map_err(m)?;
+            let v = if parallel {
+                let rows = val_x.dim(0)?;
+                let (start, len) = shard(rows, rank, comm.size());
+                let local = model.validate(&val_x.narrow(0, start, len)?, cfg.val_steps).map_err(m)?;
+                let mut sums: Vec<f64> = local.iter().map(|(_, v)| v * len as f64 / rows as f64).collect();
+                comm.all_reduce_sum(&mut sums)?;
+                local.with_values(&sums)
+            } else {
+                model.validate(val_x, cfg.val_steps).map_err(m)?
+            };
             if v.objective() < st.best_bits.map_or(f64::INFINITY, f64::from_bits) {
                 st.best_bits = Some(v.objective().to_bits());
                 st.best = Some((iter, v.clone()));
@@ -248,7 +329,7 @@ fn run<M: Trainable>(
             }
         }
         st.iter = iter;
-        if let Some(dir) = &cfg.checkpoint_dir {
+        if let Some(dir) = cfg.checkpoint_dir.as_ref().filter(|_| rank == 0) {
             if iter % cfg.checkpoint_every == 0 || iter == cfg.iters || st.stopped {
                 st.lr_bits = lr.to_bits();
                 write_checkpoint(&dir.join(CHECKPOINT_FILE), &mut lp, varmap, &opt, &scaler)?;
@@ -260,7 +341,7 @@ fn run<M: Trainable>(
             v.set(p)?;
         }
     }
-    Ok(TrainOutcome { history, best: lp.state.best.clone(), last_iter: lp.state.iter })
+    Ok(TrainOutcome { history, best: lp.state.best.clone(), last_iter: lp.state.iter, communication })
 }
 
 fn write_checkpoint(path: &Path, lp: &mut Loop, varmap: &VarMap, opt: &Adam, scaler: &DynamicScaler) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The training loop's guarantees: a run stopped after k iterations and resumed ends
 //! bit-identical to one that never stopped; a non-finite loss is a typed error naming the
-//! iteration and leaves the last checkpoint intact; settings that cannot work are refused.
+//! iteration and leaves the last checkpoint intact; settings that cannot work are refused;
+//! data-parallel training over ranks equals the single-process run on the same global batch.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
@@ -10,7 +11,8 @@ use std::path::PathBuf;
 use tensor_core::nets::{ConcatSquashLinear, ConcatSquashNet, TimeNet};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Activation, SeededRng};
-use train::{resume, train, GradientMode, LrSchedule, Metrics, TrainConfig, TrainError, Trainable, CHECKPOINT_FILE};
+use train::comm::LocalGroup;
+use train::{resume, train, train_distributed, GradientMode, LrSchedule, Metrics, TrainConfig, TrainError, Trainable, CHECKPOINT_FILE};
 
 const DEV: Device = Device::Cpu;
 
@@ -51,9 +53,13 @@ impl Trainable for Flow {
 }
 
 fn model(fail_at: Option<(usize, bool)>) -> (Flow, VarMap) {
+    model_seeded(fail_at, 3)
+}
+
+fn model_seeded(fail_at: Option<(usize, bool)>, seed: u64) -> (Flow, VarMap) {
     let vm = VarMap::new();
-    let net =
-        ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(3), DType::F32, &DEV), 2, &[16], 2, Activation::Tanh).unwrap();
+    let net = ConcatSquashNet::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(seed), DType::F32, &DEV), 2, &[16], 2, Activation::Tanh)
+        .unwrap();
     (Flow { net, calls: Cell::new(0), fail_at }, vm)
 }
 
@@ -168,4 +174,54 @@ fn settings_that_cannot_work_are_refused_up_front() {
         GradientMode::for_precision(GradientMethod::MixedAdjoint, Precision::F16, Some(Scaling::None)).unwrap(),
         GradientMode::Mixed { scaled: false, .. }
     ));
+}
+
+/// The definition of correct data parallelism: 3 ranks (threads; shards of 22, 21 and 21 rows of
+/// each batch of 64) end with the parameters, losses and best validation of the single-process
+/// run on the same global batches, to f32 summation-order error, although rank 2 starts from
+/// other parameters (the ranks start from rank 0's).
+#[test]
+fn data_parallel_ranks_equal_the_single_process_run() {
+    let cfg = config(None).iters(12);
+    let (data_x, val_x) = data();
+    let (single, single_vm) = model(None);
+    let expected = train(&single, &single_vm, &data_x, &val_x, &cfg, &mut |_| {}).unwrap();
+    let expected_params = params(&single_vm);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = LocalGroup::new(3)
+            .into_iter()
+            .map(|comm| {
+                let (cfg, data_x, val_x) = (&cfg, &data_x, &val_x);
+                scope.spawn(move || {
+                    let (flow, vm) = model_seeded(None, if comm_rank(&comm) == 2 { 99 } else { 3 });
+                    let out = train_distributed(&flow, &vm, data_x, val_x, cfg, &comm, &mut |_| {}).unwrap();
+                    (out, params(&vm))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let as_f32 = |p: &[(String, Vec<u32>)]| -> Vec<f32> { p.iter().flat_map(|(_, v)| v.iter().map(|b| f32::from_bits(*b))).collect() };
+    let reference = as_f32(&expected_params);
+    let norm = reference.iter().map(|v| v * v).sum::<f32>().sqrt();
+    for (rank, (out, p)) in results.iter().enumerate() {
+        let diff = as_f32(p).iter().zip(&reference).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt();
+        assert!(diff <= 1e-6 * norm, "rank {rank}: parameters differ by {diff} (relative {})", diff / norm);
+        assert_eq!(out.history.len(), expected.history.len());
+        for (a, b) in out.history.iter().zip(&expected.history) {
+            assert!((a.loss - b.loss).abs() <= 1e-5 * b.loss.abs(), "rank {rank}, iteration {}: loss {} vs {}", a.iter, a.loss, b.loss);
+        }
+        let (best_iter, best) = out.best.clone().unwrap();
+        let (want_iter, want) = expected.best.clone().unwrap();
+        assert_eq!(best_iter, want_iter);
+        assert!((best.objective() - want.objective()).abs() < 1e-5, "validation {best} vs {want}");
+        assert!(out.communication.calls >= 12 && out.communication.bytes > 0, "{:?}", out.communication);
+    }
+    // and the run moved: the check is not passed by parameters that never changed
+    let (_, untrained) = model(None);
+    assert_ne!(params(&untrained), expected_params);
+}
+
+fn comm_rank(c: &LocalGroup) -> usize {
+    train::Communicator::rank(c)
 }

@@ -10,6 +10,7 @@ mod mp_memory;
 mod ode_solvers_suite;
 mod ot_couplings;
 mod roundoff;
+mod scaling;
 mod sde_adjoint;
 mod soc;
 mod stiff_ode;
@@ -60,6 +61,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(manifold::ManifoldSuite),
         Box::new(soc::SocSuite),
         Box::new(mfg::MfgSuite),
+        Box::new(scaling::ScalingSuite),
     ]
 }
 
