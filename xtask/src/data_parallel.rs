@@ -174,12 +174,9 @@ impl Run<'_> {
 
 /// Every parameter of `vm`, in name order, as f64.
 fn flat_params(vm: &VarMap) -> Result<Vec<f64>, String> {
-    let data = vm.data().lock().map_err(|_| "VarMap mutex poisoned".to_string())?;
-    let mut names: Vec<&String> = data.keys().collect();
-    names.sort();
     let mut out = Vec::new();
-    for n in names {
-        out.extend(data[n].as_tensor().flatten_all().and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(text)?);
+    for (_, t) in train::checkpoint::named_vars(vm, "") {
+        out.extend(t.flatten_all().and_then(|t| t.to_dtype(DType::F64)).and_then(|t| t.to_vec1::<f64>()).map_err(text)?);
     }
     Ok(out)
 }
