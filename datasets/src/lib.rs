@@ -6,9 +6,12 @@
 //! - [`natural_patches`]: the embedded default standing in for BSDS300 — MAF's preprocessing
 //!   applied to the public-domain/CC0 photographs shipped in `datasets/natural-images/`.
 //! - [`stl10`]: STL-10's binary format (`stl10_binary/`).
+//! - [`digits`]: the embedded 1,797 real 8×8 handwritten digits (UCI, CC BY 4.0), the
+//!   CPU-sized stand-in for an image classifier when STL-10 is absent.
 //! - [`npy_csv`]: a user's own data as `.npy` or `.csv`, and writing samples back.
 
 pub mod bsds300;
+pub mod digits;
 pub mod error;
 pub mod natural_patches;
 pub mod npy_csv;

@@ -200,3 +200,43 @@ fn npy_and_csv_read_numpy_files_and_round_trip() {
     assert!(matches!(load_matrix(&dir.join("none.npy")), Err(DataError::Missing { .. })));
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// The embedded UCI digits: the published count per class, the first image as in the file,
+/// pixels scaled to [0, 1]; a stratified split that is disjoint, complete, seeded and keeps
+/// every class in proportion; malformed rows name their line.
+#[test]
+fn digits_are_the_uci_set_and_split_by_class() {
+    use datasets::digits::{Digits, CLASSES};
+    let d = Digits::embedded().unwrap();
+    assert_eq!((d.images.rows, d.images.cols, d.len()), (1797, 64, 1797));
+    let mut counts = [0usize; CLASSES];
+    d.labels.iter().for_each(|&l| counts[l as usize] += 1);
+    assert_eq!(counts, [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]);
+    let first: Vec<f32> = [0., 0., 5., 13., 9., 1., 0., 0.].iter().map(|v| v / 16.0).collect();
+    assert_eq!((&d.images.row(0)[..8], d.labels[0]), (&first[..], 0));
+    assert!(d.images.data.iter().all(|v| (0.0..=1.0).contains(v)));
+
+    let [train, val, test] = d.stratified_split(0.1, 0.2, 7).unwrap();
+    let mut all: Vec<usize> = train.iter().chain(&val).chain(&test).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..1797).collect::<Vec<_>>(), "the splits are disjoint and cover the set");
+    for class in 0..CLASSES as u8 {
+        let share = |ids: &[usize]| ids.iter().filter(|&&i| d.labels[i] == class).count() as f64 / counts[class as usize] as f64;
+        assert!((share(&test) - 0.2).abs() < 0.01 && (share(&val) - 0.1).abs() < 0.01, "class {class}");
+    }
+    assert_eq!(d.stratified_split(0.1, 0.2, 7).unwrap()[2], test, "same seed, same split");
+    assert_ne!(d.stratified_split(0.1, 0.2, 8).unwrap()[2], test);
+    assert_eq!(d.select(&test[..3]).labels, test[..3].iter().map(|&i| d.labels[i]).collect::<Vec<_>>());
+
+    let row = |pixel: &str, label: &str| format!("{}{pixel},{label}\n", "0,".repeat(63));
+    for (text, says) in [
+        ("1,2,3\n".to_string(), "line 1: 3 fields"),
+        (format!("{}{}", row("0", "1"), row("17", "1")), "line 2: pixel 17 outside"),
+        (row("0", "10"), "label '10' is not a class"),
+        (String::new(), "no images"),
+    ] {
+        let e = Digits::parse_csv(&text, "test.csv").unwrap_err().to_string();
+        assert!(matches!(Digits::parse_csv(&text, "t").unwrap_err(), DataError::Format { .. }) && e.contains(says), "{e}");
+    }
+    assert!(d.stratified_split(0.5, 0.5, 0).is_err());
+}
