@@ -44,6 +44,11 @@ impl<S: State> MpSolution<S> {
         self.ys.last().expect("a solution has an output")
     }
 
+    /// The configuration it was solved with.
+    pub fn config(&self) -> &MpConfig {
+        &self.config
+    }
+
     /// The stored low-precision trajectory Q_L(y_H(t_i)), i = 0…N.
     pub fn trajectory(&self) -> &[S] {
         &self.trajectory

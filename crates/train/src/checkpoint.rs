@@ -179,14 +179,14 @@ where
     Ok(LoadedModel { model, varmap, extra })
 }
 
-/// Writes a training checkpoint atomically: the variables of `varmap` under `param/`, Adam's
-/// moments, the best parameters so far under `best/` (in [`named_vars`] order), and the loop's
+/// Writes a training checkpoint atomically: the variables of `varmap` under `param/`, the
+/// optimiser's state, the best parameters so far under `best/` (in [`named_vars`] order), and the loop's
 /// own `state` as JSON under the header key `key`. Both training loops (`train`'s and
 /// `neural-soc`'s) write theirs with it.
 pub fn write_training_checkpoint(
     path: &Path,
     varmap: &VarMap,
-    opt: &crate::optim::Adam,
+    opt: &dyn crate::optim::Optimizer,
     best: Option<&[Tensor]>,
     key: &str,
     state: &impl Serialize,
@@ -224,9 +224,15 @@ pub fn read_training_checkpoint<S: DeserializeOwned>(path: &Path, varmap: &VarMa
 }
 
 impl<S> TrainingCheckpoint<S> {
-    /// Sets the variables and Adam's moments (Adam having taken `adam_steps` steps); returns the
+    /// Sets the variables and the optimiser's state (having taken `adam_steps` steps); returns the
     /// best parameters when `with_best`.
-    pub fn apply(&self, varmap: &VarMap, opt: &mut crate::optim::Adam, adam_steps: usize, with_best: bool) -> Result<Option<Vec<Tensor>>> {
+    pub fn apply(
+        &self,
+        varmap: &VarMap,
+        opt: &mut dyn crate::optim::Optimizer,
+        adam_steps: usize,
+        with_best: bool,
+    ) -> Result<Option<Vec<Tensor>>> {
         load_vars(varmap, &self.tensors, "param/", &self.path)?;
         opt.restore(&self.tensors, adam_steps)?;
         if !with_best {

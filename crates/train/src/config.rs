@@ -2,6 +2,7 @@
 
 use crate::error::{Result, TrainError};
 use crate::gradient_mode::GradientMode;
+use crate::optim::OptimizerKind;
 use ode_solvers::Method;
 use std::path::PathBuf;
 
@@ -16,6 +17,20 @@ pub enum LrSchedule {
     /// improvement, divide by `factor` (at most `max_drops` times, the patience counter reset);
     /// one more plateau stops training.
     Plateau { factor: f64, patience: usize, max_drops: usize },
+    /// Cosine annealing from the initial rate to `min_lr` over `horizon` iterations (PyTorch's
+    /// `CosineAnnealingLR` with T_max = horizon, as rampde's STL-10 classifier):
+    /// lr_k = min_lr + (lr − min_lr)(1 + cos(πk/horizon))/2 after step k. The horizon is part
+    /// of the schedule, not the run's `iters`, so a run stopped early and resumed follows it.
+    Cosine { min_lr: f64, horizon: usize },
+}
+
+impl LrSchedule {
+    /// The cosine schedule's rate after step `iter` of `horizon`, from `lr` down to `min_lr`
+    /// (and `min_lr` past the horizon).
+    pub fn cosine(lr: f64, min_lr: f64, iter: usize, horizon: usize) -> f64 {
+        let progress = (iter as f64 / horizon as f64).min(1.0);
+        min_lr + (lr - min_lr) * (1.0 + (std::f64::consts::PI * progress).cos()) / 2.0
+    }
 }
 
 /// Settings of [`crate::train`]. `TrainConfig::default()` then setters:
@@ -30,8 +45,10 @@ pub struct TrainConfig {
     pub iters: usize,
     /// Minibatch size (the whole training set when it is smaller).
     pub batch: usize,
-    /// Initial learning rate of Adam.
+    /// Initial learning rate.
     pub lr: f64,
+    /// Adam (default) or SGD with momentum.
+    pub optimizer: OptimizerKind,
     pub schedule: LrSchedule,
     /// Time steps on [0, 1] for training, and for validation.
     pub steps: usize,
@@ -55,13 +72,14 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// 1000 iterations of batch 512 at lr 0.01 (constant), 8 RK4 steps (16 to validate, every
+    /// 1000 iterations of batch 512 with Adam at lr 0.01 (constant), 8 RK4 steps (16 to validate, every
     /// 50 iterations), checkpointed adjoint, seed 0, no checkpoint folder.
     fn default() -> Self {
         Self {
             iters: 1000,
             batch: 512,
             lr: 1e-2,
+            optimizer: OptimizerKind::Adam,
             schedule: LrSchedule::Constant,
             steps: 8,
             val_steps: 16,
@@ -95,6 +113,8 @@ setters! {
     batch: usize,
     /// Sets the initial learning rate.
     lr: f64,
+    /// Sets the optimiser.
+    optimizer: OptimizerKind,
     /// Sets the learning-rate schedule.
     schedule: LrSchedule,
     /// Sets the training steps.
@@ -144,6 +164,14 @@ impl TrainConfig {
             LrSchedule::StepDecay { every, factor } => {
                 if every == 0 || !factor_ok(factor) {
                     return bad(format!("{:?}: the interval must be at least 1, the factor ≥ 1 and finite", self.schedule));
+                }
+            }
+            LrSchedule::Cosine { min_lr, horizon } => {
+                if !(min_lr >= 0.0 && min_lr < self.lr) || horizon == 0 {
+                    return bad(format!(
+                        "{:?}: the final rate must be ≥ 0 and below the initial {}, the horizon at least 1",
+                        self.schedule, self.lr
+                    ));
                 }
             }
             LrSchedule::Plateau { factor, .. } => {

@@ -6,7 +6,7 @@
 use crate::error::{Result, TrainError};
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
-use mixed_precision_adjoint::{solve_mixed, Autocast, BackwardReport, DynamicScaler, MpConfig};
+use mixed_precision_adjoint::{solve_mixed, Autocast, BackwardReport, DynamicScaler, MpConfig, MpSolution};
 use ode_solvers::{solve, Adjoint, Method, OdeTerm, SaveAt, SolveConfig, State, Steps};
 use std::str::FromStr;
 use tensor_core::{Precision, PrecisionPolicy};
@@ -132,36 +132,84 @@ pub fn value_and_grad<S: State>(
     scaler: &mut DynamicScaler,
     loss: &dyn Fn(&S) -> Result<Tensor>,
 ) -> Result<(Tensor, GradStore, Option<BackwardReport>)> {
-    match mode {
-        GradientMode::Mixed { policy, scaled } => {
-            let config = MpConfig { policy, method, grid: grid.to_vec(), save_at: SaveAt::Final };
-            let sol = solve_mixed(term, y0, &config)?;
-            let value = loss(sol.last())?;
-            let mut grads = value.backward()?;
-            let mut unscaled = DynamicScaler::disabled(policy.low);
-            let (_, report) = sol.backward(term, params, if scaled { scaler } else { &mut unscaled }, &mut grads)?;
-            Ok((value, grads, Some(report)))
-        }
-        GradientMode::FullGraphAutocast { low } => {
-            let autocast = Autocast::new(term, low);
-            let sol = solve(&autocast, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())))?;
-            let value = loss(sol.last())?;
-            let grads = value.backward()?;
-            Ok((value, grads, None))
-        }
-        _ => {
-            let adjoint = match mode {
-                GradientMode::FullGraph => Adjoint::FullGraph,
-                GradientMode::Checkpointed => Adjoint::Checkpointed,
-                _ => Adjoint::Continuous,
-            };
-            let sol = solve(term, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())).adjoint(adjoint))?;
-            let value = loss(sol.last())?;
-            let mut grads = value.backward()?;
-            if adjoint != Adjoint::FullGraph {
-                sol.backward(term, method, params, &mut grads)?;
+    let block = BlockSolve::new(term, method, grid, y0, mode)?;
+    let value = loss(block.output())?;
+    let mut grads = value.backward()?;
+    let report = block.backward(params, scaler, &mut grads)?;
+    Ok((value, grads, report))
+}
+
+/// One ODE solve inside a larger computation — a network of several ODE blocks joined by
+/// layers, as the parabolic CNN — under any [`GradientMode`]: solve forward, compute what
+/// follows from [`BlockSolve::output`], take the loss's `backward()`, then call
+/// [`BlockSolve::backward`] on the blocks in reverse order. Each carries the cotangent its output
+/// received back to its parameters and its input (and through the input's graph to the layers
+/// before it), adding into the one `GradStore`. Under full graph the output is part of the graph
+/// and `backward` has nothing left to do.
+pub struct BlockSolve<'a, S: State> {
+    term: &'a dyn OdeTerm<S>,
+    method: Method,
+    solved: Solved<S>,
+}
+
+enum Solved<S: State> {
+    /// Backprop through the recorded graph (full graph, autocast).
+    Graph(S),
+    /// The checkpointed or continuous adjoint of `ode-solvers`.
+    Adjoint(ode_solvers::Solution<S>),
+    /// The mixed-precision adjoint; `scaled` says whether the dynamic scaler is used.
+    Mixed(MpSolution<S>, bool),
+}
+
+impl<'a, S: State> BlockSolve<'a, S> {
+    /// Solves y' = term(t, y) from `y0` on `grid` with `method`; `term` must evaluate in
+    /// `mode.term_precision(..)`.
+    pub fn new(term: &'a dyn OdeTerm<S>, method: Method, grid: &[f64], y0: &S, mode: GradientMode) -> Result<Self> {
+        let solved = match mode {
+            GradientMode::Mixed { policy, scaled } => {
+                let config = MpConfig { policy, method, grid: grid.to_vec(), save_at: SaveAt::Final };
+                Solved::Mixed(solve_mixed(term, y0, &config)?, scaled)
             }
-            Ok((value, grads, None))
+            GradientMode::FullGraphAutocast { low } => {
+                let autocast = Autocast::new(term, low);
+                Solved::Graph(solve(&autocast, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())))?.last().clone())
+            }
+            GradientMode::FullGraph => {
+                Solved::Graph(solve(term, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())))?.last().clone())
+            }
+            GradientMode::Checkpointed | GradientMode::Continuous => {
+                let adjoint = if mode == GradientMode::Checkpointed { Adjoint::Checkpointed } else { Adjoint::Continuous };
+                Solved::Adjoint(solve(term, method, y0, &SolveConfig::new(Steps::Grid(grid.to_vec())).adjoint(adjoint))?)
+            }
+        };
+        Ok(Self { term, method, solved })
+    }
+
+    /// y(T): compute the rest of the loss from it.
+    pub fn output(&self) -> &S {
+        match &self.solved {
+            Solved::Graph(y) => y,
+            Solved::Adjoint(sol) => sol.last(),
+            Solved::Mixed(sol, _) => sol.last(),
+        }
+    }
+
+    /// Carries the cotangent of [`BlockSolve::output`] found in `grads` back through the solve:
+    /// ∂L/∂θ for `params` and the input's cotangent are added into `grads`. `scaler` is used by
+    /// the scaled mixed-precision adjoint (one per block, kept across iterations); its report is
+    /// returned.
+    pub fn backward(&self, params: &[Tensor], scaler: &mut DynamicScaler, grads: &mut GradStore) -> Result<Option<BackwardReport>> {
+        match &self.solved {
+            Solved::Graph(_) => Ok(None),
+            Solved::Adjoint(sol) => {
+                sol.backward(self.term, self.method, params, grads)?;
+                Ok(None)
+            }
+            Solved::Mixed(sol, scaled) => {
+                let mut unscaled = DynamicScaler::disabled(sol.config().policy.low);
+                let (_, report) = sol.backward(self.term, params, if *scaled { scaler } else { &mut unscaled }, grads)?;
+                Ok(Some(report))
+            }
         }
     }
 }

@@ -8,7 +8,10 @@
 //! - [`GradientMode`] and [`value_and_grad`]: full graph, checkpointed or continuous adjoint, or
 //!   the mixed-precision adjoint with dynamic scaling ("Mixed Precision Training of Neural
 //!   ODEs"), one switch; [`GradientMode::for_precision`] turns a command line's choice into one.
-//! - [`Adam`] and [`minimize`] (simulation-free training: flow and score matching).
+//! - [`Objective`]: what the loop sees of any model; [`train_objective`] trains a network of
+//!   several ODE blocks ([`BlockSolve`] chains their gradients under every mode).
+//! - [`Optimizer`]: [`Adam`] and [`Sgd`] with momentum ([`OptimizerKind`]); [`minimize`]
+//!   (simulation-free training: flow and score matching).
 //! - [`checkpoint`]: atomic files, model files that carry their complete configuration.
 //! - [`comm`]: data parallelism — [`train_distributed`] over a [`Communicator`] (threads, MPI
 //!   with the `mpi` feature, NCCL with `nccl`), one gradient all-reduce per step.
@@ -72,11 +75,11 @@ pub use checkpoint::{LoadedModel, ModelFile};
 pub use comm::{Communicator, SingleProcess};
 pub use config::{LrSchedule, TrainConfig};
 pub use error::{Result, TrainError};
-pub use gradient_mode::{value_and_grad, GradientMethod, GradientMode, Scaling};
+pub use gradient_mode::{value_and_grad, BlockSolve, GradientMethod, GradientMode, Scaling};
 pub use metrics::Metrics;
-pub use model::{ContinuousFlow, Trainable};
-pub use optim::{minimize, Adam};
-pub use trainer::{resume, resume_distributed, train, train_distributed, TrainOutcome, TrainRecord, CHECKPOINT_FILE};
+pub use model::{ContinuousFlow, Objective, OdeObjective, Step, StepOutput, Trainable};
+pub use optim::{minimize, Adam, Optimizer, OptimizerKind, Sgd};
+pub use trainer::{resume, resume_distributed, train, train_distributed, train_objective, TrainOutcome, TrainRecord, CHECKPOINT_FILE};
 
 use candle_core::Tensor;
 use ode_solvers::{solve, Method, SolveConfig, Steps};

@@ -1,9 +1,16 @@
-//! The two traits a model implements: [`Trainable`], what the training loop needs, and
-//! [`ContinuousFlow`], what every continuous normalizing flow offers its users (velocity,
-//! encoding, sampling, log-likelihood) whatever it is trained by.
+//! The traits a model implements: [`Trainable`], a model trained by one ODE solve from data to
+//! loss; [`Objective`], what the training loop sees of any model (a minibatch's loss and
+//! gradients, validation figures) — a `Trainable` is one through [`OdeObjective`], a network of
+//! several ODE blocks implements it directly; and [`ContinuousFlow`], what every continuous
+//! normalizing flow offers its users (velocity, encoding, sampling, log-likelihood) whatever it
+//! is trained by.
 
+use crate::error::TrainError;
+use crate::gradient_mode::{value_and_grad, GradientMode};
 use crate::metrics::Metrics;
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
+use mixed_precision_adjoint::DynamicScaler;
 use ode_solvers::{solve, Method, OdeTerm, SolveConfig, State, Steps};
 
 /// A model trained by integrating an ODE over data (maximum likelihood, OT-Flow's penalties):
@@ -24,6 +31,69 @@ pub trait Trainable {
     /// Named figures on held-out `x` with `steps` steps and no graph; the objective selects the
     /// best parameters.
     fn validate(&self, x: &Tensor, steps: usize) -> Result<Metrics, Self::Error>;
+}
+
+/// What one training step knows besides the minibatch.
+pub struct Step<'a> {
+    /// The Runge–Kutta method and the time grid of every solve.
+    pub method: Method,
+    pub grid: &'a [f64],
+    /// How gradients pass through the solves.
+    pub mode: GradientMode,
+    /// The trained parameters (every variable of the run's `VarMap`, in name order).
+    pub params: &'a [Tensor],
+    /// The dtype the ODE terms evaluate in (`mode.term_precision(..)` of the data's).
+    pub dtype: DType,
+    /// The seed of this step's draws (probes, augmentation); a resumed run gets the same.
+    pub seed: u64,
+}
+
+/// A step's loss (a scalar tensor) and gradients, and whether the mixed-precision adjoint
+/// flagged underflow in any solve.
+pub struct StepOutput {
+    pub loss: Tensor,
+    pub grads: GradStore,
+    pub degraded: bool,
+}
+
+/// Everything the training loop needs from a model: the loss and gradients on a minibatch (rows
+/// of the training matrix) and named validation figures. [`Trainable`] models get it through
+/// [`OdeObjective`]; a network of several ODE blocks joined by layers (the parabolic CNN)
+/// implements it with [`crate::BlockSolve`].
+pub trait Objective {
+    /// The model's own error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// ODE solves per step, each keeping a dynamic adjoint scale of its own.
+    fn solves(&self) -> usize {
+        1
+    }
+    /// The loss on `batch` and its gradients; `scalers` has [`Objective::solves`] entries, kept
+    /// across steps.
+    fn value_and_grad(&self, batch: &Tensor, step: &Step<'_>, scalers: &mut [DynamicScaler]) -> crate::Result<StepOutput>;
+    /// Named figures on held-out `x` with `steps` steps and no graph; the objective selects the
+    /// best parameters.
+    fn validate(&self, x: &Tensor, steps: usize) -> Result<Metrics, Self::Error>;
+}
+
+/// A [`Trainable`] model as an [`Objective`]: integrate its dynamics from the batch's initial
+/// state and take the loss of the final state.
+pub struct OdeObjective<'a, M>(pub &'a M);
+
+impl<M: Trainable> Objective for OdeObjective<'_, M> {
+    type Error = M::Error;
+    fn value_and_grad(&self, batch: &Tensor, step: &Step<'_>, scalers: &mut [DynamicScaler]) -> crate::Result<StepOutput> {
+        let m = |e: M::Error| TrainError::model(e);
+        let term = self.0.dynamics(step.dtype, step.seed).map_err(m)?;
+        let y0 = self.0.initial_state(batch).map_err(m)?;
+        let (loss, grads, report) =
+            value_and_grad(term.as_ref(), step.method, step.grid, &y0, step.mode, step.params, &mut scalers[0], &|z| {
+                self.0.loss(z).map_err(m)
+            })?;
+        Ok(StepOutput { loss, grads, degraded: report.is_some_and(|r| r.degraded()) })
+    }
+    fn validate(&self, x: &Tensor, steps: usize) -> Result<Metrics, M::Error> {
+        self.0.validate(x, steps)
+    }
 }
 
 /// A flow x' = v(x, t) from data (t = 0) to a standard normal latent (t = 1).

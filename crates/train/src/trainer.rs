@@ -8,10 +8,10 @@ use crate::checkpoint::{read_training_checkpoint, write_training_checkpoint, Sav
 use crate::comm::{all_reduce_weighted, broadcast_from_root, check_group, shard, CommStats, Communicator, SingleProcess};
 use crate::config::{LrSchedule, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::gradient_mode::{value_and_grad, GradientMode};
+use crate::gradient_mode::GradientMode;
 use crate::metrics::Metrics;
-use crate::model::Trainable;
-use crate::optim::Adam;
+use crate::model::{Objective, OdeObjective, Step, Trainable};
+use crate::optim::Optimizer;
 use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 use mixed_precision_adjoint::DynamicScaler;
@@ -67,6 +67,9 @@ struct LoopState {
     scale_bits: Option<u64>,
     halvings: usize,
     doublings: usize,
+    /// The scales of the solves after the first (models with several ODE blocks).
+    #[serde(default)]
+    more_scales: Vec<(Option<u64>, usize, usize)>,
     /// The run's settings (besides iters and the checkpoint options): a resume must match.
     settings: String,
 }
@@ -90,7 +93,22 @@ pub fn train<M: Trainable>(
     cfg: &TrainConfig,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
-    run(model, varmap, train_x, val_x, cfg, None, &SingleProcess, on_record)
+    run(&OdeObjective(model), varmap, train_x, val_x, cfg, None, &SingleProcess, on_record)
+}
+
+/// [`train`] for any [`Objective`] (a model of several ODE blocks, say); with `resume` set, it
+/// continues from the checkpoint in `cfg.checkpoint_dir` as [`resume`] does.
+pub fn train_objective<O: Objective>(
+    objective: &O,
+    varmap: &VarMap,
+    train_x: &Tensor,
+    val_x: &Tensor,
+    cfg: &TrainConfig,
+    resume: bool,
+    on_record: &mut dyn FnMut(&TrainRecord),
+) -> Result<TrainOutcome> {
+    let from = if resume { Some(checkpoint_path(cfg)?) } else { None };
+    run(objective, varmap, train_x, val_x, cfg, from, &SingleProcess, on_record)
 }
 
 /// [`train`] as one rank of a data-parallel group. Every rank passes the same data, model and
@@ -114,7 +132,7 @@ pub fn train_distributed<M: Trainable>(
     comm: &dyn Communicator,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
-    run(model, varmap, train_x, val_x, cfg, None, comm, on_record)
+    run(&OdeObjective(model), varmap, train_x, val_x, cfg, None, comm, on_record)
 }
 
 /// Continues the run whose checkpoint is in `cfg.checkpoint_dir`, with the same settings (the
@@ -143,11 +161,15 @@ pub fn resume_distributed<M: Trainable>(
     comm: &dyn Communicator,
     on_record: &mut dyn FnMut(&TrainRecord),
 ) -> Result<TrainOutcome> {
+    run(&OdeObjective(model), varmap, train_x, val_x, cfg, Some(checkpoint_path(cfg)?), comm, on_record)
+}
+
+fn checkpoint_path(cfg: &TrainConfig) -> Result<PathBuf> {
     let dir = cfg
         .checkpoint_dir
         .as_ref()
         .ok_or_else(|| TrainError::Config("resume needs the checkpoint folder of the run (checkpoint_dir)".into()))?;
-    run(model, varmap, train_x, val_x, cfg, Some(dir.join(CHECKPOINT_FILE)), comm, on_record)
+    Ok(dir.join(CHECKPOINT_FILE))
 }
 
 struct Loop {
@@ -171,7 +193,7 @@ fn check_data(train_x: &Tensor, val_x: &Tensor) -> Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<M: Trainable>(
+fn run<M: Objective>(
     model: &M,
     varmap: &VarMap,
     train_x: &Tensor,
@@ -193,10 +215,10 @@ fn run<M: Trainable>(
     names.sort_by(|a, b| a.0.cmp(&b.0));
     let vars: Vec<candle_core::Var> = names.into_iter().map(|(_, v)| v).collect();
     let params: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let mut opt = Adam::new(varmap, cfg.lr)?;
+    let mut opt = cfg.optimizer.build(varmap, cfg.lr)?;
     let low = cfg.mode.term_precision(Precision::of_dtype(train_x.dtype()));
     let term_dtype = low.dtype();
-    let mut scaler = DynamicScaler::new(low);
+    let mut scalers: Vec<DynamicScaler> = (0..model.solves().max(1)).map(|_| DynamicScaler::new(low)).collect();
     let batch_rng = SeededRng::new(cfg.seed);
     // a stream of its own for the model's draws, so they never shift the minibatches
     let model_rng = SeededRng::new(cfg.seed ^ 0x9E37_79B9_7F4A_7C15);
@@ -215,6 +237,7 @@ fn run<M: Trainable>(
             scale_bits: None,
             halvings: 0,
             doublings: 0,
+            more_scales: Vec::new(),
             settings: settings_fingerprint(cfg),
         },
         batch_rng,
@@ -222,7 +245,7 @@ fn run<M: Trainable>(
         best_params: None,
     };
     if let Some(path) = &resume_from {
-        lp = restore(path, varmap, &mut opt, &mut scaler, cfg)?;
+        lp = restore(path, varmap, opt.as_mut(), &mut scalers, cfg)?;
     }
     if parallel {
         for (v, p) in vars.iter().zip(broadcast_from_root(comm, &params, &mut CommStats::default())?) {
@@ -252,12 +275,10 @@ fn run<M: Trainable>(
             x = x.narrow(0, shard_start, shard_rows)?;
             seed ^= (rank as u64).wrapping_mul(0xD1B5_4A32_D192_ED03);
         }
-        let term = model.dynamics(term_dtype, seed).map_err(m)?;
-        let y0 = model.initial_state(&x).map_err(m)?;
-        let (loss, mut grads, report) =
-            value_and_grad(term.as_ref(), cfg.method, &grid, &y0, cfg.mode, &params, &mut scaler, &|z| model.loss(z).map_err(m))?;
-        let mut loss = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-        let mut degraded = report.is_some_and(|r| r.degraded());
+        let step = Step { method: cfg.method, grid: &grid, mode: cfg.mode, params: &params, dtype: term_dtype, seed };
+        let out = model.value_and_grad(&x, &step, &mut scalers)?;
+        let (mut grads, mut degraded) = (out.grads, out.degraded);
+        let mut loss = out.loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
         if parallel {
             let mut figures = [batch_weight * loss, f64::from(u8::from(degraded))];
             comm.all_reduce_sum(&mut figures)?;
@@ -271,9 +292,11 @@ fn run<M: Trainable>(
             }
             if let GradientMode::Mixed { scaled: true, .. } = cfg.mode {
                 // the next step starts from the smallest scale any rank needed
-                let mut scale = [scaler.scale().unwrap_or(f64::INFINITY)];
-                comm.all_reduce_min(&mut scale)?;
-                scaler.restore(Some(scale[0]).filter(|s| s.is_finite()), scaler.halvings, scaler.doublings);
+                let mut scales: Vec<f64> = scalers.iter().map(|s| s.scale().unwrap_or(f64::INFINITY)).collect();
+                comm.all_reduce_min(&mut scales)?;
+                for (scaler, scale) in scalers.iter_mut().zip(scales) {
+                    scaler.restore(Some(scale).filter(|s| s.is_finite()), scaler.halvings, scaler.doublings);
+                }
             }
         }
         if !loss.is_finite() {
@@ -317,6 +340,13 @@ fn run<M: Trainable>(
                 }
             }
             LrSchedule::Plateau { .. } => {}
+            LrSchedule::Cosine { min_lr, horizon } => {
+                if cfg.early_stopping.is_some_and(|p| st.since_best >= p) {
+                    st.stopped = true;
+                }
+                lr = LrSchedule::cosine(cfg.lr, min_lr, iter, horizon);
+                opt.set_learning_rate(lr)?;
+            }
             LrSchedule::Constant | LrSchedule::StepDecay { .. } => {
                 if cfg.early_stopping.is_some_and(|p| st.since_best >= p) {
                     st.stopped = true;
@@ -332,7 +362,7 @@ fn run<M: Trainable>(
         if let Some(dir) = cfg.checkpoint_dir.as_ref().filter(|_| rank == 0) {
             if iter % cfg.checkpoint_every == 0 || iter == cfg.iters || st.stopped {
                 st.lr_bits = lr.to_bits();
-                write_checkpoint(&dir.join(CHECKPOINT_FILE), &mut lp, varmap, &opt, &scaler)?;
+                write_checkpoint(&dir.join(CHECKPOINT_FILE), &mut lp, varmap, opt.as_ref(), &scalers)?;
             }
         }
     }
@@ -344,17 +374,18 @@ fn run<M: Trainable>(
     Ok(TrainOutcome { history, best: lp.state.best.clone(), last_iter: lp.state.iter, communication })
 }
 
-fn write_checkpoint(path: &Path, lp: &mut Loop, varmap: &VarMap, opt: &Adam, scaler: &DynamicScaler) -> Result<()> {
+fn write_checkpoint(path: &Path, lp: &mut Loop, varmap: &VarMap, opt: &dyn Optimizer, scalers: &[DynamicScaler]) -> Result<()> {
     let st = &mut lp.state;
     st.adam_steps = opt.steps_taken();
     st.batch_rng = SavedRng::of(&lp.batch_rng);
     st.model_rng = SavedRng::of(&lp.model_rng);
-    st.scale_bits = scaler.scale().map(f64::to_bits);
-    (st.halvings, st.doublings) = (scaler.halvings, scaler.doublings);
+    let saved = |s: &DynamicScaler| (s.scale().map(f64::to_bits), s.halvings, s.doublings);
+    (st.scale_bits, st.halvings, st.doublings) = saved(&scalers[0]);
+    st.more_scales = scalers[1..].iter().map(saved).collect();
     write_training_checkpoint(path, varmap, opt, lp.best_params.as_deref(), STATE_KEY, st)
 }
 
-fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicScaler, cfg: &TrainConfig) -> Result<Loop> {
+fn restore(path: &Path, varmap: &VarMap, opt: &mut dyn Optimizer, scalers: &mut [DynamicScaler], cfg: &TrainConfig) -> Result<Loop> {
     let ck: TrainingCheckpoint<LoopState> = read_training_checkpoint(path, varmap, STATE_KEY, "training")?;
     let state = &ck.state;
     if state.settings != settings_fingerprint(cfg) {
@@ -368,6 +399,15 @@ fn restore(path: &Path, varmap: &VarMap, opt: &mut Adam, scaler: &mut DynamicSca
         });
     }
     let best_params = ck.apply(varmap, opt, state.adam_steps, state.best.is_some())?;
-    scaler.restore(state.scale_bits.map(f64::from_bits), state.halvings, state.doublings);
+    let saved = std::iter::once((state.scale_bits, state.halvings, state.doublings)).chain(state.more_scales.iter().copied());
+    if saved.clone().count() != scalers.len() {
+        return Err(TrainError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("holds {} adjoint scales, the model solves {} ODE blocks", saved.count(), scalers.len()),
+        });
+    }
+    for (scaler, (bits, halvings, doublings)) in scalers.iter_mut().zip(saved) {
+        scaler.restore(bits.map(f64::from_bits), halvings, doublings);
+    }
     Ok(Loop { batch_rng: state.batch_rng.restore()?, model_rng: state.model_rng.restore()?, best_params, state: ck.state })
 }

@@ -5,8 +5,11 @@
 //!   `exact_trace` and `hutchinson_trace` for every layer type ([`Mlp`], [`ConcatSquashNet`],
 //!   [`HyperNet`]).
 //! - [`Potential`]: OT-Flow's Φ(x, t) with ∇Φ and the exact Laplacian by the OT-Flow recursion.
+//! - [`conv`]: channels-last image layers (3×3 convolution and its transpose, 1×1 convolution,
+//!   instance norm, pooling) as im2col matrix products, for the parabolic CNN.
 
 mod concat_squash;
+pub mod conv;
 mod hyper;
 mod mlp;
 mod potential;
