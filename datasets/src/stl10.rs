@@ -126,6 +126,20 @@ impl Stl10 {
         }
         out
     }
+
+    /// Images `range` as row-major (n, 96, 96, 3) floats in [0, 1]: channels last, the layout of
+    /// `ode-classifier`'s rows.
+    pub fn to_hwc_f32(&self, range: std::ops::Range<usize>) -> Vec<f32> {
+        let mut out = Vec::with_capacity(range.len() * IMAGE_BYTES);
+        for i in range {
+            for row in 0..SIDE {
+                for col in 0..SIDE {
+                    out.extend((0..CHANNELS).map(|c| self.pixel(i, c, row, col) as f32 / 255.0));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// The ten predefined training folds from `fold_indices.txt` (0-based indices into `train`).

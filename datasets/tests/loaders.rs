@@ -150,6 +150,9 @@ fn stl10_reads_the_binary_layout() {
     // (image 2, channel 1, row 10, col 80) in row-major (n, 3, 96, 96) starting at image 1
     let idx = 27648 + 9216 + 10 * 96 + 80;
     assert_eq!(chw[idx], stl_value(2, 1, 10, 80) as f32 / 255.0);
+    // the same pixel channels-last: (n, 96, 96, 3)
+    let hwc = d.to_hwc_f32(1..3);
+    assert_eq!(hwc[27648 + (10 * 96 + 80) * 3 + 1], stl_value(2, 1, 10, 80) as f32 / 255.0);
     let folds = stl10::load_folds(&dir, 3).unwrap();
     assert_eq!(folds.len(), 10);
     assert_eq!(folds[1], vec![1, 2]);
@@ -227,6 +230,13 @@ fn digits_are_the_uci_set_and_split_by_class() {
     assert_eq!(d.stratified_split(0.1, 0.2, 7).unwrap()[2], test, "same seed, same split");
     assert_ne!(d.stratified_split(0.1, 0.2, 8).unwrap()[2], test);
     assert_eq!(d.select(&test[..3]).labels, test[..3].iter().map(|&i| d.labels[i]).collect::<Vec<_>>());
+    let up = d.upsampled(2).unwrap();
+    assert_eq!((up.images.cols, up.len()), (256, 1797));
+    // pixel (row 3, column 5) of image 4 covers rows 6–7, columns 10–11 of its enlargement
+    for (i, j) in [(6, 10), (6, 11), (7, 10), (7, 11)] {
+        assert_eq!(up.images.row(4)[i * 16 + j], d.images.row(4)[3 * 8 + 5]);
+    }
+    assert!(d.upsampled(0).is_err());
 
     let row = |pixel: &str, label: &str| format!("{}{pixel},{label}\n", "0,".repeat(63));
     for (text, says) in [

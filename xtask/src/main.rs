@@ -1,10 +1,12 @@
 //! `cargo xtask`: the one entry point for continuum's benchmark and reproduction suites.
 //!
 //! `cargo xtask bench [SUITE]… [--quick] [--device cpu|cuda] [--out DIR] [--seed N]` runs the
-//! suites (all of them when none is named), each row in a child process so its peak memory is
-//! its own, and writes `DIR/<suite>.json`, `DIR/<suite>.md` and the suite's PNG plots.
+//! suites (all of them when none is named, or `all`), each row in a child process so its peak
+//! memory is its own, and writes `DIR/<suite>.json`, `DIR/<suite>.md`, the suite's PNG plots, and
+//! `DIR/index.md` linking every report in DIR with its run time.
 
 mod data_parallel;
+mod gpu_check;
 mod plot;
 mod report;
 mod runner;
@@ -43,7 +45,7 @@ struct Cli {
 enum Command {
     /// Run benchmark suites and write JSON, Markdown and PNG results.
     Bench {
-        /// Suites to run (default: all); see --list.
+        /// Suites to run (none or `all`: every suite); see --list.
         suites: Vec<String>,
         /// The embedded-default preset: small sizes that finish in minutes on 2 CPU cores.
         #[arg(long)]
@@ -60,6 +62,20 @@ enum Command {
         /// List the suites and exit.
         #[arg(long)]
         list: bool,
+    },
+    /// Run every suite's smallest row on a GPU and on the CPU with the same seed and compare
+    /// (build with `--features cuda`): the first thing to run on a GPU machine.
+    GpuCheck {
+        /// Suites to check (default: all).
+        suites: Vec<String>,
+        /// The GPU to check.
+        #[arg(long, default_value = "cuda")]
+        device: String,
+        /// Output folder for gpu-check.md (default: target/bench/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
     },
     /// Train OT-Flow or a CNF on a toy set or your own .npy/.csv data.
     Train(train_cli::TrainArgs),
@@ -83,6 +99,11 @@ enum Command {
     },
 }
 
+/// `target/bench/` of the workspace.
+fn default_out() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")).join("target/bench")
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = configure_block_cache().and_then(|()| match cli.command {
@@ -93,12 +114,10 @@ fn main() {
                 }
                 Ok(())
             } else {
-                let out = out.unwrap_or_else(|| {
-                    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(std::path::Path::new(".")).join("target/bench")
-                });
-                runner::run_suites(&suites, quick, &device, &out, seed)
+                runner::run_suites(&suites, quick, &device, &out.unwrap_or_else(default_out), seed)
             }
         }
+        Command::GpuCheck { suites, device, out, seed } => gpu_check::run(&device, &suites, &out.unwrap_or_else(default_out), seed),
         Command::BenchRow { suite, config, device, seed } => runner::run_row(&suite, &config, &device, seed),
         Command::Train(args) => train_cli::run_train(&args),
         Command::Sample(args) => train_cli::run_sample(&args),

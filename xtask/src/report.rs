@@ -20,6 +20,39 @@ pub struct Report {
     pub plots: Vec<String>,
     /// Further Markdown sections (a derived table with its heading), printed after the notes.
     pub sections: Vec<String>,
+    /// Wall time of the whole suite (every row's child process and `finish`), in seconds.
+    pub seconds: f64,
+}
+
+/// `index.md` in `dir`: one line per suite report found there (`<suite>.json`), with its
+/// device, data, run time, and links to its table and plots — the project's one-page report.
+pub fn write_index(dir: &Path) -> std::io::Result<std::path::PathBuf> {
+    let mut reports: Vec<Value> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+        .filter_map(|e| serde_json::from_str::<Value>(&std::fs::read_to_string(e.path()).ok()?).ok())
+        .filter(|v| v.get("suite").is_some_and(Value::is_string) && v.get("rows").is_some())
+        .collect();
+    reports.sort_by_key(|v| v["suite"].as_str().unwrap_or_default().to_string());
+    let mut s = format!("# continuum benchmark report\n\n{} suites in this folder (git revision {}).\n\n", reports.len(), git_revision());
+    s += "| suite | device | data | rows | run time (s) | revision | plots |\n|---|---|---|---|---|---|---|\n";
+    for r in &reports {
+        let name = r["suite"].as_str().unwrap_or_default();
+        let plots: Vec<String> =
+            r["plots"].as_array().map(|a| a.iter().filter_map(Value::as_str).map(|p| format!("[{p}]({p})")).collect()).unwrap_or_default();
+        let seconds = r.get("seconds").and_then(Value::as_f64).map_or("—".to_string(), |t| format!("{t:.0}"));
+        s += &format!(
+            "| [{name}]({name}.md) | {} | {} | {} | {seconds} | {} | {} |\n",
+            r["device"].as_str().unwrap_or_default(),
+            r["data_source"].as_str().unwrap_or_default().replace('|', "/"),
+            r["rows"].as_array().map_or(0, Vec::len),
+            r["git_revision"].as_str().unwrap_or_default(),
+            plots.join(" ")
+        );
+    }
+    let path = dir.join("index.md");
+    std::fs::write(&path, s)?;
+    Ok(path)
 }
 
 fn git_revision() -> String {
@@ -90,10 +123,11 @@ impl Report {
         let cols = self.columns();
         let mut s = format!("# {}\n\n", self.suite);
         s += &format!(
-            "- device: {}\n- data: {}\n- git revision: {}\n- config: `{}`\n\n",
+            "- device: {}\n- data: {}\n- git revision: {}\n- run time: {:.0} s\n- config: `{}`\n\n",
             self.device,
             self.data_source,
             git_revision(),
+            self.seconds,
             self.config
         );
         s += &format!("| {} |\n|{}|\n", cols.join(" | "), cols.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
@@ -128,6 +162,7 @@ impl Report {
             "notes": self.notes,
             "plots": self.plots,
             "sections": self.sections,
+            "seconds": self.seconds,
         });
         std::fs::write(dir.join(format!("{}.json", self.suite)), serde_json::to_string_pretty(&json)? + "\n")?;
         std::fs::write(dir.join(format!("{}.md", self.suite)), self.markdown())
@@ -163,10 +198,39 @@ mod tests {
             notes: vec!["n".into()],
             plots: vec![],
             sections: vec![],
+            seconds: 0.0,
         };
         let md = rep.markdown();
         assert!(md.contains("| method | time_s | peak_mem_mb |"), "{md}");
         assert!(md.contains("| a | 0.5000 |  |"), "{md}");
         assert!(md.contains("| b |  | 12 |"), "{md}");
+    }
+
+    /// The index lists every report in the folder with its link, plots and run time, and skips
+    /// other JSON files.
+    #[test]
+    fn index_links_every_report() {
+        let dir = std::env::temp_dir().join(format!("continuum-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (name, plots) in [("beta", vec!["b.png".to_string()]), ("alpha", vec![])] {
+            let rep = Report {
+                suite: name.into(),
+                device: "cpu".into(),
+                data_source: "stand-in | labelled".into(),
+                config: Value::Null,
+                rows: vec![Row::new()],
+                notes: vec![],
+                plots,
+                sections: vec![],
+                seconds: 12.4,
+            };
+            rep.write(&dir).unwrap();
+        }
+        std::fs::write(dir.join("other.json"), "{\"x\": 1}").unwrap();
+        let index = std::fs::read_to_string(write_index(&dir).unwrap()).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(index.contains("2 suites"), "{index}");
+        let (a, b) = (index.find("[alpha](alpha.md)").unwrap(), index.find("[beta](beta.md)").unwrap());
+        assert!(a < b && index.contains("[b.png](b.png)") && index.contains("| 12 |") && index.contains("stand-in / labelled"), "{index}");
     }
 }

@@ -59,7 +59,8 @@ fn row_env() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {
+/// Runs one row in a child process (`xtask bench-row`) and reads its result.
+pub(crate) fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) -> Result<Row, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
     let out = Command::new(exe)
         .env(OUT_ENV, out_dir)
@@ -94,10 +95,12 @@ fn run_child(suite: &str, cfg: &Row, device: &str, seed: u64, out_dir: &Path) ->
 /// `cargo xtask bench`: every named suite (all when `names` is empty).
 pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed: u64) -> Result<(), String> {
     let dev = tensor_core::parse_device(device).map_err(|e| e.to_string())?;
+    let every = names.is_empty() || names.iter().any(|n| n == "all");
     let selected: Vec<Box<dyn Suite>> =
-        if names.is_empty() { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
+        if every { suites::all() } else { names.iter().map(|n| find_suite(n)).collect::<Result<_, _>>()? };
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     for suite in selected {
+        let started = std::time::Instant::now();
         let configs = suite.rows(quick);
         let bar = ProgressBar::new(configs.len() as u64);
         bar.set_style(
@@ -130,14 +133,19 @@ pub fn run_suites(names: &[String], quick: bool, device: &str, out: &Path, seed:
             notes: Vec::new(),
             plots: Vec::new(),
             sections: Vec::new(),
+            seconds: 0.0,
         };
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
         suite.finish(&mut report, out)?;
         let env: Vec<String> = row_env().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
         report.notes.push(format!("rows ran in child processes with {} (see xtask/src/runner.rs)", env.join(" ")));
+        report.notes.push(format!("memory columns: {}", suites::memory_kind(&dev)));
+        report.seconds = started.elapsed().as_secs_f64();
         report.write(out).map_err(|e| format!("{}: {e}", out.display()))?;
         println!("{}", report.markdown());
         println!("wrote {}/{}.{{json,md}}", out.display(), suite.name());
+        let index = crate::report::write_index(out).map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("updated {}", index.display());
     }
     Ok(())
 }

@@ -51,20 +51,21 @@ impl ClassifierConfig {
         }
     }
 
-    /// The same family scaled to 8×8 one-channel digits: blocks at 8×8, 4×4 and 2×2 pixels of
-    /// `width`, 2·`width`, 4·`width` channels; shifts by one pixel, no flips (a mirrored digit is
-    /// not a digit); `mean` and `std` from the training split.
-    pub fn digits(width: usize, mean: f32, std: f32) -> Self {
+    /// The same family scaled to one-channel digit images of `side` × `side` pixels (8, or the
+    /// 8×8 digits enlarged): blocks at side, side/2 and side/4 pixels of `width`, 2·`width`,
+    /// 4·`width` channels; shifts by up to side/8 pixels, no flips (a mirrored digit is not a
+    /// digit); `mean` and `std` from the training split.
+    pub fn digits(side: usize, width: usize, mean: f32, std: f32) -> Self {
         Self {
-            height: 8,
-            image_width: 8,
+            height: side,
+            image_width: side,
             channels: 1,
             classes: 10,
             width,
             intervals: 4,
             mean: vec![mean],
             std: vec![std],
-            augment: Augment { pad: 1, flip: false },
+            augment: Augment { pad: (side / 8).max(1), flip: false },
         }
     }
 

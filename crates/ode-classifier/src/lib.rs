@@ -25,7 +25,7 @@
 //! use train::{train_objective, GradientMode, TrainConfig};
 //!
 //! let digits = Digits::embedded()?.select(&(10..26).collect::<Vec<_>>());
-//! let mut config = ClassifierConfig::digits(3, 0.3, 0.4);
+//! let mut config = ClassifierConfig::digits(8, 3, 0.3, 0.4);
 //! config.augment = Augment { pad: 0, flip: false };
 //! let rows = labelled_rows(&digits.labels, &digits.images.data, &config, &Device::Cpu)?;
 //! let (model, varmap) = ParabolicCnn::init(config, 5, DType::F32, &Device::Cpu)?;

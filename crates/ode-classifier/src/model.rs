@@ -9,7 +9,7 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
 use mixed_precision_adjoint::DynamicScaler;
 use ode_solvers::{solve, Method, SolveConfig, Steps};
-use tensor_core::nets::conv::{avg_pool_2x2, global_avg_pool, instance_norm, Conv1x1, Conv3x3};
+use tensor_core::nets::conv::{avg_pool_2x2, global_avg_pool, instance_norm, matmul_16bit_exact, Conv1x1, Conv3x3};
 use tensor_core::params::{Init, ParamBuilder};
 use train::{BlockSolve, GradientMode};
 
@@ -158,7 +158,9 @@ impl ParabolicCnn {
     /// (f32, or f64).
     fn head_layer(&self, y: &Tensor, dtype: DType) -> Result<Tensor> {
         let pooled = global_avg_pool(&y.to_dtype(dtype)?)?;
-        Ok(pooled.matmul(&self.head_weight.to_dtype(dtype)?)?.broadcast_add(&self.head_bias.to_dtype(dtype)?)?.to_dtype(y.dtype())?)
+        Ok(matmul_16bit_exact(&pooled, &self.head_weight.to_dtype(dtype)?)?
+            .broadcast_add(&self.head_bias.to_dtype(dtype)?)?
+            .to_dtype(y.dtype())?)
     }
 
     /// Mean cross-entropy and accuracy on labelled rows (label, then pixels), in chunks of 256

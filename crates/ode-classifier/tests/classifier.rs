@@ -51,7 +51,7 @@ fn relative_difference(a: &[f64], b: &[f64]) -> f64 {
 }
 
 fn small_config() -> ClassifierConfig {
-    let mut c = ClassifierConfig::digits(3, 0.3, 0.4);
+    let mut c = ClassifierConfig::digits(8, 3, 0.3, 0.4);
     c.augment = Augment { pad: 0, flip: false };
     c
 }
@@ -206,7 +206,7 @@ fn bad_rows_are_refused_by_name() -> Res {
     let err = model.evaluate(&bad_label, 4, DType::F32).unwrap_err().to_string();
     assert!(err.contains("label 12"), "{err}");
     assert!(labelled_rows(&[1, 2], &[0.0; 64], &config, &Device::Cpu).is_err());
-    let mut odd = ClassifierConfig::digits(4, 0.0, 1.0);
+    let mut odd = ClassifierConfig::digits(8, 4, 0.0, 1.0);
     odd.height = 6;
     assert!(ParabolicCnn::init(odd, 0, DType::F32, &Device::Cpu).is_err());
     Ok(())

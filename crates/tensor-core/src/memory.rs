@@ -44,6 +44,45 @@ pub fn device_memory_used_bytes(device: &candle_core::Device) -> Result<Option<u
     }
 }
 
+/// The peak of [`device_memory_used_bytes`] while it lives, sampled from the driver every
+/// `period` on a thread of its own (CUDA frees and allocates inside candle's pool, so only
+/// sampling sees the high-water mark a row reached); `None` on the CPU.
+pub struct DevicePeak {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<Result<u64>>>,
+}
+
+impl DevicePeak {
+    /// Starts sampling `device` (nothing to sample on the CPU).
+    pub fn start(device: &candle_core::Device, period: std::time::Duration) -> Result<Self> {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if device_memory_used_bytes(device)?.is_none() {
+            return Ok(Self { stop, handle: None });
+        }
+        let (device, flag) = (device.clone(), stop.clone());
+        let handle = std::thread::spawn(move || -> Result<u64> {
+            let mut peak = 0u64;
+            loop {
+                peak = peak.max(device_memory_used_bytes(&device)?.unwrap_or(0));
+                if flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Ok(peak);
+                }
+                std::thread::sleep(period);
+            }
+        });
+        Ok(Self { stop, handle: Some(handle) })
+    }
+
+    /// Stops sampling; the peak in bytes, or `None` on the CPU.
+    pub fn finish(mut self) -> Result<Option<u64>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        match self.handle.take() {
+            Some(h) => Ok(Some(h.join().map_err(|_| Error::Config("the device-memory sampler panicked".into()))??)),
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +97,14 @@ mod tests {
         assert!(now >= 60 << 20, "resident {now} while holding 64 MiB");
         assert!(peak_rss_bytes()? >= now, "peak below the current resident size");
         drop(v);
+        Ok(())
+    }
+
+    /// On the CPU there is no device memory to sample: the sampler says so instead of a number.
+    #[test]
+    fn device_peak_is_none_on_the_cpu() -> Result<()> {
+        let sampler = DevicePeak::start(&candle_core::Device::Cpu, std::time::Duration::from_millis(5))?;
+        assert_eq!(sampler.finish()?, None);
         Ok(())
     }
 }

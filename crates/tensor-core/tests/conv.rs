@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use tensor_core::nets::conv::{avg_pool_2x2, global_avg_pool, instance_norm, Conv3x3};
+use tensor_core::nets::conv::{avg_pool_2x2, global_avg_pool, instance_norm, matmul_16bit_exact, Conv3x3};
 use tensor_core::params::ParamBuilder;
 use tensor_core::{Result, SeededRng};
 
@@ -117,5 +117,55 @@ fn normalisation_and_pooling_values() -> Result<()> {
     assert_eq!(avg_pool_2x2(&p)?.flatten_all()?.to_vec1::<f64>()?, vec![2.5, 4.5, 10.5, 12.5]);
     assert_eq!(global_avg_pool(&p)?.flatten_all()?.to_vec1::<f64>()?, vec![7.5]);
     assert!(avg_pool_2x2(&p.narrow(1, 0, 3)?).is_err(), "odd height must be refused");
+    Ok(())
+}
+
+/// The fused im2col kernel and its col2im backward equal the composite candle ops (value and
+/// gradient, plain and mirrored): to rounding in f64, to bf16's rounding of the differently
+/// ordered gradient sums in bf16.
+#[test]
+fn fused_columns_match_the_composite_ops() -> Result<()> {
+    let mut rng = SeededRng::new(11);
+    let k = conv(&mut rng, 3, 4, true)?;
+    for dtype in [DType::F64, DType::BF16] {
+        let x = candle_core::Var::from_tensor(&rng.normal((2, 5, 3, 3), DType::F64, &Device::Cpu)?.to_dtype(dtype)?)?;
+        let z = rng.normal((2, 5, 3, 4), DType::F64, &Device::Cpu)?.to_dtype(dtype)?;
+        let k = k.to_dtype(dtype)?;
+        let run = |fused: bool| -> Result<(Vec<f64>, Vec<f64>)> {
+            tensor_core::kernels::set_fused(fused);
+            let y = (k.forward(x.as_tensor())? + k.transpose(&k.forward(x.as_tensor())?)?.sum_all()?.broadcast_as((2, 5, 3, 4))?)?;
+            let loss = (y.to_dtype(DType::F64)? * z.to_dtype(DType::F64)?)?.sum_all()?;
+            let g = loss.backward()?.get(x.as_tensor()).expect("a gradient").to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+            Ok((y.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?, g))
+        };
+        let (fused, composite) = (run(true)?, run(false)?);
+        tensor_core::kernels::set_fused(true);
+        let tol = if dtype == DType::F64 { 1e-12 } else { 3e-2 };
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()));
+        assert!(close(&fused.0, &composite.0) && close(&fused.1, &composite.1), "{dtype:?}: fused and composite differ");
+    }
+    Ok(())
+}
+
+/// The 16-bit product through f32 equals candle's own 16-bit CPU matmul, value and gradients,
+/// in bf16 and f16 (odd sizes).
+#[test]
+fn sixteen_bit_products_equal_candles() -> Result<()> {
+    let mut rng = SeededRng::new(13);
+    for dtype in [DType::BF16, DType::F16] {
+        let a = candle_core::Var::from_tensor(&rng.normal((37, 19), DType::F32, &Device::Cpu)?.to_dtype(dtype)?)?;
+        let b = candle_core::Var::from_tensor(&rng.normal((19, 11), DType::F32, &Device::Cpu)?.to_dtype(dtype)?)?;
+        let r = rng.normal((37, 11), DType::F32, &Device::Cpu)?.to_dtype(dtype)?;
+        let ours = matmul_16bit_exact(a.as_tensor(), b.as_tensor())?;
+        let theirs = a.as_tensor().matmul(b.as_tensor())?;
+        let bits = |t: &Tensor| -> Result<Vec<f32>> { Ok(t.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?) };
+        assert_eq!(bits(&ours)?, bits(&theirs)?, "{dtype:?} values");
+        let (g1, g2) = ((ours * &r)?.sum_all()?.backward()?, (theirs * &r)?.sum_all()?.backward()?);
+        for v in [&a, &b] {
+            let (x, y) = (bits(g1.get(v.as_tensor()).unwrap())?, bits(g2.get(v.as_tensor()).unwrap())?);
+            let worst = x.iter().zip(&y).map(|(p, q)| (p - q).abs() / q.abs().max(1e-3)).fold(0f32, f32::max);
+            assert!(worst <= 1e-2, "{dtype:?} gradient differs by {worst:e} relative");
+        }
+    }
     Ok(())
 }

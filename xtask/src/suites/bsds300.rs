@@ -132,7 +132,7 @@ impl Suite for Bsds300Suite {
             .clamp(Some(1.5))
             .mode(mode)
             .seed(seed);
-        let measured = measure_peak(|| Ok(train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {})))?;
+        let measured = measure_peak(device, || Ok(train(&model, &vm, &train_x, &val_x, &tc, &mut |_| {})))?;
         let (result, elapsed, peak) = (measured.value, measured.seconds, measured.peak_above_start_mb);
         let mut row = Row::new();
         match result {

@@ -90,7 +90,7 @@ impl Suite for MfgSuite {
             .val_steps(VAL_STEPS)
             .val_every(50)
             .seed(seed);
-        let measured = measure_peak(|| train::train(&game, &vm, &fit, &val, &train_cfg, &mut |_| {}).map_err(s))?;
+        let measured = measure_peak(device, || train::train(&game, &vm, &fit, &val, &train_cfg, &mut |_| {}).map_err(s))?;
         let (best_iter, best) = measured.value.best.clone().ok_or("no validation ran")?;
         let mut row = Row::new();
         row.insert("best_iter".into(), best_iter.into());

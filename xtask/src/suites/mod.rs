@@ -14,6 +14,7 @@ mod scaling;
 mod sde_adjoint;
 mod soc;
 mod stiff_ode;
+mod stl10;
 mod tensor_core_suite;
 mod torch_parity;
 mod toy2d;
@@ -62,6 +63,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(soc::SocSuite),
         Box::new(mfg::MfgSuite),
         Box::new(scaling::ScalingSuite),
+        Box::new(stl10::Stl10Suite),
     ]
 }
 
@@ -124,21 +126,43 @@ pub fn time_runs(reps: usize, mut f: impl FnMut() -> Result<(), String>) -> Resu
 pub struct Measured<T> {
     pub value: T,
     pub seconds: f64,
-    /// Peak resident memory of the process during `f`, in MB.
+    /// Peak memory during `f`, in MB: the process's resident memory on the CPU, the device's
+    /// memory in use (sampled from the driver) on CUDA — [`memory_kind`] says which.
     pub peak_rss_mb: f64,
-    /// The same peak above the resident memory at the start, in MB.
+    /// The same peak above the row's start, in MB.
     pub peak_above_start_mb: f64,
 }
 
-/// Runs `f` with the process's peak resident memory reset first (rows run in their own child
-/// process, so the peak is the row's own).
-pub fn measure_peak<T>(f: impl FnOnce() -> Result<T, String>) -> Result<Measured<T>, String> {
-    let baseline = tensor_core::memory::current_rss_bytes().map_err(|e| e.to_string())?;
-    tensor_core::memory::reset_peak_rss().map_err(|e| e.to_string())?;
+/// What the memory columns of a report on `device` measure, for its notes.
+pub fn memory_kind(device: &Device) -> &'static str {
+    if device.is_cuda() {
+        "GPU memory in use on the device (total − free from the driver, sampled every 5 ms during the row; candle's caching pool included)"
+    } else {
+        "host peak resident memory (VmHWM) of the row's child process"
+    }
+}
+
+/// Runs `f` measuring its peak memory on `device` ([`memory_kind`]): on the CPU the process's
+/// peak resident memory, reset first (rows run in their own child process, so the peak is the
+/// row's own); on CUDA the device memory in use, sampled from the driver.
+pub fn measure_peak<T>(device: &Device, f: impl FnOnce() -> Result<T, String>) -> Result<Measured<T>, String> {
+    let s = |e: tensor_core::Error| e.to_string();
+    let on_device = tensor_core::memory::device_memory_used_bytes(device).map_err(s)?;
+    let baseline = match on_device {
+        Some(used) => used,
+        None => tensor_core::memory::current_rss_bytes().map_err(s)?,
+    };
+    tensor_core::memory::reset_peak_rss().map_err(s)?;
+    let sampler = tensor_core::memory::DevicePeak::start(device, std::time::Duration::from_millis(5)).map_err(s)?;
     let start = std::time::Instant::now();
-    let value = f()?;
+    let value = f();
     let seconds = start.elapsed().as_secs_f64();
-    let peak = tensor_core::memory::peak_rss_bytes().map_err(|e| e.to_string())?;
+    let device_peak = sampler.finish().map_err(s)?;
+    let value = value?;
+    let peak = match device_peak {
+        Some(p) => p,
+        None => tensor_core::memory::peak_rss_bytes().map_err(s)?,
+    };
     Ok(Measured { value, seconds, peak_rss_mb: peak as f64 / 1e6, peak_above_start_mb: peak.saturating_sub(baseline) as f64 / 1e6 })
 }
 

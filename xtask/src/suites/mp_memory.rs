@@ -77,7 +77,7 @@ impl Suite for MpMemory {
         let mode = gradient_mode(get_str(cfg, "mode")?, low, None)?;
         let grid: Vec<f64> = (0..=STEPS).map(|i| i as f64 / STEPS as f64).collect();
         let mut scaler = DynamicScaler::new(low);
-        let measured = measure_peak(|| {
+        let measured = measure_peak(device, || {
             let (loss, _, report) = value_and_grad(field.as_ref(), Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|s| {
                 model.loss(s).map_err(train::TrainError::model)
             })

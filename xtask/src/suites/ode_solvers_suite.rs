@@ -106,7 +106,7 @@ impl Suite for OdeSolvers {
                 let params: Vec<Tensor> = vm.all_vars().iter().map(|v| v.as_tensor().clone()).collect();
                 let field = time_net_field(net.clone());
                 let solve_cfg = SolveConfig::new(Steps::uniform(0.0, 1.0, n).map_err(e)?).adjoint(mode);
-                let measured = measure_peak(|| {
+                let measured = measure_peak(device, || {
                     let sol = solve(&field, method, &x, &solve_cfg).map_err(e)?;
                     let loss = sol.last().sqr().and_then(|s| s.sum_all()).map_err(|e| e.to_string())?;
                     let mut grads = loss.backward().map_err(|e| e.to_string())?;

@@ -117,7 +117,7 @@ impl Suite for SocSuite {
         let phi = potential(&vm, seed, device)?;
         let train = SocTrainConfig { iters, sampler, weights: weights(sampler), seed, ..Default::default() };
         let mut curve = Vec::new();
-        let measured = measure_peak(|| {
+        let measured = measure_peak(device, || {
             fit(&problem, &phi, &vm, &train, false, &mut |r| {
                 if let Some(v) = &r.validation {
                     curve.push(json!([r.iter, v.get("J"), v.get("phi0")]));
@@ -348,7 +348,7 @@ fn timing_row(side: &str, iters: usize, device: &Device, seed: u64) -> Result<Ro
     // a warm-up iteration, `iters` timed ones, and a last one that validates (not timed)
     let cfg = SocTrainConfig { iters: iters + 2, val_every: usize::MAX / 2, seed, ..Default::default() };
     let mut stamps = Vec::new();
-    let measured = measure_peak(|| fit(&problem, &phi, &vm, &cfg, false, &mut |r| stamps.push(r.seconds)).map_err(s))?;
+    let measured = measure_peak(device, || fit(&problem, &phi, &vm, &cfg, false, &mut |r| stamps.push(r.seconds)).map_err(s))?;
     let mut dt: Vec<f64> = stamps.windows(2).take(iters).map(|w| w[1] - w[0]).collect();
     dt.sort_by(f64::total_cmp);
     row.insert("time_per_iter_s".into(), dt[dt.len() / 2].into());

@@ -82,7 +82,7 @@ impl Suite for TensorCore {
         let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
         let t = Tensor::new(0.5f32, device).map_err(|e| e.to_string())?;
         let mut lap = None;
-        let measured = measure_peak(|| {
+        let measured = measure_peak(device, || {
             time_runs(reps, || {
                 let value = phi.value(&x, &t).map_err(e)?;
                 let l = match method {

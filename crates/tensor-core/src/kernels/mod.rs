@@ -18,10 +18,13 @@
 //! - [`network_tangents`]: a whole network of [`AffineForm`] layers with K tangents (JVP, exact
 //!   and Hutchinson traces, or the value alone) as one graph node with a hand-written backward
 //!   (`network`);
+//! - [`im2col_3x3`]: the columns of a 3×3 convolution on channels-last images and their adjoint
+//!   (`im2col`; any float dtype);
 //! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
 
 mod bias;
 mod elementwise;
+mod im2col;
 mod network;
 pub mod selu;
 pub mod smooth;
@@ -236,6 +239,17 @@ pub fn swish_composite(z: &Tensor) -> Result<Tensor> {
 pub fn log_cosh_composite(z: &Tensor) -> Result<Tensor> {
     let a = z.abs()?;
     Ok(((&a + ((&a * -2.0)?.exp()? + 1.0)?.log()?)? - std::f64::consts::LN_2)?)
+}
+
+/// The im2col matrix (B·H·W, 9·C) of channels-last images (B, H, W, C) for a 3×3 kernel with
+/// zero padding 1 (`mirrored`: the offsets negated, for the adjoint), as one CPU pass with a
+/// col2im backward; `None` where the kernel does not apply (CUDA, composite mode), for the
+/// caller's composite path.
+pub fn im2col_3x3(x: &Tensor, mirrored: bool) -> Result<Option<Tensor>> {
+    if !(fused() && x.device().is_cpu() && x.dtype().is_float() && x.rank() == 4) {
+        return Ok(None);
+    }
+    Ok(Some(x.contiguous()?.apply_op1(im2col::Im2Col { mirrored })?))
 }
 
 /// z + 1bᵀ for z of shape (B, m) and b of shape (1, m) (a dense layer's bias): one pass, and a

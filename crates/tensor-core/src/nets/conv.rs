@@ -3,15 +3,17 @@
 //! average pooling — what the parabolic CNN of "Deep Neural Networks Motivated by Partial
 //! Differential Equations" (Ruthotto & Haber, 2020) is built from.
 //!
-//! The convolutions are matrix products over im2col columns, written as candle ops: they run
-//! and differentiate in every dtype on every device (candle's CPU `conv2d` refuses bf16), and a
-//! 16-bit product is one 16-bit matmul with f32 accumulation. The reductions (instance norm,
+//! The convolutions are matrix products over im2col columns: they run and differentiate in every
+//! dtype on every device (candle's CPU `conv2d` refuses bf16), and a 16-bit product is one
+//! 16-bit matmul with f32 accumulation. On the CPU the columns come from one fused pass
+//! ([`crate::kernels::im2col_3x3`]); elsewhere, and with the kernels switched off, from candle
+//! ops (pads, narrows, a concatenation) — the reference the tests compare against. The reductions (instance norm,
 //! pooling) accumulate in f32 whatever the input's dtype, because candle sums in the tensor's
 //! own dtype.
 
 use crate::error::{Error, Result};
 use crate::params::{Init, ParamBuilder};
-use candle_core::{DType, Tensor, D};
+use candle_core::{DType, Tensor};
 
 /// The 3×3 neighbourhood offsets (dy, dx), row-major: offset o = 3(dy + 1) + (dx + 1), the
 /// order of PyTorch's (ky, kx) kernel entries.
@@ -29,6 +31,9 @@ fn expect_image(x: &Tensor, channels: usize, context: &'static str) -> Result<(u
 /// x[b, h + dy − 1, w + dx − 1, c] (zero outside the image). `mirrored` negates the offsets:
 /// the columns of the adjoint, which reads the neighbourhood point-reflected.
 fn columns(x: &Tensor, mirrored: bool) -> Result<Tensor> {
+    if let Some(cols) = crate::kernels::im2col_3x3(x, mirrored)? {
+        return Ok(cols);
+    }
     let (b, h, w, c) = x.dims4()?;
     let padded = x.pad_with_zeros(1, 1, 1)?.pad_with_zeros(2, 1, 1)?;
     let shifted = OFFSETS
@@ -39,6 +44,18 @@ fn columns(x: &Tensor, mirrored: bool) -> Result<Tensor> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&shifted, 3)?.reshape((b * h * w, 9 * c))?)
+}
+
+/// a · b for 2-D operands of one dtype. On the CPU, 16-bit operands are multiplied as f32 and
+/// the product rounded back: candle's own 16-bit CPU matmul gives the same numbers (it
+/// accumulates in f32 and rounds; `tests/conv.rs` checks the two agree) at a fraction of the
+/// speed, by converting element by element.
+pub fn matmul_16bit_exact(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let dtype = a.dtype();
+    if a.device().is_cpu() && matches!(dtype, DType::BF16 | DType::F16) && b.dtype() == dtype {
+        return Ok(a.to_dtype(DType::F32)?.matmul(&b.to_dtype(DType::F32)?)?.to_dtype(dtype)?);
+    }
+    Ok(a.matmul(b)?)
 }
 
 /// A 3×3 convolution, stride 1, zero padding 1: (K x)[p, j] = Σ_{o, i} W[o, i, j] x[p + δ_o, i]
@@ -72,7 +89,7 @@ impl Conv3x3 {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (c_in, c_out) = self.channels()?;
         let (b, h, w, _) = expect_image(x, c_in, "Conv3x3::forward")?;
-        let z = columns(x, false)?.matmul(&self.weight.reshape((9 * c_in, c_out))?)?;
+        let z = matmul_16bit_exact(&columns(x, false)?, &self.weight.reshape((9 * c_in, c_out))?)?;
         let z = match &self.bias {
             Some(bias) => z.broadcast_add(bias)?,
             None => z,
@@ -87,7 +104,7 @@ impl Conv3x3 {
         let (c_in, c_out) = self.channels()?;
         let (b, h, w, _) = expect_image(z, c_out, "Conv3x3::transpose")?;
         let weight_t = self.weight.transpose(1, 2)?.contiguous()?.reshape((9 * c_out, c_in))?;
-        Ok(columns(z, true)?.matmul(&weight_t)?.reshape((b, h, w, c_in))?)
+        Ok(matmul_16bit_exact(&columns(z, true)?, &weight_t)?.reshape((b, h, w, c_in))?)
     }
 
     /// The same convolution with its parameters cast to `dtype` (differentiably).
@@ -116,7 +133,7 @@ impl Conv1x1 {
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (c_in, c_out) = self.weight.dims2()?;
         let (b, h, w, _) = expect_image(x, c_in, "Conv1x1::forward")?;
-        Ok(x.reshape((b * h * w, c_in))?.matmul(&self.weight)?.broadcast_add(&self.bias)?.reshape((b, h, w, c_out))?)
+        Ok(matmul_16bit_exact(&x.reshape((b * h * w, c_in))?, &self.weight)?.broadcast_add(&self.bias)?.reshape((b, h, w, c_out))?)
     }
 
     /// The same layer with its parameters cast to `dtype` (differentiably).
@@ -143,13 +160,23 @@ pub fn instance_norm(x: &Tensor, affine: Option<(&Tensor, &Tensor)>) -> Result<T
     }
     let dtype = x.dtype();
     let xs = if dtype == DType::F64 { x.clone() } else { x.to_dtype(DType::F32)? };
-    let centred = xs.broadcast_sub(&xs.mean_keepdim(1)?.mean_keepdim(2)?)?;
-    let var = centred.sqr()?.mean_keepdim(1)?.mean_keepdim(2)?;
+    let centred = xs.broadcast_sub(&pixel_mean(&xs)?)?;
+    let var = pixel_mean(&centred.sqr()?)?;
     let mut y = centred.broadcast_div(&(var + INSTANCE_NORM_EPS)?.sqrt()?)?;
     if let Some((gamma, beta)) = affine {
         y = y.broadcast_mul(&gamma.to_dtype(y.dtype())?)?.broadcast_add(&beta.to_dtype(y.dtype())?)?;
     }
     Ok(y.to_dtype(dtype)?)
+}
+
+/// The mean over the pixels of each image's channel, (B, H, W, C) → (B, 1, 1, C), as a batched
+/// product with a row of 1/(H·W): candle's reductions over the middle axes of a channels-last
+/// tensor are strided loops several times slower than the product.
+fn pixel_mean(x: &Tensor) -> Result<Tensor> {
+    let (b, h, w, c) = x.dims4()?;
+    let weights =
+        Tensor::full(1.0 / (h * w) as f64, (1, 1, h * w), x.device())?.to_dtype(x.dtype())?.broadcast_as((b, 1, h * w))?.contiguous()?;
+    Ok(weights.matmul(&x.reshape((b, h * w, c))?)?.reshape((b, 1, 1, c))?)
 }
 
 /// 2×2 average pooling with stride 2: (B, H, W, C) → (B, H/2, W/2, C); H and W must be even.
@@ -165,8 +192,8 @@ pub fn avg_pool_2x2(x: &Tensor) -> Result<Tensor> {
 
 /// Global average pooling: (B, H, W, C) → (B, C), accumulated in f32.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
-    let (b, h, w, c) = x.dims4()?;
+    let (b, _, _, c) = x.dims4()?;
     let dtype = x.dtype();
     let xs = if dtype == DType::F64 { x.clone() } else { x.to_dtype(DType::F32)? };
-    Ok(xs.reshape((b, h * w, c))?.mean(D::Minus2)?.to_dtype(dtype)?)
+    Ok(pixel_mean(&xs)?.reshape((b, c))?.to_dtype(dtype)?)
 }
