@@ -54,6 +54,26 @@ pub fn images_and_labels(rows: &Tensor, config: &ClassifierConfig) -> Result<(Te
     Ok((images, labels.to_dtype(DType::U32)?))
 }
 
+/// Per-channel mean and (population) standard deviation of channels-last pixel rows, for the
+/// configuration's normalisation: compute them on the training split only.
+pub fn channel_statistics(pixels: &[f32], channels: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    if channels == 0 || pixels.is_empty() || !pixels.len().is_multiple_of(channels) {
+        return Err(ClassifierError::Data(format!("{} pixel values cannot be split into {channels} channels", pixels.len())));
+    }
+    let n = (pixels.len() / channels) as f64;
+    let mut sum = vec![0f64; channels];
+    let mut sq = vec![0f64; channels];
+    for px in pixels.chunks(channels) {
+        for (c, &v) in px.iter().enumerate() {
+            sum[c] += v as f64;
+            sq[c] += (v as f64) * (v as f64);
+        }
+    }
+    let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+    let std = sq.iter().zip(&mean).map(|(q, m)| ((q / n - m * m).max(0.0)).sqrt() as f32).collect();
+    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
+}
+
 /// (x − mean_c) / std_c per channel.
 pub fn normalize(images: &Tensor, config: &ClassifierConfig) -> Result<Tensor> {
     let dev = images.device();

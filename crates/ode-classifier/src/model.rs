@@ -7,7 +7,6 @@ use crate::data::{images_and_labels, normalize};
 use crate::error::{ClassifierError, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::VarMap;
-use mixed_precision_adjoint::DynamicScaler;
 use ode_solvers::{solve, Method, SolveConfig, Steps};
 use tensor_core::nets::conv::{avg_pool_2x2, global_avg_pool, instance_norm, matmul_16bit_exact, Conv1x1, Conv3x3};
 use tensor_core::params::{Init, ParamBuilder};
@@ -180,11 +179,6 @@ impl ParabolicCnn {
             correct += predicted.iter().zip(labels.to_vec1::<u32>()?).filter(|(p, l)| **p == *l).count();
         }
         Ok(Evaluation { cross_entropy: loss / n as f64, accuracy: correct as f64 / n as f64 })
-    }
-
-    /// New dynamic adjoint scalers, one per block.
-    pub fn scalers(low: tensor_core::Precision) -> Vec<DynamicScaler> {
-        (0..3).map(|_| DynamicScaler::new(low)).collect()
     }
 }
 

@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
 use datasets::digits::Digits;
 use mixed_precision_adjoint::DynamicScaler;
-use ode_classifier::data::{augment, labelled_rows};
+use ode_classifier::data::{augment, channel_statistics, labelled_rows};
 use ode_classifier::{Augment, ClassifierConfig, ParabolicCnn};
 use ode_solvers::Method;
 use tensor_core::{Precision, PrecisionPolicy};
@@ -292,5 +292,16 @@ fn resumed_classifier_training_is_bit_identical() -> Res {
     let _ = std::fs::remove_dir_all(&dir);
     let differing = straight.iter().zip(&resumed).filter(|(a, b)| a != b).count();
     assert!(straight.len() == resumed.len() && differing == 0, "{differing} of {} parameters differ", straight.len());
+    Ok(())
+}
+
+/// Per-channel statistics of channels-last pixels, and a refusal for a length that does not
+/// split into the channels.
+#[test]
+fn channel_statistics_are_per_channel() -> Res {
+    let (mean, std) = channel_statistics(&[1.0, 10.0, 3.0, 10.0, 5.0, 16.0], 2)?;
+    assert_eq!(mean, vec![3.0, 12.0]);
+    assert!((std[0] - (8.0f32 / 3.0).sqrt()).abs() < 1e-6 && (std[1] - 8.0f32.sqrt()).abs() < 1e-6, "{std:?}");
+    assert!(channel_statistics(&[1.0, 2.0, 3.0], 2).is_err());
     Ok(())
 }

@@ -20,7 +20,7 @@ use crate::report::{Report, Row};
 use candle_core::{DType, Device, Tensor};
 use datasets::digits::Digits;
 use datasets::stl10::{self, Stl10, Stl10Split};
-use ode_classifier::data::labelled_rows;
+use ode_classifier::data::{channel_statistics, labelled_rows};
 use ode_classifier::{ClassifierConfig, ParabolicCnn};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -68,10 +68,8 @@ fn data(quick: bool, p: &Preset, seed: u64, device: &Device) -> Result<([Tensor;
     if quick {
         let digits = Digits::embedded().and_then(|d| d.upsampled(p.side / datasets::digits::SIDE)).map_err(|e| s(&e))?;
         let [fit, val, test] = digits.stratified_split(0.2, 0.2, seed).map_err(|e| s(&e))?;
-        let pixels: Vec<f32> = fit.iter().flat_map(|&i| digits.images.row(i).iter().copied()).collect();
-        let mean = pixels.iter().sum::<f32>() / pixels.len() as f32;
-        let std = (pixels.iter().map(|p| (p - mean).powi(2)).sum::<f32>() / pixels.len() as f32).sqrt();
-        let config = ClassifierConfig::digits(p.side, p.width, mean, std);
+        let (mean, std) = channel_statistics(&digits.select(&fit).images.data, 1).map_err(|e| s(&e))?;
+        let config = ClassifierConfig::digits(p.side, p.width, mean[0], std[0]);
         let rows = |ids: &[usize]| {
             let d = digits.select(ids);
             labelled_rows(&d.labels, &d.images.data, &config, device).map_err(|e| s(&e))
