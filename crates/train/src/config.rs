@@ -191,3 +191,21 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cosine schedule starts at the initial rate, is halfway at half the horizon, reaches
+    /// the final rate at the horizon and stays there; a zero horizon is refused.
+    #[test]
+    fn cosine_schedule_follows_its_formula() {
+        let (lr, min) = (0.05, 1e-4);
+        assert!((LrSchedule::cosine(lr, min, 0, 100) - lr).abs() < 1e-15);
+        assert!((LrSchedule::cosine(lr, min, 50, 100) - (lr + min) / 2.0).abs() < 1e-15);
+        assert!((LrSchedule::cosine(lr, min, 100, 100) - min).abs() < 1e-15);
+        assert_eq!(LrSchedule::cosine(lr, min, 250, 100), min);
+        let cfg = TrainConfig::default().lr(lr).schedule(LrSchedule::Cosine { min_lr: min, horizon: 0 });
+        assert!(cfg.validate().is_err());
+    }
+}
