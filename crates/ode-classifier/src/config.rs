@@ -12,9 +12,22 @@ pub struct Augment {
     pub flip: bool,
 }
 
+/// What the linear classifier sees of the last block's state (B, h, w, 4·`width`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Head {
+    /// The per-channel mean over the pixels (rampde's `AdaptiveAvgPool2d(1)`): 4·`width`
+    /// features.
+    #[default]
+    GlobalAverage,
+    /// Every pixel of every channel, h·w·4·`width` features. Instance norm leaves each
+    /// channel's mean nearly fixed, so on small images the global average keeps little of the
+    /// state; the digits preset keeps the 4×4 (or 2×2) layout instead.
+    Flatten,
+}
+
 /// A parabolic CNN: stem (3×3 conv, instance norm, ReLU), three ODE blocks of `width`, 2·`width`
 /// and 4·`width` channels joined by 1×1 conv, instance norm, ReLU and 2×2 average pooling,
-/// global average pooling and a linear classifier.
+/// then the [`Head`] and a linear classifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
     /// Image height, width and channels (the data's rows are these pixels, channels last).
@@ -31,6 +44,9 @@ pub struct ClassifierConfig {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
     pub augment: Augment,
+    /// Global average pooling (rampde) or the flattened last state.
+    #[serde(default)]
+    pub head: Head,
 }
 
 impl ClassifierConfig {
@@ -48,13 +64,15 @@ impl ClassifierConfig {
             mean: vec![0.4467, 0.4398, 0.4066],
             std: vec![0.2241, 0.2210, 0.2239],
             augment: Augment { pad: 12, flip: true },
+            head: Head::GlobalAverage,
         }
     }
 
     /// The same family scaled to one-channel digit images of `side` × `side` pixels (8, or the
     /// 8×8 digits enlarged): blocks at side, side/2 and side/4 pixels of `width`, 2·`width`,
     /// 4·`width` channels; shifts by up to side/8 pixels, no flips (a mirrored digit is not a
-    /// digit); `mean` and `std` from the training split.
+    /// digit); the flattened last state as the classifier's input ([`Head::Flatten`]); `mean`
+    /// and `std` from the training split.
     pub fn digits(side: usize, width: usize, mean: f32, std: f32) -> Self {
         Self {
             height: side,
@@ -66,12 +84,22 @@ impl ClassifierConfig {
             mean: vec![mean],
             std: vec![std],
             augment: Augment { pad: (side / 8).max(1), flip: false },
+            head: Head::Flatten,
         }
     }
 
     /// Pixels per image (H·W·C): a data row is the label then these.
     pub fn pixels(&self) -> usize {
         self.height * self.image_width * self.channels
+    }
+
+    /// Features the linear classifier reads: 4·`width`, or 4·`width` per pixel of the last
+    /// block ((H/4)·(W/4)) for [`Head::Flatten`].
+    pub fn head_features(&self) -> usize {
+        match self.head {
+            Head::GlobalAverage => 4 * self.width,
+            Head::Flatten => 4 * self.width * (self.height / 4) * (self.image_width / 4),
+        }
     }
 
     /// The number of trained parameters the configuration defines.
@@ -87,7 +115,7 @@ impl ClassifierConfig {
             + (2 * w * 4 * w + 4 * w)
             + 8 * w
             + block(4 * w)
-            + (4 * w * self.classes + self.classes)
+            + (self.head_features() * self.classes + self.classes)
     }
 
     /// Refuses a configuration that cannot describe a network, naming the setting.

@@ -45,6 +45,6 @@ pub mod model;
 mod objective;
 
 pub use block::{ParabolicBlock, ParabolicField};
-pub use config::{Augment, ClassifierConfig};
+pub use config::{Augment, ClassifierConfig, Head};
 pub use error::{ClassifierError, Result};
 pub use model::{Evaluation, ParabolicCnn};

@@ -2,7 +2,7 @@
 //! under any gradient mode, and evaluation.
 
 use crate::block::ParabolicBlock;
-use crate::config::ClassifierConfig;
+use crate::config::{ClassifierConfig, Head};
 use crate::data::{images_and_labels, normalize};
 use crate::error::{ClassifierError, Result};
 use candle_core::{DType, Tensor};
@@ -37,8 +37,8 @@ impl Connector {
 /// The parabolic CNN of rampde's STL-10 experiment ("Mixed Precision Training of Neural ODEs";
 /// the network of Ruthotto & Haber, "Deep Neural Networks Motivated by Partial Differential
 /// Equations", 2020), channels-last: stem 3×3 conv → instance norm → ReLU; ODE block (width);
-/// connector; ODE block (2·width); connector; ODE block (4·width); global average pooling;
-/// linear classifier. Each block is integrated on [0, 1] on the grid a step gives.
+/// connector; ODE block (2·width); connector; ODE block (4·width); global average pooling (or
+/// the flattened state, [`Head`]); linear classifier. Each block is integrated on [0, 1] on the grid a step gives.
 pub struct ParabolicCnn {
     config: ClassifierConfig,
     stem: Conv3x3,
@@ -73,8 +73,9 @@ impl ParabolicCnn {
         ];
         let connectors = [Connector::new(&mut pb.pp("connector1"), w, 2 * w)?, Connector::new(&mut pb.pp("connector2"), 2 * w, 4 * w)?];
         let mut head = pb.pp("head");
-        let init = Init::LinearDefault { fan_in: 4 * w };
-        let (head_weight, head_bias) = (head.get("weight", (4 * w, config.classes), init)?, head.get("bias", config.classes, init)?);
+        let features = config.head_features();
+        let init = Init::LinearDefault { fan_in: features };
+        let (head_weight, head_bias) = (head.get("weight", (features, config.classes), init)?, head.get("bias", config.classes, init)?);
         Ok(Self { config, stem, stem_gamma, stem_beta, blocks, connectors, head_weight, head_bias })
     }
 
@@ -153,10 +154,14 @@ impl ParabolicCnn {
         Ok(instance_norm(&z, Some((&self.stem_gamma, &self.stem_beta)))?.relu()?.to_dtype(x.dtype())?)
     }
 
-    /// Global average pooling and the linear classifier in `dtype`; logits in the state's dtype
-    /// (f32, or f64).
+    /// The [`Head`] and the linear classifier in `dtype`; logits in the state's dtype (f32, or
+    /// f64).
     fn head_layer(&self, y: &Tensor, dtype: DType) -> Result<Tensor> {
-        let pooled = global_avg_pool(&y.to_dtype(dtype)?)?;
+        let low = y.to_dtype(dtype)?;
+        let pooled = match self.config.head {
+            Head::GlobalAverage => global_avg_pool(&low)?,
+            Head::Flatten => low.flatten_from(1)?,
+        };
         Ok(matmul_16bit_exact(&pooled, &self.head_weight.to_dtype(dtype)?)?
             .broadcast_add(&self.head_bias.to_dtype(dtype)?)?
             .to_dtype(y.dtype())?)
