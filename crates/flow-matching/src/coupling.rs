@@ -2,9 +2,9 @@
 //! Pooladian et al. 2023): independently, by the exact OT assignment (a permutation), or by
 //! sampling pairs from the entropic Sinkhorn plan.
 
-use crate::assignment::exact_assignment;
 use crate::error::{FmError, Result};
-use crate::sinkhorn::{sinkhorn, SinkhornConfig};
+use crate::ot::{transport, OtSolver, Plan};
+use crate::sinkhorn::SinkhornConfig;
 use candle_core::{DType, Tensor};
 use rand::Rng;
 use tensor_core::stats::sq_distances;
@@ -44,14 +44,16 @@ impl Coupling {
         match self {
             Self::Independent => Ok((x0.clone(), x1.clone())),
             Self::ExactOt => {
-                let sigma = exact_assignment(&cost.flatten_all()?.to_vec1::<f64>()?, n)?;
+                let Plan::Permutation(sigma) = transport(&cost, OtSolver::Exact)?.plan else {
+                    unreachable!("the exact solver returns a permutation")
+                };
                 let idx: Vec<u32> = sigma.iter().map(|&j| j as u32).collect();
                 Ok((x0.clone(), x1.index_select(&Tensor::new(idx.as_slice(), x1.device())?, 0)?))
             }
             Self::Sinkhorn { eps, normalize } => {
                 let scale = if *normalize { cost.max_all()?.to_scalar::<f64>()?.max(1e-300) } else { 1.0 };
-                let w = Tensor::full(1.0 / n as f64, n, cost.device())?;
-                let plan = sinkhorn(&(cost / scale)?, &w, &w, SinkhornConfig { tol: 1e-6, ..SinkhornConfig::new(*eps) })?.plan;
+                let plan =
+                    transport(&(cost / scale)?, OtSolver::Sinkhorn(SinkhornConfig { tol: 1e-6, ..SinkhornConfig::new(*eps) }))?.dense()?;
                 // draw n index pairs from the plan (with replacement, as torchcfm does)
                 let p = plan.flatten_all()?.to_vec1::<f64>()?;
                 let total: f64 = p.iter().sum();

@@ -2,8 +2,12 @@
 //! by superposition"): conditional flow matching on the straight path ψ_t = (1 − t)x₀ + t x₁
 //! with target velocity x₁ − x₀, and minibatch couplings that make the learned paths straighter.
 //!
-//! - [`assignment`]: exact linear assignment (shortest augmenting paths, Crouse's form, O(n³)).
-//! - [`sinkhorn`]: log-domain entropic OT with ε-scaling; returns plan, cost, marginal error.
+//! - [`ot`]: [`transport`]`(cost, solver)`, exact or entropic OT on a cost matrix with one
+//!   result type (plan or permutation, cost, max-abs marginal error);
+//! - [`assignment`]: exact linear assignment (Jonker–Volgenant: column reduction, augmenting row
+//!   reduction, shortest augmenting paths; O(n³) worst case).
+//! - [`sinkhorn`]: entropic OT in the kernel domain with absorption or the log domain with
+//!   ε-scaling; returns plan, cost, marginal error.
 //! - [`coupling`]: independent, exact-OT and Sinkhorn minibatch couplings.
 //! - [`cfm`]: conditional paths (straight with constant σ; Brownian bridge for
 //!   Schrödinger-bridge CFM), the CFM loss and training loops (coupled minibatches, or fixed pairs for
@@ -16,6 +20,7 @@ pub mod cfm;
 pub mod coupling;
 pub mod error;
 pub mod flow;
+pub mod ot;
 pub mod sample;
 pub mod sinkhorn;
 
@@ -23,3 +28,4 @@ pub use cfm::{cfm_loss, train_cfm, train_on_pairs, CfmConfig, Path};
 pub use coupling::Coupling;
 pub use error::{FmError, Result};
 pub use flow::LearnedFlow;
+pub use ot::{transport, OtSolution, OtSolver, Plan};

@@ -2,8 +2,8 @@
 //! `ode-solvers` method, and the quality metrics of the lecture notes' comparison: exact W2 and the
 //! kinetic energy E∫‖v‖² dt of the paths (straight paths cost least).
 
-use crate::assignment::exact_assignment;
 use crate::error::{FmError, Result};
+use crate::ot::{transport, OtSolver};
 use candle_core::{DType, Tensor};
 use ode_solvers::log_density::integrate_divergence;
 use ode_solvers::path_energy::path_energy;
@@ -43,7 +43,6 @@ pub fn w2_exact(x: &Tensor, y: &Tensor) -> Result<f64> {
     if y.dim(0)? != n || n == 0 {
         return Err(FmError::Config(format!("exact W2 needs equal non-empty samples, got {n} and {}", y.dim(0)?)));
     }
-    let c = sq_distances(&x.to_dtype(DType::F64)?, &y.to_dtype(DType::F64)?)?.flatten_all()?.to_vec1::<f64>()?;
-    let sigma = exact_assignment(&c, n)?;
-    Ok((sigma.iter().enumerate().map(|(i, &j)| c[i * n + j]).sum::<f64>() / n as f64).sqrt())
+    let c = sq_distances(&x.to_dtype(DType::F64)?, &y.to_dtype(DType::F64)?)?;
+    Ok(transport(&c, OtSolver::Exact)?.cost.sqrt())
 }

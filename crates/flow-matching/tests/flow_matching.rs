@@ -7,6 +7,7 @@ use flow_matching::assignment::exact_assignment;
 use flow_matching::sample::{kinetic_energy, log_prob, sample, w2_exact};
 use flow_matching::sinkhorn::{sinkhorn, SinkhornConfig, SinkhornDomain};
 use flow_matching::{train_cfm, train_on_pairs, CfmConfig, Coupling, Path, Result};
+use flow_matching::{transport, OtSolver, Plan};
 use ode_solvers::{Method, Steps};
 use tensor_core::nets::Mlp;
 use tensor_core::params::ParamBuilder;
@@ -107,6 +108,37 @@ fn sinkhorn_meets_marginals_and_tends_to_exact_ot() -> Result<()> {
     let a = (&a / a.sum_all()?.to_scalar::<f64>()?)?;
     assert!(sinkhorn(&c, &a, &w, SinkhornConfig::new(0.05))?.marginal_error <= 1e-6);
     assert!(sinkhorn(&c, &Tensor::full(0.5f64, 2, &DEV)?, &w, SinkhornConfig::new(0.05)).is_err());
+    Ok(())
+}
+
+/// `transport` gives both solvers one result: the exact permutation's cost equals the assignment
+/// routine's, its dense plan has uniform marginals, Sinkhorn's cost approaches it as ε → 0 from
+/// above, and bad shapes are refused by name.
+#[test]
+fn transport_is_one_call_for_both_solvers() -> Result<()> {
+    let mut rng = SeededRng::new(11);
+    let n = 40;
+    let c = sq_distances(&rng.normal((n, 2), DType::F64, &DEV)?, &rng.normal((n, 2), DType::F64, &DEV)?)?;
+    let flat = c.flatten_all()?.to_vec1::<f64>()?;
+    let exact = transport(&c, OtSolver::Exact)?;
+    let Plan::Permutation(sigma) = &exact.plan else { panic!("the exact solver returns a permutation") };
+    assert_eq!(sigma, &exact_assignment(&flat, n)?);
+    assert!((exact.cost - assignment_cost(&flat, n, sigma) / n as f64).abs() < 1e-12);
+    let dense = exact.dense()?;
+    assert!(dense.sum(0)?.to_vec1::<f64>()?.iter().chain(&dense.sum(1)?.to_vec1::<f64>()?).all(|v| (v - 1.0 / n as f64).abs() < 1e-15));
+    assert!(((&dense * &c)?.sum_all()?.to_scalar::<f64>()? - exact.cost).abs() < 1e-12);
+    let scale = c.max_all()?.to_scalar::<f64>()?;
+    let mut previous = f64::INFINITY;
+    for eps in [0.1, 0.03, 0.01] {
+        let entropic = transport(&c, OtSolver::Sinkhorn(SinkhornConfig { tol: 1e-8, ..SinkhornConfig::new(eps * scale) }))?;
+        assert!(entropic.marginal_error < 1e-8 && entropic.iterations > 0);
+        assert!(entropic.cost >= exact.cost - 1e-9 && entropic.cost < previous, "eps {eps}: {} after {previous}", entropic.cost);
+        // ⟨C, P_ε⟩ − OT ≤ ε ln n for uniform weights
+        assert!(entropic.cost - exact.cost <= eps * scale * (n as f64).ln(), "eps {eps}: gap {}", entropic.cost - exact.cost);
+        previous = entropic.cost;
+    }
+    assert!(transport(&c.narrow(1, 0, n - 1)?, OtSolver::Exact).is_err());
+    assert!(transport(&c.flatten_all()?, OtSolver::Exact).is_err());
     Ok(())
 }
 

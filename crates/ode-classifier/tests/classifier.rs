@@ -252,6 +252,26 @@ fn training_fits_a_small_set() -> Res {
     Ok(())
 }
 
+/// One epoch over the real digits' training split (67 Adam steps of 16 images, the 8×8 images,
+/// width 8, the flattened head, Adam 1e-2) lift test accuracy from chance (0.1) to at least 0.2:
+/// measured 0.306 at this seed, 0.27–0.45 at seeds 1–3.
+#[test]
+fn one_epoch_on_the_digits_beats_chance() -> Res {
+    let digits = Digits::embedded()?;
+    let [fit_ids, val_ids, test_ids] = digits.stratified_split(0.2, 0.2, 0)?;
+    let (mean, std) = channel_statistics(&digits.select(&fit_ids).images.data, 1)?;
+    let config = ClassifierConfig::digits(8, 8, mean[0], std[0]);
+    let [fit, val, test] = [&fit_ids, &val_ids, &test_ids].map(|ids| digits_rows(&config, ids, DType::F32));
+    let (fit, val, test) = (fit?, val?, test?);
+    let (model, varmap) = ParabolicCnn::init(config, 0, DType::F32, &Device::Cpu)?;
+    let epoch = fit.dim(0)?.div_ceil(16);
+    let cfg = TrainConfig::default().iters(epoch).batch(16).lr(1e-2).steps(4).val_steps(4).val_every(epoch).clamp(Some(1.0));
+    train_objective(&model, &varmap, &fit, &val, &cfg, false, &mut |_| {})?;
+    let accuracy = model.evaluate(&test, 4, DType::F32)?.accuracy;
+    assert!(accuracy >= 0.2, "test accuracy after one epoch {accuracy:.3} (chance 0.1)");
+    Ok(())
+}
+
 /// A run stopped and resumed (SGD momentum buffers, three adjoint scales, the cosine schedule,
 /// the augmentation seeds) ends bit-identical to one that never stopped.
 #[test]
