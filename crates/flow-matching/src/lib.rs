@@ -4,8 +4,8 @@
 //!
 //! - [`ot`]: [`transport`]`(cost, solver)`, exact or entropic OT on a cost matrix with one
 //!   result type (plan or permutation, cost, max-abs marginal error);
-//! - [`assignment`]: exact linear assignment (Jonker–Volgenant: column reduction, augmenting row
-//!   reduction, shortest augmenting paths; O(n³) worst case).
+//! - [`assignment`]: exact linear assignment (auction with ε-scaling for the prices, then
+//!   Jonker–Volgenant's shortest augmenting paths for exactness; O(n³) worst case).
 //! - [`sinkhorn`]: entropic OT in the kernel domain with absorption or the log domain with
 //!   ε-scaling; returns plan, cost, marginal error.
 //! - [`coupling`]: independent, exact-OT and Sinkhorn minibatch couplings.

@@ -12,7 +12,8 @@ use candle_core::{DType, Tensor};
 /// Which problem [`transport`] solves.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum OtSolver {
-    /// Unregularised OT between n and n uniform points: an optimal permutation (Jonker–Volgenant).
+    /// Unregularised OT between n and n uniform points: an optimal permutation (auction prices,
+    /// Jonker–Volgenant augmentation).
     Exact,
     /// Entropic OT at the configuration's ε (kernel or log domain, [`SinkhornConfig::domain`]).
     Sinkhorn(SinkhornConfig),
@@ -37,7 +38,7 @@ pub struct OtSolution {
     pub marginal_error: f64,
     /// Sinkhorn iterations at the target ε (0 for the exact solver).
     pub iterations: usize,
-    /// What ran: "Jonker–Volgenant assignment", "kernel-domain Sinkhorn with absorption" or
+    /// What ran: "auction + Jonker–Volgenant assignment", "kernel-domain Sinkhorn with absorption" or
     /// "log-domain Sinkhorn with ε-scaling".
     pub method: &'static str,
 }
@@ -80,7 +81,7 @@ pub fn transport(cost: &Tensor, solver: OtSolver) -> Result<OtSolution> {
                 cost: total,
                 marginal_error: 0.0,
                 iterations: 0,
-                method: "Jonker–Volgenant assignment",
+                method: "auction + Jonker–Volgenant assignment",
             })
         }
         OtSolver::Sinkhorn(cfg) => {

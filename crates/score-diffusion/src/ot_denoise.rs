@@ -4,7 +4,8 @@
 //! - forward: X_{k+1} = (1 − η) X_k + √(2β⁻¹η) Z;
 //! - backward OT denoising map (Liang et al. 2024, Prop.: the Brenier map from μ_{kη} back to
 //!   μ_{(k−1)η} of the JKO step): b_k = i + η(∇f + β⁻¹ ∇ log p_{μ_{kη}}), applied to *any*
-//!   starting cloud, with the exact score of μ_{kη} = law of e^{−kη}X + √(β⁻¹(1 − e^{−2kη})) Z.
+//!   starting cloud, with the exact score of μ_{kη} = law of e^{−kη}X + √(β⁻¹(1 − e^{−2kη})) Z;
+//! - its SDE form ([`OuChain::backward_sde`]): the score term doubled, plus √(2β⁻¹η) Z.
 //!
 //! For μ = N(0, σ²) in 1-D the map is linear, b_k(x) = (1 + η(1 − 1/v_k)) x with
 //! v_k = e^{−2kη}(σ² − 1) + 1 (β = 1), so W(b_k#μ_k, b_k#ν̄_k)/W(μ_k, ν̄_k) =
@@ -68,6 +69,26 @@ impl OuChain {
         for k in (1..=self.steps).rev() {
             let x = self.backward_map(mu, k, path.last().expect("non-empty"))?;
             path.push(x);
+        }
+        Ok(path)
+    }
+
+    /// The backward chain in its SDE form (the reverse-time OU SDE by Euler–Maruyama):
+    /// x ← x + η(x + 2β⁻¹ ∇log p_{μ_{kη}}(x)) + √(2β⁻¹η) Z for k = K, …, 1 — twice the score
+    /// term of the OT map [`OuChain::backward_map`], plus noise; in law both carry μ_{Kη} back to
+    /// μ up to O(η). K + 1 clouds from step K down to 0; every draw from `seed`.
+    pub fn backward_sde(&self, mu: &GaussianMixture, x_k: &Tensor, seed: u64) -> Result<Vec<Tensor>> {
+        self.validate()?;
+        let sde = self.marginal();
+        let mut rng = SeededRng::new(seed);
+        let mut path = vec![x_k.clone()];
+        for k in (1..=self.steps).rev() {
+            let t = self.eta * k as f64;
+            let x = path.last().expect("non-empty");
+            let s = mu.score(x, sde.alpha(t), sde.sigma(t))?;
+            let drift = ((x + (s * (2.0 * self.beta_inv))?)? * self.eta)?;
+            let z = rng.normal(x.dims(), x.dtype(), x.device())?;
+            path.push(((x + drift)? + (z * (2.0 * self.beta_inv * self.eta).sqrt())?)?);
         }
         Ok(path)
     }
