@@ -99,7 +99,7 @@ impl OtCouplings {
         match result {
             Ok(v) => {
                 for (method, prefix) in [("sinkhorn_log", "sinkhorn"), ("sinkhorn", "sinkhorn_plain"), ("emd", "emd")] {
-                    for key in ["cost", "marginal_error", "median_s", "min_s", "iterations"] {
+                    for key in ["cost", "marginal_error", "median_s", "min_s", "iterations", "result_code"] {
                         if let Some(x) = v[method].get(key) {
                             row.insert(format!("{prefix}_{key}"), x.clone());
                         }
@@ -187,7 +187,11 @@ impl Suite for OtCouplings {
                 get(n, "continuum", "emd_median_s"),
                 get(n, "pot", "emd_median_s"),
             ) {
-                report.notes.push(format!("n = {n}: exact OT cost assignment {ours:.8} vs ot.emd {pot:.8}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
+                let optimal = match get(n, "pot", "emd_result_code") {
+                    Some(code) if code != 1.0 => format!(" (ot.emd result code {code}: not optimal)"),
+                    _ => String::new(),
+                };
+                report.notes.push(format!("n = {n}: exact OT cost assignment {ours:.8} vs ot.emd {pot:.8}{optimal}, relative difference {:.1e}; time {:.1} ms vs {:.1} ms (ratio {:.2}).", (ours - pot).abs() / pot, t_ours * 1e3, t_pot * 1e3, t_ours / t_pot));
             }
         }
         let series: Vec<Series> = [
