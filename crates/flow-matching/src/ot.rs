@@ -44,7 +44,7 @@ pub struct OtSolution {
 }
 
 impl OtSolution {
-    /// P as a dense (n, m) f64 matrix (a permutation's has 1/n at (i, σ(i))).
+    /// P as a dense (n, m) f64 matrix (a permutation's has 1/n at (i, σ(i)), built on the CPU).
     pub fn dense(&self) -> Result<Tensor> {
         match &self.plan {
             Plan::Dense(p) => Ok(p.clone()),

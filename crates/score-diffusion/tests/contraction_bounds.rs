@@ -13,19 +13,23 @@ use score_diffusion::GaussianMixture;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// ∫ g(z) φ(z) dz over the standard normal by the trapezoid rule on [−10, 10] (4,001 nodes).
-fn gauss_expect(g: impl Fn(f64) -> f64) -> f64 {
+/// Nodes z and weights of the trapezoid rule for the standard normal on [−10, 10] (4,001 nodes):
+/// Σ w g(z) ≈ ∫ g(z) φ(z) dz.
+fn normal_quadrature() -> Vec<(f64, f64)> {
     let (n, lim) = (4000usize, 10.0f64);
     let h = 2.0 * lim / n as f64;
     (0..=n)
         .map(|k| {
             let z = -lim + h * k as f64;
-            let w = if k == 0 || k == n { 0.5 } else { 1.0 };
-            w * g(z) * (-0.5 * z * z).exp()
+            let end = if k == 0 || k == n { 0.5 } else { 1.0 };
+            (z, end * h * (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt())
         })
-        .sum::<f64>()
-        * h
-        / (2.0 * std::f64::consts::PI).sqrt()
+        .collect()
+}
+
+/// E g(Z) for Z ~ N(0, 1), by [`normal_quadrature`].
+fn gauss_expect(g: impl Fn(f64) -> f64) -> f64 {
+    normal_quadrature().into_iter().map(|(z, w)| w * g(z)).sum()
 }
 
 /// A displacement field φ with its name and sup φ².
@@ -122,15 +126,12 @@ fn backward_expansion_rate_respects_the_multiscale_bound() -> Result<()> {
             Ok(y.flatten_all()?.to_vec1::<f64>()?)
         };
         // quadrature nodes of μ_t = ½N(−α, σ²) + ½N(α, σ²) and their weights
-        let (n, lim) = (4000usize, 10.0f64);
-        let h = 2.0 * lim / n as f64;
         let mut nodes = Vec::new();
         let mut weights = Vec::new();
         for centre in [-alpha, alpha] {
-            for j in 0..=n {
-                let z = -lim + h * j as f64;
+            for (z, w) in normal_quadrature() {
                 nodes.push(centre + sigma * z);
-                weights.push(0.5 * h * (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt());
+                weights.push(0.5 * w);
             }
         }
         let x = Tensor::from_slice(&nodes, (nodes.len(), 1), &Device::Cpu)?;
