@@ -60,6 +60,36 @@ impl OtSolution {
     }
 }
 
+impl OtSolution {
+    /// The plan's barycentric projection T(x_i) = Σ_j P_ij y_j / Σ_j P_ij of the row points onto
+    /// `targets` (m, d), the column points: a map estimate from the plan (the exact plan's is the
+    /// assignment itself; the entropic one's is the entropic map of Pooladian & Niles-Weed,
+    /// "Entropic estimation of optimal transport maps", 2021). (n, d) f64.
+    pub fn barycentric_map(&self, targets: &Tensor) -> Result<Tensor> {
+        let y = targets.to_dtype(DType::F64)?;
+        match &self.plan {
+            Plan::Permutation(sigma) => {
+                if y.dim(0)? != sigma.len() {
+                    return Err(FmError::Config(format!(
+                        "the plan has {} columns but {} target points were given",
+                        sigma.len(),
+                        y.dim(0)?
+                    )));
+                }
+                let idx = Tensor::from_vec(sigma.iter().map(|&j| j as u32).collect::<Vec<_>>(), sigma.len(), y.device())?;
+                Ok(y.index_select(&idx, 0)?)
+            }
+            Plan::Dense(p) => {
+                if y.dim(0)? != p.dim(1)? {
+                    return Err(FmError::Config(format!("the plan has {} columns but {} target points were given", p.dim(1)?, y.dim(0)?)));
+                }
+                let p = p.to_device(y.device())?;
+                Ok(p.matmul(&y)?.broadcast_div(&p.sum_keepdim(1)?)?)
+            }
+        }
+    }
+}
+
 /// OT between uniform weights on the rows and the columns of `cost` (n, m) by `solver`.
 pub fn transport(cost: &Tensor, solver: OtSolver) -> Result<OtSolution> {
     let (n, m) = cost.dims2().map_err(|_| FmError::Config(format!("transport needs a 2-D cost matrix, got shape {:?}", cost.dims())))?;
@@ -94,5 +124,33 @@ pub fn transport(cost: &Tensor, solver: OtSolver) -> Result<OtSolution> {
             };
             Ok(OtSolution { plan: Plan::Dense(r.plan), cost: r.cost, marginal_error: r.marginal_error, iterations: r.iterations, method })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sinkhorn::SinkhornConfig;
+    use candle_core::Device;
+    use tensor_core::{stats::sq_distances, SeededRng};
+
+    #[test]
+    fn barycentric_maps_of_the_exact_and_a_sharp_entropic_plan_agree() -> Result<()> {
+        let mut rng = SeededRng::new(3);
+        let x = rng.normal((40, 2), DType::F64, &Device::Cpu)?;
+        let y = (rng.normal((40, 2), DType::F64, &Device::Cpu)? * 0.5)?.broadcast_add(&Tensor::new(&[[2.0f64, -1.0]], &Device::Cpu)?)?;
+        let c = sq_distances(&x, &y)?;
+        let exact = transport(&c, OtSolver::Exact)?;
+        let t_exact = exact.barycentric_map(&y)?;
+        // the dense form of the same plan projects to the same points
+        let dense = OtSolution { plan: Plan::Dense(exact.dense()?), ..exact.clone() };
+        assert!((dense.barycentric_map(&y)? - &t_exact)?.abs()?.max_all()?.to_scalar::<f64>()? < 1e-12);
+        // a small ε blurs the map only slightly: mean squared gap well below the spread of y
+        let c_max = c.max_all()?.to_scalar::<f64>()?;
+        let sharp = transport(&(c / c_max)?, OtSolver::Sinkhorn(SinkhornConfig { tol: 1e-9, ..SinkhornConfig::new(2e-3) }))?;
+        let gap = (sharp.barycentric_map(&y)? - &t_exact)?.sqr()?.sum(1)?.mean_all()?.to_scalar::<f64>()?;
+        assert!(gap < 0.02, "entropic map is {gap} from the exact one");
+        assert!(exact.barycentric_map(&y.narrow(0, 0, 10)?).is_err());
+        Ok(())
     }
 }
