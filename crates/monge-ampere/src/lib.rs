@@ -18,6 +18,7 @@
 //! - [`estimator`]: the learning steps — logistic regression (Algorithm 1), score matching (Algorithm 2).
 //! - [`sampler`]: the neural sampler, one projected map update per step, convexity tracked.
 //! - [`kl`]: KL of a map's push-forward by the change of variables (quadrature in 1-D, Monte Carlo).
+//! - [`rate`]: fitted log–log slopes, the measured rates next to the theorems'.
 //!
 //! Why a crate of its own: the flow moves a map by density-ratio estimates between its samples and
 //! the data; it integrates no velocity field in time, so it shares no machinery with the ODE models
@@ -47,6 +48,7 @@ pub mod estimator;
 pub mod gaussian;
 pub mod kl;
 pub mod map;
+pub mod rate;
 pub mod sampler;
 pub mod schedule;
 pub mod target;
@@ -56,6 +58,7 @@ pub use estimator::{Estimator, EstimatorConfig};
 pub use gaussian::{average_kl_1d, gaussian_flow, AffineMap};
 pub use kl::{kl_1d, kl_monte_carlo, KlEstimate};
 pub use map::{BrenierMap, Curvature};
+pub use rate::fitted_rate;
 pub use sampler::{Initialization, MongeAmpereSampler, SamplerConfig, StepRecord};
 pub use schedule::StepSchedule;
 pub use target::{Banana, Gaussian, GaussianMixture, Target};

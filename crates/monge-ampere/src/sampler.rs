@@ -28,9 +28,9 @@ use train::Adam;
 /// ψ₀.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Initialization {
-    /// ψ₀ = ½|y|²: ρ₀ = ν = N(0, I).
+    /// ψ₀ ≈ ½|y|²: ρ₀ ≈ ν = N(0, I).
     Identity,
-    /// ψ₀ = ½yᵀΣ^{1/2}y + mᵀy from the data's mean m and covariance Σ: ρ₀ = N(m, Σ).
+    /// ψ₀ ≈ ½yᵀΣ^{1/2}y + mᵀy from the data's mean m and covariance Σ: ρ₀ ≈ N(m, Σ).
     MomentMatched,
 }
 
@@ -47,9 +47,8 @@ pub struct SamplerConfig {
     pub initialization: Initialization,
     /// The estimator's networks.
     pub estimator_config: EstimatorConfig,
-    /// Width and layers of ψ's ResNet.
+    /// Ridge functions of ψ's input-convex network.
     pub map_width: usize,
-    pub map_layers: usize,
     /// Samples of ρ_k per step, and reference draws the update is projected on.
     pub particles: usize,
     /// Adam iterations and learning rate of the projection.
@@ -70,7 +69,6 @@ impl SamplerConfig {
             initialization: Initialization::MomentMatched,
             estimator_config: EstimatorConfig::for_estimator(estimator),
             map_width: 32,
-            map_layers: 2,
             particles: 512,
             map_iters: 200,
             map_lr: 3e-3,
@@ -81,10 +79,8 @@ impl SamplerConfig {
     fn validate(&self) -> Result<()> {
         self.schedule.validate()?;
         let e = &self.estimator_config;
-        if self.horizon == 0 || self.particles < 2 || self.map_width == 0 || self.map_layers < 2 || e.width == 0 || e.batch == 0 {
-            return Err(MaError::Config(format!(
-                "need T ≥ 1, ≥ 2 particles, map width ≥ 1 and layers ≥ 2, estimator width and batch ≥ 1; got {self:?}"
-            )));
+        if self.horizon == 0 || self.particles < 2 || self.map_width == 0 || e.width == 0 || e.batch == 0 {
+            return Err(MaError::Config(format!("need T ≥ 1, ≥ 2 particles, map width ≥ 1, estimator width and batch ≥ 1; got {self:?}")));
         }
         if !(self.map_lr.is_finite() && self.map_lr > 0.0 && e.lr.is_finite() && e.lr > 0.0) {
             return Err(MaError::Config(format!(
@@ -149,14 +145,14 @@ impl MongeAmpereSampler {
         }
         let mut rng = SeededRng::new(config.seed);
         let map = match config.initialization {
-            Initialization::Identity => BrenierMap::identity(d, config.map_width, config.map_layers, &mut rng)?,
+            Initialization::Identity => BrenierMap::identity(d, config.map_width, &mut rng)?,
             Initialization::MomentMatched => {
                 let (mean, cov) = moments(&data)?;
                 let eig = nalgebra::DMatrix::from_row_slice(d, d, &cov).symmetric_eigen();
                 let root = &eig.eigenvectors
                     * nalgebra::DMatrix::from_diagonal(&eig.eigenvalues.map(|v| v.max(0.0).sqrt()))
                     * eig.eigenvectors.transpose();
-                BrenierMap::affine(root.transpose().as_slice(), &mean, config.map_width, config.map_layers, &mut rng)?
+                BrenierMap::affine(root.transpose().as_slice(), &mean, config.map_width, &mut rng)?
             }
         };
         let learner = Learner::new(config.estimator, &config.estimator_config, &data, &mut rng)?;

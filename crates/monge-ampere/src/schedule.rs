@@ -62,11 +62,14 @@ impl StepSchedule {
         }
     }
 
-    /// The exponent p of the theorem's rate T^{−p} (log factors dropped): 1, ½, 1, 1.
-    pub fn theorem_rate(&self) -> f64 {
+    /// The shape of the theorem's bound at horizon T, up to its constant: 1/T (average iterate at
+    /// a constant step), 1/√T (η = c/√T), log T / T (η_k = λ/(k + 1); also η = c·log T / T, whose
+    /// theorem bounds the Bregman divergence B_G(μ | ρ_T) rather than KL).
+    pub fn bound_shape(&self, horizon: f64) -> f64 {
         match self {
-            Self::InverseSqrtHorizon(_) => 0.5,
-            _ => 1.0,
+            Self::Constant(_) => 1.0 / horizon,
+            Self::InverseSqrtHorizon(_) => 1.0 / horizon.sqrt(),
+            Self::Harmonic(_) | Self::LogHorizonOverHorizon(_) => horizon.ln() / horizon,
         }
     }
 }

@@ -6,6 +6,7 @@ mod diffusion_curvature;
 mod fm_diffusion;
 mod manifold;
 mod mfg;
+mod monge_ampere;
 mod mp_memory;
 mod ode_solvers_suite;
 mod ot_couplings;
@@ -62,6 +63,7 @@ pub fn all() -> Vec<Box<dyn Suite>> {
         Box::new(manifold::ManifoldSuite),
         Box::new(soc::SocSuite),
         Box::new(mfg::MfgSuite),
+        Box::new(monge_ampere::MongeAmpereSuite),
         Box::new(scaling::ScalingSuite),
         Box::new(stl10::Stl10Suite),
     ]
