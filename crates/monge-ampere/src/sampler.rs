@@ -51,7 +51,8 @@ pub struct SamplerConfig {
     pub map_width: usize,
     /// Samples of ρ_k per step, and reference draws the update is projected on.
     pub particles: usize,
-    /// Adam iterations and learning rate of the projection.
+    /// Adam iterations and learning rate of the projection (the rate at η₀; at step k it is
+    /// map_lr·η_k/η₀).
     pub map_iters: usize,
     pub map_lr: f64,
     /// Seed of every draw and initialisation.
@@ -196,6 +197,9 @@ impl MongeAmpereSampler {
         let m_hat = self.learner.grad_log_ratio(&x)?;
         let update = (self.map.jacobian_vector(&y, &m_hat)?.detach() * eta)?;
         let goal = (&x - &update)?;
+        // the projection moves the map by about its learning rate per Adam step whatever the
+        // update's size, so the rate follows the step size (map_lr at η₀, the largest η_k)
+        self.map_optimizer.set_learning_rate(cfg.map_lr * eta / cfg.schedule.step_size(0, cfg.horizon))?;
         for _ in 0..cfg.map_iters {
             let loss = (self.map.apply(&y)? - &goal)?.sqr()?.sum(1)?.mean_all()?;
             self.map_optimizer.step(&loss.backward()?)?;

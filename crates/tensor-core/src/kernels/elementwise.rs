@@ -143,6 +143,8 @@ macro_rules! slice_kernel {
 
 pub(crate) use slice_kernel;
 
+slice_kernel!(exp_f64, f64, exp_core, "out[i] = e^{x[i]} for f64 slices of equal length.");
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::{exp_core, expm1_core, log1p_core};

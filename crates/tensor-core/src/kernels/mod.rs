@@ -175,6 +175,18 @@ fn kernel_applies(z: &Tensor) -> bool {
     fused() && z.device().is_cpu() && z.is_contiguous() && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
 }
 
+/// out[i] = e^{x[i]} for f64 slices of equal length, vectorised (AVX-512 / AVX2 / baseline picked
+/// at run time, long slices over rayon's pool), to a few 1e-16 relative; overflow to ∞ above
+/// ≈ 709.8, gradual underflow to 0 below ≈ −708, NaN in NaN out. For callers that work on plain
+/// slices (Sinkhorn's kernel exp((α ⊕ β − C)/ε)); candle's f64 `exp` calls libm per element.
+pub fn exp_slice(x: &[f64], out: &mut [f64]) -> Result<()> {
+    if x.len() != out.len() {
+        return Err(crate::Error::Config(format!("exp_slice: input has {} elements, output {}", x.len(), out.len())));
+    }
+    elementwise::exp_f64(x, out);
+    Ok(())
+}
+
 /// tanh z elementwise: the vectorised kernel where it applies, else candle's `tanh`.
 pub fn tanh(z: &Tensor) -> Result<Tensor> {
     elementwise(z, Elementwise::Tanh, |z| Ok(z.tanh()?))
