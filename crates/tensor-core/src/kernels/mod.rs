@@ -297,3 +297,19 @@ pub fn scale_tangents(z_dot: &Tensor, s: &Tensor) -> Result<Tensor> {
         (false, _) => z_dot.broadcast_mul(&s.unsqueeze(1)?)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exp_slice_matches_libm_and_refuses_unequal_lengths() {
+        let x: Vec<f64> = (0..100_000).map(|i| -740.0 + 1450.0 * i as f64 / 99_999.0).collect();
+        let mut out = vec![0.0; x.len()];
+        super::exp_slice(&x, &mut out).unwrap();
+        for (&xi, &oi) in x.iter().zip(&out) {
+            let e = xi.exp();
+            let tol = if e < f64::MIN_POSITIVE { 1e-320 } else { 4e-16 * e };
+            assert!((oi - e).abs() <= tol || (oi.is_infinite() && e.is_infinite()), "exp({xi}) = {oi}, libm {e}");
+        }
+        assert!(super::exp_slice(&x, &mut out[..3]).is_err());
+    }
+}
