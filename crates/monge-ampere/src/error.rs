@@ -13,6 +13,9 @@ pub enum MaError {
     /// change of variables needs it, a non-finite value).
     #[error("{0}")]
     Diverged(String),
+    /// From score-diffusion (the Gaussian-mixture targets); boxed, it is a large enum.
+    #[error(transparent)]
+    Diffusion(Box<score_diffusion::DiffusionError>),
     /// From the training layer (the optimiser).
     #[error(transparent)]
     Train(#[from] train::TrainError),
@@ -22,6 +25,12 @@ pub enum MaError {
     /// From candle.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+}
+
+impl From<score_diffusion::DiffusionError> for MaError {
+    fn from(e: score_diffusion::DiffusionError) -> Self {
+        Self::Diffusion(Box::new(e))
+    }
 }
 
 /// `Result` with [`MaError`].

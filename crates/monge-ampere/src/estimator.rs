@@ -71,6 +71,8 @@ impl EstimatorConfig {
 pub(crate) struct Net {
     mlp: Mlp,
     opt: Adam,
+    /// The MLP's time input, fixed at 0 (these networks are not time-dependent).
+    t0: Tensor,
 }
 
 impl Net {
@@ -84,11 +86,11 @@ impl Net {
             Activation::Tanh,
         )?;
         let opt = Adam::new(&varmap, cfg.lr)?;
-        Ok(Self { mlp, opt })
+        Ok(Self { mlp, opt, t0: Tensor::zeros((1, 1), DType::F64, &Device::Cpu)? })
     }
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.mlp.forward(x, &Tensor::zeros((1, 1), DType::F64, &Device::Cpu)?)?)
+        Ok(self.mlp.forward(x, &self.t0)?)
     }
 
     fn step(&mut self, loss: &Tensor) -> Result<f64> {

@@ -10,9 +10,8 @@ use crate::error::{MaError, Result};
 use crate::map::BrenierMap;
 use crate::target::{rows_of, Target};
 use candle_core::{DType, Device, Tensor};
+use tensor_core::stats::standard_normal_log_prob;
 use tensor_core::SeededRng;
-
-const LN_2PI: f64 = 1.837_877_066_409_345_3;
 
 /// A KL estimate with its standard error (0 for quadrature).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -21,27 +20,28 @@ pub struct KlEstimate {
     pub std_error: f64,
 }
 
-/// log ν(y) − log det ∇²ψ(y) − log μ(∇ψ(y)) at each row of y.
-fn integrand(map: &BrenierMap, target: &dyn Target, y: &Tensor) -> Result<Vec<f64>> {
+/// (log ν(y), log ν(y) − log det ∇²ψ(y) − log μ(∇ψ(y))) at each row of y.
+fn integrand(map: &BrenierMap, target: &dyn Target, y: &Tensor) -> Result<Vec<(f64, f64)>> {
     let d = map.dim();
     if target.dim() != d {
         return Err(MaError::Config(format!("the map has dimension {d} but the target {}", target.dim())));
     }
     let log_mu = rows_of(&target.log_density(&map.apply(y)?)?, 1, "KL")?;
     let curv = map.curvature(y)?;
+    let log_nu = rows_of(&standard_normal_log_prob(y)?, 1, "KL")?;
     let ys = rows_of(y, d, "KL")?;
     ys.chunks(d)
         .zip(curv.log_det)
         .zip(log_mu)
-        .map(|((yi, ld), lm)| {
+        .zip(log_nu)
+        .map(|(((yi, ld), lm), log_nu)| {
             if !ld.is_finite() {
                 return Err(MaError::Diverged(format!(
                     "the map is not monotone at y = {yi:?} (det ∇²ψ ≤ 0; min eigenvalue {:.3e} over the points): its push-forward has no density by the change of variables",
                     curv.min_eigenvalue
                 )));
             }
-            let log_nu = -0.5 * (yi.iter().map(|v| v * v).sum::<f64>() + d as f64 * LN_2PI);
-            Ok(log_nu - ld - lm)
+            Ok((log_nu, log_nu - ld - lm))
         })
         .collect()
 }
@@ -53,14 +53,13 @@ pub fn kl_1d(map: &BrenierMap, target: &dyn Target, points: usize) -> Result<KlE
     }
     let h = 16.0 / (points - 1) as f64;
     let y: Vec<f64> = (0..points).map(|i| -8.0 + h * i as f64).collect();
-    let f = integrand(map, target, &Tensor::from_vec(y.clone(), (points, 1), &Device::Cpu)?)?;
-    let value = y
+    let f = integrand(map, target, &Tensor::from_vec(y, (points, 1), &Device::Cpu)?)?;
+    let value = f
         .iter()
-        .zip(&f)
         .enumerate()
-        .map(|(i, (yi, fi))| {
+        .map(|(i, (log_nu, fi))| {
             let w = if i == 0 || i == points - 1 { 0.5 } else { 1.0 };
-            w * h * (-0.5 * (yi * yi + LN_2PI)).exp() * fi
+            w * h * log_nu.exp() * fi
         })
         .sum();
     Ok(KlEstimate { value, std_error: 0.0 })
@@ -71,7 +70,7 @@ pub fn kl_monte_carlo(map: &BrenierMap, target: &dyn Target, n: usize, rng: &mut
     if n < 2 {
         return Err(MaError::Config("kl_monte_carlo needs at least 2 draws".into()));
     }
-    let f = integrand(map, target, &rng.normal((n, map.dim()), DType::F64, &Device::Cpu)?)?;
+    let f: Vec<f64> = integrand(map, target, &rng.normal((n, map.dim()), DType::F64, &Device::Cpu)?)?.into_iter().map(|p| p.1).collect();
     let mean = f.iter().sum::<f64>() / n as f64;
     let var = f.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64;
     Ok(KlEstimate { value: mean, std_error: (var / n as f64).sqrt() })

@@ -12,7 +12,8 @@
 //! (η = 1/√T) and O(log T / T) (η_k = λ/(k + 1)) while ∇²ψ_k stays positive definite.
 //!
 //! - [`schedule`]: the four step-size schedules of the theorems.
-//! - [`target`]: normalised targets (Gaussian, Gaussian mixture, banana) for exact evaluation.
+//! - [`target`]: normalised targets (Gaussian, banana, and `score_diffusion`'s Gaussian mixture,
+//!   re-exported) for exact evaluation.
 //! - [`gaussian`]: the flow between Gaussians in closed form (affine iterates, exact KL).
 //! - [`map`]: ∇ψ as the gradient of OT-Flow's potential network (symmetric Jacobian, exact HVPs).
 //! - [`estimator`]: the learning steps — logistic regression (Algorithm 1), score matching (Algorithm 2).
@@ -30,8 +31,8 @@
 //! use monge_ampere::{kl_1d, Estimator, GaussianMixture, MongeAmpereSampler, SamplerConfig, StepSchedule, Target};
 //! use tensor_core::SeededRng;
 //!
-//! let target = GaussianMixture::new(&[0.5, 0.5], &[vec![-1.0], vec![1.0]], &[0.6, 0.6])?;
-//! let data = target.sample(2000, &mut SeededRng::new(1))?;
+//! let target = GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.0], vec![1.0]], vec![0.36, 0.36])?;
+//! let data = Target::sample(&target, 2000, &mut SeededRng::new(1))?;
 //! let mut sampler = MongeAmpereSampler::new(SamplerConfig::new(8, StepSchedule::Constant(0.03), Estimator::Logistic), &data)?;
 //! let before = kl_1d(sampler.map(), &target, 801)?.value;
 //! while !sampler.finished() {
@@ -61,4 +62,5 @@ pub use map::{BrenierMap, Curvature};
 pub use rate::fitted_rate;
 pub use sampler::{Initialization, MongeAmpereSampler, SamplerConfig, StepRecord};
 pub use schedule::StepSchedule;
-pub use target::{Banana, Gaussian, GaussianMixture, Target};
+pub use score_diffusion::GaussianMixture;
+pub use target::{Banana, Gaussian, Target};

@@ -5,6 +5,7 @@
 //! update that would fold the map (∇²ψ with a negative eigenvalue) is not representable.
 
 use crate::error::{MaError, Result};
+use crate::gaussian::symmetric_sqrt;
 use crate::target::rows_of;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
@@ -53,7 +54,7 @@ impl BrenierMap {
             return Err(MaError::Config("an affine Brenier map needs a finite positive semi-definite matrix".into()));
         }
         // A = S^{1/2} (symmetric), so AᵀA = S; b = m
-        let root = &eig.eigenvectors * nalgebra::DMatrix::from_diagonal(&eig.eigenvalues.map(f64::sqrt)) * eig.eigenvectors.transpose();
+        let root = symmetric_sqrt(&mat);
         let varmap = VarMap::new();
         {
             let mut data = varmap.data().lock().map_err(|_| MaError::Config("VarMap mutex poisoned".into()))?;

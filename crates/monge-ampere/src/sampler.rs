@@ -19,6 +19,7 @@
 
 use crate::error::{MaError, Result};
 use crate::estimator::{Estimator, EstimatorConfig, Learner};
+use crate::gaussian::symmetric_sqrt;
 use crate::map::BrenierMap;
 use crate::schedule::StepSchedule;
 use candle_core::{DType, Device, Tensor};
@@ -149,10 +150,7 @@ impl MongeAmpereSampler {
             Initialization::Identity => BrenierMap::identity(d, config.map_width, &mut rng)?,
             Initialization::MomentMatched => {
                 let (mean, cov) = moments(&data)?;
-                let eig = nalgebra::DMatrix::from_row_slice(d, d, &cov).symmetric_eigen();
-                let root = &eig.eigenvectors
-                    * nalgebra::DMatrix::from_diagonal(&eig.eigenvalues.map(|v| v.max(0.0).sqrt()))
-                    * eig.eigenvectors.transpose();
+                let root = symmetric_sqrt(&nalgebra::DMatrix::from_row_slice(d, d, &cov));
                 BrenierMap::affine(root.transpose().as_slice(), &mean, config.map_width, &mut rng)?
             }
         };

@@ -1,9 +1,12 @@
 //! Target densities μ = e^{−f} known in closed form (normalised), for the samplers' evaluation:
 //! the exact KL of a map's push-forward needs log μ, the tests need ∇log μ and samples.
+//! Gaussian mixtures are `score_diffusion::GaussianMixture` (re-exported by this crate), which
+//! implements [`Target`] here.
 
 use crate::error::{MaError, Result};
 use candle_core::{DType, Device, Tensor};
 use nalgebra::{DMatrix, DVector};
+use score_diffusion::GaussianMixture;
 use tensor_core::SeededRng;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_3;
@@ -14,30 +17,12 @@ pub trait Target {
     fn dim(&self) -> usize;
     /// A short name for tables.
     fn name(&self) -> String;
-    /// log μ(x) at one point.
-    fn log_density_at(&self, x: &[f64]) -> f64;
-    /// ∇log μ(x) = −∇f(x) at one point, written into `out` (length d).
-    fn score_at(&self, x: &[f64], out: &mut [f64]);
+    /// log μ at each row of `x` (B, d): (B, 1) f64.
+    fn log_density(&self, x: &Tensor) -> Result<Tensor>;
+    /// ∇log μ = −∇f at each row of `x` (B, d): (B, d) f64.
+    fn score(&self, x: &Tensor) -> Result<Tensor>;
     /// n independent draws, (n, d) f64 on the CPU.
     fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Tensor>;
-
-    /// log μ at each row of `x` (B, d): (B, 1) f64.
-    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
-        let rows = rows_of(x, self.dim(), "Target::log_density")?;
-        let v: Vec<f64> = rows.chunks(self.dim()).map(|r| self.log_density_at(r)).collect();
-        Ok(Tensor::from_vec(v, (rows.len() / self.dim(), 1), &Device::Cpu)?)
-    }
-
-    /// ∇log μ at each row of `x` (B, d): (B, d) f64.
-    fn score(&self, x: &Tensor) -> Result<Tensor> {
-        let d = self.dim();
-        let rows = rows_of(x, d, "Target::score")?;
-        let mut out = vec![0.0; rows.len()];
-        for (r, o) in rows.chunks(d).zip(out.chunks_mut(d)) {
-            self.score_at(r, o);
-        }
-        Ok(Tensor::from_vec(out, (rows.len() / d, d), &Device::Cpu)?)
-    }
 }
 
 /// The rows of a (B, d) tensor as one flat f64 vector, or a typed error naming the shape.
@@ -46,6 +31,18 @@ pub(crate) fn rows_of(x: &Tensor, d: usize, context: &str) -> Result<Vec<f64>> {
         [_, c] if *c == d => Ok(x.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?),
         dims => Err(MaError::Data(format!("{context}: expected points of shape (B, {d}), got {dims:?}"))),
     }
+}
+
+/// `f(row, out)` for every row of `x` (B, d), collected as (B, width) f64: how the closed-form
+/// targets below evaluate their per-point formulas on a batch.
+fn per_row(x: &Tensor, d: usize, width: usize, context: &str, f: impl Fn(&[f64], &mut [f64])) -> Result<Tensor> {
+    let rows = rows_of(x, d, context)?;
+    let b = rows.len() / d;
+    let mut out = vec![0.0; b * width];
+    for (r, o) in rows.chunks(d).zip(out.chunks_mut(width)) {
+        f(r, o);
+    }
+    Ok(Tensor::from_vec(out, (b, width), &Device::Cpu)?)
 }
 
 fn gaussian_draws(n: usize, d: usize, rng: &mut SeededRng) -> Result<Vec<f64>> {
@@ -108,6 +105,13 @@ impl Gaussian {
     }
 }
 
+impl Gaussian {
+    fn log_density_at(&self, x: &[f64]) -> f64 {
+        let r = DVector::from_column_slice(x) - &self.mean;
+        -0.5 * (r.dot(&(&self.precision * &r)) + self.mean.len() as f64 * LN_2PI + self.log_det)
+    }
+}
+
 impl Target for Gaussian {
     fn dim(&self) -> usize {
         self.mean.len()
@@ -115,15 +119,14 @@ impl Target for Gaussian {
     fn name(&self) -> String {
         format!("Gaussian (d = {})", self.dim())
     }
-    fn log_density_at(&self, x: &[f64]) -> f64 {
-        let r = DVector::from_column_slice(x) - &self.mean;
-        -0.5 * (r.dot(&(&self.precision * &r)) + self.dim() as f64 * LN_2PI + self.log_det)
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
+        per_row(x, self.dim(), 1, "Gaussian::log_density", |r, o| o[0] = self.log_density_at(r))
     }
-    fn score_at(&self, x: &[f64], out: &mut [f64]) {
-        let r = DVector::from_column_slice(x) - &self.mean;
-        for (o, v) in out.iter_mut().zip((-(&self.precision * r)).iter()) {
-            *o = *v;
-        }
+    fn score(&self, x: &Tensor) -> Result<Tensor> {
+        per_row(x, self.dim(), self.dim(), "Gaussian::score", |r, o| {
+            let g = -(&self.precision * (DVector::from_column_slice(r) - &self.mean));
+            o.copy_from_slice(g.as_slice());
+        })
     }
     fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Tensor> {
         let d = self.dim();
@@ -133,89 +136,22 @@ impl Target for Gaussian {
     }
 }
 
-/// Σ_c w_c N(m_c, σ_c² I): a mixture of isotropic Gaussians.
-#[derive(Clone, Debug)]
-pub struct GaussianMixture {
-    weights: Vec<f64>,
-    means: Vec<Vec<f64>>,
-    stds: Vec<f64>,
-}
-
-impl GaussianMixture {
-    /// Components with weights (normalised here), means (each of length d) and standard deviations.
-    pub fn new(weights: &[f64], means: &[Vec<f64>], stds: &[f64]) -> Result<Self> {
-        let c = weights.len();
-        let d = means.first().map_or(0, Vec::len);
-        if c == 0 || means.len() != c || stds.len() != c || d == 0 || means.iter().any(|m| m.len() != d) {
-            return Err(MaError::Config(format!(
-                "GaussianMixture: {c} weights need as many means of one length d ≥ 1 and as many stds (got {} means, {} stds)",
-                means.len(),
-                stds.len()
-            )));
-        }
-        if weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) || stds.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-            return Err(MaError::Config("GaussianMixture: weights and stds must be finite and positive".into()));
-        }
-        let total: f64 = weights.iter().sum();
-        Ok(Self { weights: weights.iter().map(|w| w / total).collect(), means: means.to_vec(), stds: stds.to_vec() })
-    }
-
-    /// log(w_c N(x; m_c, σ_c² I)) for every component.
-    fn component_logs(&self, x: &[f64]) -> Vec<f64> {
-        let d = x.len() as f64;
-        self.weights
-            .iter()
-            .zip(&self.means)
-            .zip(&self.stds)
-            .map(|((w, m), s)| {
-                let r2: f64 = x.iter().zip(m).map(|(a, b)| (a - b) * (a - b)).sum();
-                w.ln() - 0.5 * (r2 / (s * s) + d * (LN_2PI + 2.0 * s.ln()))
-            })
-            .collect()
-    }
-}
-
-fn log_sum_exp(v: &[f64]) -> f64 {
-    let m = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
-}
-
+/// Σ_k w_k N(m_k, v_k I) as a target: its density at α = 1, σ = 0.
 impl Target for GaussianMixture {
     fn dim(&self) -> usize {
-        self.means[0].len()
+        GaussianMixture::dim(self)
     }
     fn name(&self) -> String {
-        format!("{}-component Gaussian mixture (d = {})", self.weights.len(), self.dim())
+        format!("Gaussian mixture (d = {})", GaussianMixture::dim(self))
     }
-    fn log_density_at(&self, x: &[f64]) -> f64 {
-        log_sum_exp(&self.component_logs(x))
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.log_prob(&x.to_dtype(DType::F64)?, 1.0, 0.0)?)
     }
-    fn score_at(&self, x: &[f64], out: &mut [f64]) {
-        let logs = self.component_logs(x);
-        let total = log_sum_exp(&logs);
-        out.iter_mut().for_each(|o| *o = 0.0);
-        for ((l, m), s) in logs.iter().zip(&self.means).zip(&self.stds) {
-            let r = (l - total).exp() / (s * s);
-            for ((o, xi), mi) in out.iter_mut().zip(x).zip(m) {
-                *o += r * (mi - xi);
-            }
-        }
+    fn score(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(GaussianMixture::score(self, &x.to_dtype(DType::F64)?, 1.0, 0.0)?)
     }
     fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Tensor> {
-        let d = self.dim();
-        let u = rng.uniform((n,), 0.0, 1.0, DType::F64, &Device::Cpu)?.to_vec1::<f64>()?;
-        let z = gaussian_draws(n, d, rng)?;
-        let mut x = Vec::with_capacity(n * d);
-        for (i, ui) in u.iter().enumerate() {
-            let mut acc = 0.0;
-            let c = self.weights.iter().position(|w| {
-                acc += w;
-                *ui < acc
-            });
-            let c = c.unwrap_or(self.weights.len() - 1);
-            x.extend((0..d).map(|j| self.means[c][j] + self.stds[c] * z[i * d + j]));
-        }
-        Ok(Tensor::from_vec(x, (n, d), &Device::Cpu)?)
+        Ok(GaussianMixture::sample(self, n, rng, DType::F64, &Device::Cpu)?)
     }
 }
 
@@ -242,6 +178,13 @@ impl Banana {
     }
 }
 
+impl Banana {
+    fn log_density_at(&self, x: &[f64]) -> f64 {
+        let r = self.residual(x);
+        -0.5 * (x[0] * x[0] / (self.s1 * self.s1) + r * r / (self.s2 * self.s2)) - LN_2PI - (self.s1 * self.s2).ln()
+    }
+}
+
 impl Target for Banana {
     fn dim(&self) -> usize {
         2
@@ -249,14 +192,15 @@ impl Target for Banana {
     fn name(&self) -> String {
         format!("banana (s1 = {}, s2 = {}, bend = {})", self.s1, self.s2, self.bend)
     }
-    fn log_density_at(&self, x: &[f64]) -> f64 {
-        let r = self.residual(x);
-        -0.5 * (x[0] * x[0] / (self.s1 * self.s1) + r * r / (self.s2 * self.s2)) - LN_2PI - (self.s1 * self.s2).ln()
+    fn log_density(&self, x: &Tensor) -> Result<Tensor> {
+        per_row(x, 2, 1, "Banana::log_density", |r, o| o[0] = self.log_density_at(r))
     }
-    fn score_at(&self, x: &[f64], out: &mut [f64]) {
-        let r = self.residual(x) / (self.s2 * self.s2);
-        out[0] = -x[0] / (self.s1 * self.s1) + r * 2.0 * self.bend * x[0];
-        out[1] = -r;
+    fn score(&self, x: &Tensor) -> Result<Tensor> {
+        per_row(x, 2, 2, "Banana::score", |x, out| {
+            let r = self.residual(x) / (self.s2 * self.s2);
+            out[0] = -x[0] / (self.s1 * self.s1) + r * 2.0 * self.bend * x[0];
+            out[1] = -r;
+        })
     }
     fn sample(&self, n: usize, rng: &mut SeededRng) -> Result<Tensor> {
         let z = gaussian_draws(n, 2, rng)?;
@@ -278,23 +222,28 @@ mod tests {
     fn targets() -> Vec<Box<dyn Target>> {
         vec![
             Box::new(Gaussian::new(&[0.5, -1.0], &[1.5, 0.4, 0.4, 0.6]).unwrap()),
-            Box::new(GaussianMixture::new(&[0.3, 0.7], &[vec![-2.0, 0.0], vec![1.5, 1.0]], &[0.5, 0.8]).unwrap()),
+            Box::new(GaussianMixture::new(vec![0.3, 0.7], vec![vec![-2.0, 0.0], vec![1.5, 1.0]], vec![0.25, 0.64]).unwrap()),
             Box::new(Banana::new(1.0, 0.5, 0.4).unwrap()),
         ]
+    }
+
+    fn points(rows: &[[f64; 2]]) -> Tensor {
+        Tensor::from_vec(rows.iter().flatten().copied().collect::<Vec<_>>(), (rows.len(), 2), &Device::Cpu).unwrap()
     }
 
     #[test]
     fn scores_match_finite_differences_of_the_log_density() {
         let h = 1e-5;
+        let log_at =
+            |t: &dyn Target, x: [f64; 2]| t.log_density(&points(&[x])).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()[0];
         for t in targets() {
             for x in [[0.3, -0.2], [-1.7, 0.9], [2.1, 1.4]] {
-                let mut g = [0.0; 2];
-                t.score_at(&x, &mut g);
+                let g = t.score(&points(&[x])).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
                 for j in 0..2 {
                     let (mut a, mut b) = (x, x);
                     a[j] += h;
                     b[j] -= h;
-                    let fd = (t.log_density_at(&a) - t.log_density_at(&b)) / (2.0 * h);
+                    let fd = (log_at(t.as_ref(), a) - log_at(t.as_ref(), b)) / (2.0 * h);
                     assert!((fd - g[j]).abs() < 1e-6 * (1.0 + fd.abs()), "{}: ∂{j} FD {fd} vs {}", t.name(), g[j]);
                 }
             }
@@ -307,16 +256,15 @@ mod tests {
             // trapezoid on [−12, 12]² at spacing 0.04 (the banana's arms reach x₂ ≈ 9)
             let n = 601;
             let h = 24.0 / (n - 1) as f64;
+            let grid: Vec<[f64; 2]> = (0..n * n).map(|k| [-12.0 + h * (k / n) as f64, -12.0 + h * (k % n) as f64]).collect();
+            let log_p = t.log_density(&points(&grid)).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
             let mut total = 0.0;
             let mut mean = [0.0; 2];
-            for i in 0..n {
-                for j in 0..n {
-                    let x = [-12.0 + h * i as f64, -12.0 + h * j as f64];
-                    let p = t.log_density_at(&x).exp() * h * h;
-                    total += p;
-                    mean[0] += p * x[0];
-                    mean[1] += p * x[1];
-                }
+            for (x, lp) in grid.iter().zip(&log_p) {
+                let p = lp.exp() * h * h;
+                total += p;
+                mean[0] += p * x[0];
+                mean[1] += p * x[1];
             }
             assert!((total - 1.0).abs() < 1e-6, "{}: ∫μ = {total}", t.name());
             let s = t.sample(40_000, &mut SeededRng::new(3)).unwrap().mean(0).unwrap().to_vec1::<f64>().unwrap();
@@ -330,7 +278,12 @@ mod tests {
     fn bad_definitions_are_refused() {
         assert!(Gaussian::new(&[0.0, 0.0], &[1.0, 2.0, 2.0, 1.0]).is_err());
         assert!(Gaussian::new(&[0.0], &[1.0, 0.0]).is_err());
-        assert!(GaussianMixture::new(&[1.0], &[vec![0.0]], &[0.0]).is_err());
+        // a point mass has no density: a typed error, not −∞ or NaN
+        let point_mass = GaussianMixture::new(vec![1.0], vec![vec![0.0]], vec![0.0]).unwrap();
+        assert!(matches!(
+            Target::log_density(&point_mass, &Tensor::zeros((2, 1), DType::F64, &Device::Cpu).unwrap()),
+            Err(MaError::Diffusion(_))
+        ));
         assert!(Banana::new(-1.0, 1.0, 0.0).is_err());
         let t = Banana::new(1.0, 1.0, 0.5).unwrap();
         assert!(matches!(t.log_density(&Tensor::zeros((3, 3), DType::F64, &Device::Cpu).unwrap()), Err(MaError::Data(_))));

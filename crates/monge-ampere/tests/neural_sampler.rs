@@ -33,8 +33,8 @@ fn score_matching_follows_the_closed_form_gaussian_flow() -> Result<()> {
 /// construction, and the projection follows the steps.
 #[test]
 fn logistic_regression_moves_the_moment_matched_gaussian_toward_a_mixture() -> Result<()> {
-    let target = GaussianMixture::new(&[0.5, 0.5], &[vec![-1.2, -0.5], vec![1.2, 0.5]], &[0.6, 0.6])?;
-    let data = target.sample(2000, &mut SeededRng::new(2))?;
+    let target = GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.2, -0.5], vec![1.2, 0.5]], vec![0.36, 0.36])?;
+    let data = Target::sample(&target, 2000, &mut SeededRng::new(2))?;
     let mut sampler = MongeAmpereSampler::new(SamplerConfig::new(16, StepSchedule::Constant(0.03), Estimator::Logistic), &data)?;
     let kl = |s: &MongeAmpereSampler| kl_monte_carlo(s.map(), &target, 4000, &mut SeededRng::new(7));
     let start = kl(&sampler)?;

@@ -34,13 +34,25 @@ fn s(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// The suite's Gaussian targets by name (the closed-form flow's), None for the others.
+fn gaussian(name: &str) -> Result<Option<Gaussian>, String> {
+    Ok(match name {
+        "gauss-1d" => Some(Gaussian::new(&[1.5], &[0.36]).map_err(s)?),
+        "gauss-2d" => Some(Gaussian::new(&[1.0, -0.5], &[1.2, 0.3, 0.3, 0.6]).map_err(s)?),
+        _ => None,
+    })
+}
+
 /// The suite's targets by name.
 fn target(name: &str) -> Result<Box<dyn Target>, String> {
+    if let Some(g) = gaussian(name)? {
+        return Ok(Box::new(g));
+    }
     Ok(match name {
-        "gauss-1d" => Box::new(Gaussian::new(&[1.5], &[0.36]).map_err(s)?),
-        "gauss-2d" => Box::new(Gaussian::new(&[1.0, -0.5], &[1.2, 0.3, 0.3, 0.6]).map_err(s)?),
-        "mixture-1d" => Box::new(GaussianMixture::new(&[0.5, 0.5], &[vec![-1.0], vec![1.0]], &[0.6, 0.6]).map_err(s)?),
-        "mixture-2d" => Box::new(GaussianMixture::new(&[0.5, 0.5], &[vec![-1.2, -0.5], vec![1.2, 0.5]], &[0.6, 0.6]).map_err(s)?),
+        "mixture-1d" => Box::new(GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.0], vec![1.0]], vec![0.36, 0.36]).map_err(s)?),
+        "mixture-2d" => {
+            Box::new(GaussianMixture::new(vec![0.5, 0.5], vec![vec![-1.2, -0.5], vec![1.2, 0.5]], vec![0.36, 0.36]).map_err(s)?)
+        }
         "banana" => Box::new(Banana::new(1.0, 0.5, 0.5).map_err(s)?),
         other => return Err(format!("unknown target '{other}'")),
     })
@@ -77,11 +89,7 @@ impl MongeAmpereSuite {
     fn run_exact(&self, cfg: &Row) -> Result<Row, String> {
         let name = get_str(cfg, "target")?;
         let (schedule, iterate) = schedule_of(cfg)?;
-        let Some(gauss) = (match name {
-            "gauss-1d" => Some(Gaussian::new(&[1.5], &[0.36]).map_err(s)?),
-            "gauss-2d" => Some(Gaussian::new(&[1.0, -0.5], &[1.2, 0.3, 0.3, 0.6]).map_err(s)?),
-            _ => None,
-        }) else {
+        let Some(gauss) = gaussian(name)? else {
             return Err(format!("exact rows need a Gaussian target, got '{name}'"));
         };
         let mut curve = Vec::new();
@@ -148,7 +156,11 @@ impl MongeAmpereSuite {
         };
         let start = std::time::Instant::now();
         let mut sampler = MongeAmpereSampler::new(config, train).map_err(s)?;
-        let mut run = NeuralRun { kl: vec![(0, kl_of(sampler.map())?)], min_curvature: f64::INFINITY, max_residual: 0.0, seconds: 0.0 };
+        // 1,000 draws of ρ₀ from reference draws of their own (the run's stream is left as it is)
+        let y0 = SeededRng::new(seed + 13).normal((1000, d), DType::F64, &Device::Cpu).map_err(s)?;
+        let initial = sampler.map().apply(&y0).map_err(s)?;
+        let mut run =
+            NeuralRun { kl: vec![(0, kl_of(sampler.map())?)], initial, min_curvature: f64::INFINITY, max_residual: 0.0, seconds: 0.0 };
         let progress = indicatif::ProgressBar::new(config.horizon as u64);
         while !sampler.finished() {
             let r = sampler.step().map_err(s)?;
@@ -218,7 +230,6 @@ impl MongeAmpereSuite {
         }
         let (mut sampler, run) = self.run_sampler(tgt.as_ref(), &train, config(horizon), seed)?;
         let samples = sampler.sample(1000).map_err(s)?;
-        let initial = MongeAmpereSampler::new(config(horizon), &train).and_then(|mut s0| s0.sample(1000)).map_err(s)?;
         // the OT baselines between 1,000 reference draws and 1,000 training points
         let y = SeededRng::new(seed + 11).normal((1000, d), DType::F64, &Device::Cpu).map_err(s)?;
         let x_train = train.narrow(0, 0, 1000).map_err(s)?;
@@ -246,8 +257,7 @@ impl MongeAmpereSuite {
             row.insert("kl_min".into(), v.into());
             row.insert("k_at_kl_min".into(), k.into());
         }
-        if name == "gauss-1d" {
-            let g = Gaussian::new(&[1.5], &[0.36]).map_err(s)?;
+        if let Some(g) = gaussian(name)? {
             let flow = gaussian_flow(&g, schedule, horizon).map_err(s)?;
             row.insert("kl_end_exact_flow".into(), flow[horizon].kl_to(&g).into());
         }
@@ -256,7 +266,7 @@ impl MongeAmpereSuite {
         insert_rates(&mut row, &curve, schedule);
         row.insert("min_curvature".into(), run.min_curvature.into());
         row.insert("max_projection_residual".into(), run.max_residual.into());
-        row.insert("w2_initial".into(), w2_exact(&initial, &test).map_err(s)?.into());
+        row.insert("w2_initial".into(), w2_exact(&run.initial, &test).map_err(s)?.into());
         row.insert("w2_monge_ampere".into(), w2_exact(&samples, &test).map_err(s)?.into());
         row.insert("w2_sinkhorn_map".into(), w2_exact(&t_sink, &test).map_err(s)?.into());
         row.insert("w2_exact_ot".into(), w2_exact(&t_exact, &test).map_err(s)?.into());
@@ -285,6 +295,8 @@ impl MongeAmpereSuite {
 struct NeuralRun {
     /// (k, KL(ρ_k | μ)) for k = 0…T.
     kl: Vec<(usize, f64)>,
+    /// 1,000 draws of ρ₀.
+    initial: Tensor,
     min_curvature: f64,
     max_residual: f64,
     seconds: f64,
