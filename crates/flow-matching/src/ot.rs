@@ -58,9 +58,7 @@ impl OtSolution {
             }
         }
     }
-}
 
-impl OtSolution {
     /// The plan's barycentric projection T(x_i) = Σ_j P_ij y_j / Σ_j P_ij of the row points onto
     /// `targets` (m, d), the column points: a map estimate from the plan (the exact plan's is the
     /// assignment itself; the entropic one's is the entropic map of Pooladian & Niles-Weed,
