@@ -1,12 +1,14 @@
 //! Criterion benchmarks of the hot derivative kernels: OT-Flow's Φ (gradient + Laplacian) at
 //! the BSDS300 dimension, the MLP's JVP and exact trace (with and without backward, network op vs
 //! layer by layer) at the 2-D toy size, and each vectorised
-//! activation kernel against its composite candle-op formula on a 512×512 tensor.
+//! activation kernel against its composite candle-op formula on a 512×512 tensor; and square
+//! matrix products in f32, bf16 and f16 with their GFLOP/s (criterion's "elem/s" counts 2n³
+//! flops per product).
 //! Run: `cargo bench -p continuum-benches`.
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarMap;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tensor_core::kernels;
 use tensor_core::nets::{Mlp, Potential, PotentialConfig};
 use tensor_core::params::ParamBuilder;
@@ -71,5 +73,22 @@ fn activations(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, potential, mlp, activations);
+/// n×n·n×n products in each precision, as the networks' 16-bit evaluation runs them on the CPU
+/// today (candle's matmul: bf16 widened to f32, multiplied, rounded back; f16 by `gemm`'s f16
+/// path), against f32; throughput in flops (2n³ per product).
+fn matmul(c: &mut Criterion) {
+    let mut group = c.benchmark_group("matmul");
+    for n in [512usize, 1024] {
+        let mut rng = SeededRng::new(n as u64);
+        let (a, b) = (rng.normal((n, n), DType::F32, &Device::Cpu).unwrap(), rng.normal((n, n), DType::F32, &Device::Cpu).unwrap());
+        group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+        for dtype in [DType::F32, DType::BF16, DType::F16] {
+            let (a, b) = (a.to_dtype(dtype).unwrap(), b.to_dtype(dtype).unwrap());
+            group.bench_function(format!("{dtype:?} n{n}"), |bench| bench.iter(|| a.matmul(&b).unwrap()));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, potential, mlp, activations, matmul);
 criterion_main!(benches);

@@ -73,6 +73,172 @@ fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
     Ok(())
 }
 
+/// bf16 and f16 tensors run the f32 kernels on their exact f32 values, each result rounded
+/// once: bit for bit the f32 kernel's output rounded, within one 16-bit rounding of candle's own
+/// 16-bit ops (which round at the same point), and the gradients (candle ops in 16 bits) within
+/// a few roundings. Column sums accumulate in f32, so they are nearer the f64 sum than candle's
+/// 16-bit reduction.
+#[test]
+fn sixteen_bit_kernels_round_the_f32_result_once() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
+    let mut rng = SeededRng::new(3);
+    let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
+    let cases: [(&str, Elementwise, Elementwise); 6] = [
+        ("tanh", kernels::tanh, tanh_composite),
+        ("selu", kernels::selu, kernels::selu_composite),
+        ("sigmoid", kernels::sigmoid, kernels::sigmoid_composite),
+        ("softplus", kernels::softplus, kernels::softplus_composite),
+        ("swish", kernels::swish, kernels::swish_composite),
+        ("log cosh", kernels::log_cosh, kernels::log_cosh_composite),
+    ];
+    let same_bits = |a: &Tensor, b: &Tensor| -> Result<bool> {
+        Ok(a.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? == b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    };
+    for dtype in [DType::BF16, DType::F16] {
+        let eps = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
+        for (name, fused_op, composite_op) in cases {
+            let z = Var::from_tensor(&(rng.normal((33, 65), DType::F32, &DEV)? * 3.0)?.to_dtype(dtype)?)?;
+            let w = rng.normal((33, 65), DType::F32, &DEV)?.to_dtype(dtype)?;
+            let fused = fused_op(z.as_tensor())?;
+            assert_eq!(fused.dtype(), dtype);
+            let rounded_f32 = fused_op(&z.as_tensor().to_dtype(DType::F32)?)?.to_dtype(dtype)?;
+            assert!(same_bits(&fused, &rounded_f32)?, "{name} {dtype:?}: not the f32 kernel rounded once");
+            let composite = composite_op(z.as_tensor())?;
+            let e = rel_err(&fused, &composite)?;
+            assert!(e <= 2.0 * eps, "{name} {dtype:?}: value {e:e} from candle's 16-bit ops");
+            let g_fused = (&fused * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
+            let g_comp = (&composite * &w)?.sum_all()?.backward()?.get(z.as_tensor()).cloned().expect("gradient");
+            let e = rel_err(&g_fused, &g_comp)?;
+            assert!(e <= 8.0 * eps, "{name} {dtype:?}: gradient {e:e}");
+        }
+        let z = rng.normal((257, 31), DType::F32, &DEV)?.to_dtype(dtype)?;
+        let b = rng.normal((1, 31), DType::F32, &DEV)?.to_dtype(dtype)?;
+        let with_bias = kernels::bias_add(&z, &b)?;
+        assert!(same_bits(&with_bias, &z.broadcast_add(&b)?)?, "bias_add {dtype:?}: not candle's 16-bit add");
+        let g = (z.abs()? + 1.0)?; // positive terms: no cancellation
+        let sums = kernels::column_sum(&g)?;
+        assert!(same_bits(&sums, &kernels::column_sum(&g.to_dtype(DType::F32)?)?.to_dtype(dtype)?)?, "column_sum {dtype:?}");
+        let exact = g.to_dtype(DType::F64)?.sum_keepdim(0)?;
+        let (ours, candle) = (rel_err(&sums, &exact)?, rel_err(&g.sum_keepdim(0)?, &exact)?);
+        assert!(ours <= eps && ours <= candle, "column_sum {dtype:?}: error {ours:e} (candle's 16-bit sum: {candle:e})");
+    }
+    Ok(())
+}
+
+/// OT-Flow's Laplacian with bf16 and f16 parameters and inputs: the trace kernel (f32 inside,
+/// rounded where the composite keeps a tensor, sums in f32) is at least as near the f64
+/// Laplacian of the same rounded values as candle's 16-bit composite, and their parameter
+/// gradients agree to a few 16-bit roundings.
+#[test]
+fn sixteen_bit_laplacian_is_near_the_f64_one() -> Result<()> {
+    let _switch = hold_switch();
+    let vm = VarMap::new();
+    let phi = Potential::new(
+        &mut ParamBuilder::new(&vm, &mut SeededRng::new(9), DType::F32, &DEV),
+        PotentialConfig { dim: 7, width: 24, layers: 3, rank: 4 },
+    )?;
+    let x = SeededRng::new(10).normal((65, 7), DType::F32, &DEV)?;
+    for dtype in [DType::BF16, DType::F16] {
+        let eps = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
+        let (phi16, x16, t16) = (phi.to_dtype(dtype)?, x.to_dtype(dtype)?, Tensor::new(0.3f32, &DEV)?.to_dtype(dtype)?);
+        let truth = phi16.to_dtype(DType::F64)?.derivatives(&x16.to_dtype(DType::F64)?, &t16.to_dtype(DType::F64)?)?.laplacian;
+        let run = |on: bool| -> Result<(Tensor, Vec<Tensor>)> {
+            set_fused(on);
+            let lap = phi16.derivatives(&x16, &t16)?.laplacian;
+            assert_eq!(lap.dtype(), dtype);
+            let grads = lap.to_dtype(DType::F32)?.sum_all()?.backward()?;
+            // c and b do not enter the Laplacian: they have no gradient either way
+            Ok((lap, phi.params().iter().filter_map(|p| grads.get(p).cloned()).collect()))
+        };
+        let ((fused, g_fused), (composite, g_comp)) = (run(true)?, run(false)?);
+        let (e_fused, e_comp) = (rel_err(&fused, &truth)?, rel_err(&composite, &truth)?);
+        assert!(e_fused <= 4.0 * eps && e_fused <= 1.5 * e_comp, "{dtype:?}: Laplacian error {e_fused:e} (composite {e_comp:e})");
+        assert!(
+            g_fused.len() == g_comp.len() && g_fused.len() >= 5,
+            "{dtype:?}: gradients for {} / {} parameters",
+            g_fused.len(),
+            g_comp.len()
+        );
+        for (i, (gf, gc)) in g_fused.iter().zip(&g_comp).enumerate() {
+            let e = rel_err(gf, gc)?;
+            assert!(e <= 16.0 * eps, "{dtype:?}: gradient of parameter {i} differs by {e:e}");
+        }
+    }
+    set_fused(true);
+    Ok(())
+}
+
+/// The network op on bf16 and f16 networks (computed in f32, rounded where the composite keeps
+/// a tensor, sums in f32) against candle's 16-bit layer-by-layer ops, both measured from the
+/// f64 evaluation of the same rounded weights and inputs: on a tanh MLP (value, exact trace) and
+/// a softplus concat-squash net (JVP), the op's outputs and parameter gradients are within a
+/// few 16-bit roundings of it, and no farther than the composite's (whose batch sums of the
+/// gate gradients accumulate in 16 bits).
+#[test]
+fn sixteen_bit_network_op_is_as_near_f64_as_the_composite() -> Result<()> {
+    let _switch = hold_switch();
+    let (vm, vm2) = (VarMap::new(), VarMap::new());
+    let mlp = Mlp::new(&mut ParamBuilder::new(&vm, &mut SeededRng::new(11), DType::F32, &DEV), 6, &[40, 40], 6, Activation::Tanh)?;
+    let squash =
+        ConcatSquashNet::new(&mut ParamBuilder::new(&vm2, &mut SeededRng::new(12), DType::F32, &DEV), 6, &[32], 6, Activation::Softplus)?;
+    let mut rng = SeededRng::new(13);
+    let (x, dir) = (rng.normal((301, 6), DType::F32, &DEV)?, rng.normal((301, 6), DType::F32, &DEV)?);
+    let t = Tensor::new(0.4f32, &DEV)?;
+    for dtype in [DType::BF16, DType::F16] {
+        let u = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
+        let (x16, dir16, t16) = (x.to_dtype(dtype)?, dir.to_dtype(dtype)?, t.to_dtype(dtype)?);
+        assert!(fused_applies(&mlp.to_dtype(dtype)?, &x16, &t16)?, "{dtype:?}: the network op does not apply");
+        // each case evaluates in `d`, from the 16-bit values of weights and inputs
+        type Outputs<'a> = Box<dyn Fn(DType) -> Result<Vec<Tensor>> + 'a>;
+        let at = |v: &Tensor, d: DType| -> Result<Tensor> { Ok(v.to_dtype(dtype)?.to_dtype(d)?) };
+        let (at, x16, dir16, t16) = (&at, &x16, &dir16, &t16);
+        let (mlp, squash) = (&mlp, &squash);
+        let cases: Vec<(&str, &VarMap, Outputs)> = vec![
+            ("mlp value", &vm, Box::new(move |d| Ok(vec![mlp.to_dtype(dtype)?.to_dtype(d)?.forward(&at(x16, d)?, &at(t16, d)?)?]))),
+            (
+                "mlp exact trace",
+                &vm,
+                Box::new(move |d| mlp.to_dtype(dtype)?.to_dtype(d)?.exact_trace(&at(x16, d)?, &at(t16, d)?).map(|(f, tr)| vec![f, tr])),
+            ),
+            (
+                "concat-squash jvp",
+                &vm2,
+                Box::new(move |d| {
+                    squash.to_dtype(dtype)?.to_dtype(d)?.jvp(&at(x16, d)?, &at(t16, d)?, &at(dir16, d)?).map(|(f, jv)| vec![f, jv])
+                }),
+            ),
+        ];
+        for (name, vm, f) in &cases {
+            let run = |on: bool, d: DType| -> Result<(Vec<Tensor>, Vec<Tensor>)> {
+                set_fused(on);
+                let outs = f(d)?;
+                let mut loss = Tensor::zeros((), DType::F64, &DEV)?;
+                for o in &outs {
+                    assert_eq!(o.dtype(), d, "{name}");
+                    loss = (loss + o.to_dtype(DType::F64)?.sqr()?.sum_all()?)?;
+                }
+                let grads = loss.backward()?;
+                let mut vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                vars.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok((outs, vars.iter().filter_map(|(_, v)| grads.get(v.as_tensor()).cloned()).collect()))
+            };
+            let ((fo, fg), (co, cg), (ro, rg)) = (run(true, dtype)?, run(false, dtype)?, run(true, DType::F64)?);
+            for ((a, b), r) in fo.iter().zip(&co).zip(&ro) {
+                let (ef, ec) = (rel_err(a, r)?, rel_err(b, r)?);
+                assert!(ef <= 4.0 * u && ef <= 1.5 * ec.max(u), "{name} {dtype:?}: output {ef:e} from f64 (composite {ec:e})");
+            }
+            assert!(fg.len() == cg.len() && fg.len() == rg.len() && !fg.is_empty(), "{name} {dtype:?}: missing gradients");
+            for (i, ((a, b), r)) in fg.iter().zip(&cg).zip(&rg).enumerate() {
+                let (ef, ec) = (rel_err(a, r)?, rel_err(b, r)?);
+                assert!(ef <= 16.0 * u && ef <= 1.5 * ec.max(u), "{name} {dtype:?}: gradient {i} {ef:e} from f64 (composite {ec:e})");
+            }
+        }
+    }
+    set_fused(true);
+    Ok(())
+}
+
 #[test]
 fn bias_add_and_column_sum_equal_composite_values_and_gradients() -> Result<()> {
     let _switch = hold_switch();
@@ -139,13 +305,20 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
         let mut rng = SeededRng::new(2);
         let x = rng.normal((17, 5), dtype, &DEV)?;
         let t = Tensor::new(0.3f64, &DEV)?.to_dtype(dtype)?;
-        // OT-Flow's Φ (log-cosh: σ' = tanh): value, ∇Φ and the Laplacian in one scalar
-        let vm = VarMap::new();
-        let phi = Potential::new(
-            &mut ParamBuilder::new(&vm, &mut SeededRng::new(3), dtype, &DEV),
-            PotentialConfig { dim: 5, width: 11, layers: 3, rank: 4 },
-        )?;
-        let potential = || -> Result<Tensor> {
+        // OT-Flow's Φ (log-cosh: σ' = tanh) with 2, 3 and 4 layers (the trace kernel's recursion
+        // with zero, one and two Jacobian updates): value, ∇Φ and the Laplacian in one scalar
+        let phi_vms: Vec<VarMap> = (0..3).map(|_| VarMap::new()).collect();
+        let phis = phi_vms
+            .iter()
+            .zip([2, 3, 4])
+            .map(|(vm, layers)| {
+                Potential::new(
+                    &mut ParamBuilder::new(vm, &mut SeededRng::new(3), dtype, &DEV),
+                    PotentialConfig { dim: 5, width: 11, layers, rank: 4 },
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let potential = |phi: &Potential| -> Result<Tensor> {
             let d = phi.derivatives(&x, &t)?;
             let value = phi.value(&x, &t)?.sum_all()?;
             Ok((((value + d.grad_x.sqr()?.sum_all()?)? + d.grad_t.sum_all()?)? + d.laplacian.sum_all()?)?)
@@ -185,13 +358,14 @@ fn networks_with_fused_kernels_equal_composite() -> Result<()> {
             let (w, tr_w) = squash.exact_trace(&x, &per_sample_t)?;
             Ok((((v.sqr()?.sum_all()? + tr.sum_all()?)? + w.sqr()?.sum_all()?)? + tr_w.sum_all()?)?)
         };
-        let mut cases: Vec<(String, &VarMap, &Scalar)> = vec![
-            ("potential".into(), &vm, &potential),
-            ("tanh mlp".into(), &vm2, &velocity),
-            ("concat-squash".into(), &vm4, &squash_velocity),
-        ];
+        let potentials: Vec<Box<Scalar>> = phis.iter().map(|phi| Box::new(move || potential(phi)) as Box<Scalar>).collect();
+        let mut cases: Vec<(String, &VarMap, &Scalar)> =
+            vec![("tanh mlp".into(), &vm2, &velocity), ("concat-squash".into(), &vm4, &squash_velocity)];
         for ((act, vm), f) in others.iter().zip(&other_vms).zip(&other_velocities) {
             cases.push((format!("{act:?} mlp"), vm, f.as_ref()));
+        }
+        for ((layers, vm), f) in [2, 3, 4].iter().zip(&phi_vms).zip(&potentials) {
+            cases.push((format!("potential, {layers} layers"), vm, f.as_ref()));
         }
         for (name, vm, f) in cases {
             for (fo, co, fg, cg) in both_ways(vm, f)? {

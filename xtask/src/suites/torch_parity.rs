@@ -11,8 +11,11 @@
 //! at a BSDS300-shaped size (the full run adds rampde's width 1024 / batch 512) against the
 //! authors' code (`benches/reference/otflow_iteration.py` with a checkout of EmoryMLIP/OT-Flow
 //! named by `$OTFLOW_REPO`). continuum runs with its fused kernels and, one switch away, with the
-//! composite candle ops (`tensor_core::kernels::set_fused`). Without torch or the checkout a
-//! PyTorch row says "skipped" and why; continuum never needs Python.
+//! composite candle ops (`tensor_core::kernels::set_fused`). The bf16 rows put continuum's 16-bit
+//! evaluation (the MLP at widths 512 and 1024 and Φ with weights cast to bf16 each repetition;
+//! the iteration by the mixed-precision adjoint with bf16 evaluation) beside PyTorch's
+//! `torch.autocast("cpu", torch.bfloat16)` around the same forward (`--autocast bf16`). Without
+//! torch or the checkout a PyTorch row says "skipped" and why; continuum never needs Python.
 
 use super::{get_str, get_usize, run_python_reference, time_runs, Suite};
 use crate::report::{Report, Row};
@@ -56,8 +59,11 @@ impl Suite for TorchParity {
     fn rows(&self, quick: bool) -> Vec<Row> {
         let reps = if quick { 3 } else { 5 };
         let mut rows = Vec::new();
-        for side in ["continuum fused", "continuum composite", "pytorch"] {
+        for side in ["continuum fused", "continuum composite", "pytorch", "continuum bf16", "pytorch autocast bf16"] {
             rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 512, "batch": 512, "reps": 20 * reps}));
+        }
+        for side in ["continuum fused", "pytorch", "continuum bf16", "pytorch autocast bf16"] {
+            rows.push(json!({"case": "mlp-fwd-bwd", "side": side, "d": 63, "width": 1024, "batch": 512, "reps": 10 * reps}));
         }
         for side in ["continuum fused", "continuum composite", "pytorch"] {
             rows.push(json!({"case": "cnf-trace", "side": side, "d": 2, "width": 64, "batch": 1024, "reps": 20 * reps}));
@@ -66,12 +72,25 @@ impl Suite for TorchParity {
             rows.push(json!({"case": "rk4-step", "side": side, "d": 63, "width": 512, "batch": 512, "nt": 16, "reps": reps}));
         }
         for m in if quick { vec![512] } else { vec![512, 1024] } {
-            for side in ["continuum fused", "continuum composite", "pytorch (OT-Flow code)"] {
+            for side in [
+                "continuum fused",
+                "continuum composite",
+                "pytorch (OT-Flow code)",
+                "continuum bf16",
+                "pytorch (OT-Flow code) autocast bf16",
+            ] {
                 rows.push(json!({"case": "phi-derivatives", "side": side, "d": 63, "width": m, "batch": 512, "reps": reps}));
             }
         }
         for (d, m, b, nt) in configs(quick) {
-            for side in ["continuum full-graph", "continuum checkpointed", "continuum checkpointed composite", "pytorch (OT-Flow code)"] {
+            for side in [
+                "continuum full-graph",
+                "continuum checkpointed",
+                "continuum checkpointed composite",
+                "pytorch (OT-Flow code)",
+                "continuum mp-adjoint bf16",
+                "pytorch (OT-Flow code) autocast bf16",
+            ] {
                 rows.push(json!({"case": "otflow-iteration", "side": side, "d": d, "width": m, "batch": b, "nt": nt, "reps": reps}));
             }
         }
@@ -91,9 +110,15 @@ impl Suite for TorchParity {
         let (d, m, b, nt, reps) =
             (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
         if side.starts_with("pytorch") {
-            return Ok(otflow_reference("iteration", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
+            return Ok(otflow_reference("iteration", side, &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
         }
-        let mode = if side.contains("checkpointed") { GradientMode::Checkpointed } else { GradientMode::FullGraph };
+        // f32 by full graph or checkpoints, or the mixed-precision adjoint with bf16 evaluation
+        let low = if side.ends_with("bf16") { Precision::Bf16 } else { Precision::F32 };
+        let mode = match side {
+            s if s.contains("checkpointed") => GradientMode::Checkpointed,
+            s if s.contains("mp-adjoint") => super::gradient_mode("mp-adjoint", low, None)?,
+            _ => GradientMode::FullGraph,
+        };
         let vm = VarMap::new();
         let mut rng = SeededRng::new(seed);
         let model =
@@ -104,8 +129,8 @@ impl Suite for TorchParity {
             AdamW::new(vm.all_vars(), ParamsAdamW { lr: 1e-3, weight_decay: 0.0, ..Default::default() }).map_err(|e| e.to_string())?;
         let x = rng.normal((b, d), DType::F32, device).map_err(|e| e.to_string())?;
         let grid: Vec<f64> = (0..=nt).map(|i| i as f64 / nt as f64).collect();
-        let mut scaler = DynamicScaler::new(Precision::F32);
-        let dynamics = model.dynamics(DType::F32).map_err(|e| e.to_string())?;
+        let mut scaler = DynamicScaler::new(low);
+        let dynamics = model.dynamics(low.dtype()).map_err(|e| e.to_string())?;
         let y0 = OtFlow::initial_state(&x).map_err(|e| e.to_string())?;
         timed_row(reps, || {
             let (_, grads, _) = value_and_grad(&dynamics, Method::Rk4, &grid, &y0, mode, &params, &mut scaler, &|z| {
@@ -138,7 +163,7 @@ impl Suite for TorchParity {
                 report.notes.push(format!("{label}: fused {}, composite {}; {torch}.", ms(fused), ms(composite)));
             }
         };
-        fused_vs_torch("MLP 63→512→512→63 tanh, batch 512, forward+backward".into(), "mlp-fwd-bwd", "pytorch", &[]);
+        fused_vs_torch("MLP 63→512→512→63 tanh, batch 512, forward+backward".into(), "mlp-fwd-bwd", "pytorch", &[("width", 512)]);
         fused_vs_torch("CNF velocity (concat-squash 2→64→64→64→2, tanh) with exact trace and backward, batch 1024 (PyTorch: FFJORD's brute-force divergence)".into(), "cnf-trace", "pytorch", &[]);
         fused_vs_torch(
             "One RK4 step of OT-Flow's augmented dynamics with backward, d = 63, m = 512, batch 512 (PyTorch: OT-Flow's stepRK4)".into(),
@@ -154,10 +179,36 @@ impl Suite for TorchParity {
                 &[("width", m)],
             );
         }
+        // the 16-bit rows: continuum's bf16 against PyTorch's autocast, and against its own f32
+        for (label, case, torch, m) in [
+            ("MLP 63→512→512→63", "mlp-fwd-bwd", "pytorch autocast bf16", 512u64),
+            ("MLP 63→1024→1024→63", "mlp-fwd-bwd", "pytorch autocast bf16", 1024),
+            ("Φ + ∇Φ + ΔΦ + backward (m = 512)", "phi-derivatives", "pytorch (OT-Flow code) autocast bf16", 512),
+            ("Φ + ∇Φ + ΔΦ + backward (m = 1024)", "phi-derivatives", "pytorch (OT-Flow code) autocast bf16", 1024),
+        ] {
+            let sizes = [("width", m)];
+            if let (Some(ours), Some(f32)) = (median(case, "continuum bf16", &sizes), median(case, "continuum fused", &sizes)) {
+                let torch = median(case, torch, &sizes).map_or("PyTorch autocast skipped".to_string(), |p| {
+                    format!("PyTorch autocast bf16 {} (continuum / PyTorch = {:.2})", ms(p), ours / p)
+                });
+                report.notes.push(format!("{label} in bf16: continuum {} ({:.2}× its f32); {torch}.", ms(ours), ours / f32));
+            }
+        }
         for (d, m, b, nt) in configs(false) {
             let t = |side: &str| median("otflow-iteration", side, &[("d", d as u64), ("width", m as u64)]);
             if let (Some(ours), Some(theirs)) = (t("continuum full-graph"), t("pytorch (OT-Flow code)")) {
                 report.notes.push(format!("OT-Flow iteration d = {d}, m = {m}, batch {b}, nt {nt}: continuum / PyTorch = {:.2} (full graph), {:.2} (checkpointed), {:.2} (checkpointed, composite kernels)", ours / theirs, t("continuum checkpointed").unwrap_or(f64::NAN) / theirs, t("continuum checkpointed composite").unwrap_or(f64::NAN) / theirs));
+            }
+            if let (Some(ours), Some(theirs), Some(f32)) =
+                (t("continuum mp-adjoint bf16"), t("pytorch (OT-Flow code) autocast bf16"), t("continuum full-graph"))
+            {
+                report.notes.push(format!(
+                    "OT-Flow iteration d = {d}, m = {m} in bf16: continuum mp-adjoint {} / PyTorch autocast {} = {:.2}; continuum bf16 / f32 = {:.2}.",
+                    ms(ours),
+                    ms(theirs),
+                    ours / theirs,
+                    ours / f32
+                ));
             }
         }
         Ok(())
@@ -209,7 +260,7 @@ fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row
     let (d, m, b, nt, reps) =
         (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "nt")?, get_usize(cfg, "reps")?);
     if side.starts_with("pytorch") {
-        return Ok(otflow_reference("rk4-step", &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
+        return Ok(otflow_reference("rk4-step", side, &[("--d", d), ("--m", m), ("--batch", b), ("--nt", nt), ("--reps", reps)]));
     }
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
@@ -235,18 +286,21 @@ fn rk4_step_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row
 /// A tanh MLP on (x, t), forward and backward of the sum of squared outputs (no optimiser step).
 fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
     let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
-    if side == "pytorch" {
-        return Ok(reference_row("mlp_fwd_bwd.py", &[], &[("--d", d), ("--width", m), ("--batch", b), ("--reps", reps)]));
+    if side.starts_with("pytorch") {
+        return Ok(reference_row("mlp_fwd_bwd.py", &autocast_flag(side), &[("--d", d), ("--width", m), ("--batch", b), ("--reps", reps)]));
     }
     let e = |e: tensor_core::Error| e.to_string();
+    let c = |e: candle_core::Error| e.to_string();
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
     let net = Mlp::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), d, &[m, m], d, Activation::Tanh).map_err(e)?;
-    let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
-    let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
+    // bf16: weights cast every repetition (as autocast does), the loss summed in f32
+    let low = if side.ends_with("bf16") { DType::BF16 } else { DType::F32 };
+    let x = rng.normal((b, d), DType::F32, device).map_err(e)?.to_dtype(low).map_err(c)?;
+    let t = candle_core::Tensor::new(0.3f32, device).and_then(|t| t.to_dtype(low)).map_err(c)?;
     timed_row(reps, || {
-        let out = net.forward(&x, &t).map_err(e)?;
-        out.sqr().and_then(|o| o.sum_all()).and_then(|l| l.backward()).map(|_| ()).map_err(|e| e.to_string())
+        let out = net.to_dtype(low).map_err(e)?.forward(&x, &t).map_err(e)?;
+        out.to_dtype(DType::F32).and_then(|o| o.sqr()?.sum_all()?.backward()).map(|_| ()).map_err(c)
     })
 }
 
@@ -255,22 +309,26 @@ fn mlp_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, Str
 fn phi_row(cfg: &Row, side: &str, device: &Device, seed: u64) -> Result<Row, String> {
     let (d, m, b, reps) = (get_usize(cfg, "d")?, get_usize(cfg, "width")?, get_usize(cfg, "batch")?, get_usize(cfg, "reps")?);
     if side.starts_with("pytorch") {
-        return Ok(otflow_reference("phi", &[("--d", d), ("--m", m), ("--batch", b), ("--reps", reps)]));
+        return Ok(otflow_reference("phi", side, &[("--d", d), ("--m", m), ("--batch", b), ("--reps", reps)]));
     }
     let e = |e: tensor_core::Error| e.to_string();
+    let c = |e: candle_core::Error| e.to_string();
     let vm = VarMap::new();
     let mut rng = SeededRng::new(seed);
-    let phi = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m)).map_err(e)?;
-    let x = rng.normal((b, d), DType::F32, device).map_err(e)?;
-    let t = candle_core::Tensor::new(0.3f32, device).map_err(|e| e.to_string())?;
+    let phi32 = Potential::new(&mut ParamBuilder::new(&vm, &mut rng, DType::F32, device), PotentialConfig::new(d, m)).map_err(e)?;
+    // bf16: weights cast every repetition (as autocast does), the loss summed in f32
+    let low = if side.ends_with("bf16") { DType::BF16 } else { DType::F32 };
+    let x = rng.normal((b, d), DType::F32, device).map_err(e)?.to_dtype(low).map_err(c)?;
+    let t = candle_core::Tensor::new(0.3f32, device).and_then(|t| t.to_dtype(low)).map_err(c)?;
     timed_row(reps, || {
+        let phi = phi32.to_dtype(low).map_err(e)?;
         let dv = phi.derivatives(&x, &t).map_err(e)?;
         let value = phi.value(&x, &t).map_err(e)?;
-        let loss = value
-            .sum_all()
-            .and_then(|v| v + dv.grad_x.sqr()?.sum_all()?)
-            .and_then(|v| v + dv.grad_t.sqr()?.sum_all()?)
-            .and_then(|v| v + dv.laplacian.sum_all()?)
+        let f32_sum = |t: &candle_core::Tensor| t.to_dtype(DType::F32)?.sum_all();
+        let loss = f32_sum(&value)
+            .and_then(|v| v + f32_sum(&dv.grad_x.sqr()?)?)
+            .and_then(|v| v + f32_sum(&dv.grad_t.sqr()?)?)
+            .and_then(|v| v + f32_sum(&dv.laplacian)?)
             .map_err(|e| e.to_string())?;
         loss.backward().map(|_| ()).map_err(|e| e.to_string())
     })
@@ -301,11 +359,22 @@ fn reference_row(script: &str, leading: &[&std::ffi::OsStr], sizes: &[(&str, usi
 
 /// A row timed by the authors' OT-Flow code (`otflow_iteration.py --case <case>`), which needs
 /// `$OTFLOW_REPO`; without it the row says so.
-fn otflow_reference(case: &str, sizes: &[(&str, usize)]) -> Row {
+/// The reference scripts' `--autocast bf16` for a side named "… autocast bf16", else nothing.
+fn autocast_flag(side: &str) -> Vec<&'static std::ffi::OsStr> {
+    if side.ends_with("autocast bf16") {
+        vec!["--autocast".as_ref(), "bf16".as_ref()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn otflow_reference(case: &str, side: &str, sizes: &[(&str, usize)]) -> Row {
     let Some(repo) = std::env::var_os("OTFLOW_REPO") else {
         let mut row = Row::new();
         row.insert("status".into(), "skipped: set OTFLOW_REPO to a checkout of github.com/EmoryMLIP/OT-Flow".into());
         return row;
     };
-    reference_row("otflow_iteration.py", &["--otflow-repo".as_ref(), repo.as_os_str(), "--case".as_ref(), case.as_ref()], sizes)
+    let mut leading = vec!["--otflow-repo".as_ref(), repo.as_os_str(), "--case".as_ref(), case.as_ref()];
+    leading.extend(autocast_flag(side));
+    reference_row("otflow_iteration.py", &leading, sizes)
 }

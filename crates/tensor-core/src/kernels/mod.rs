@@ -3,9 +3,9 @@
 //! differentiable in turn); the network op's backward is hand-written and first-order. Each kernel
 //! has a composite reference — the same formula in plain candle ops — one switch away:
 //! [`set_fused`]`(false)` (or `CONTINUUM_KERNELS=composite` in the environment) routes every
-//! model back through it. Kernels run for contiguous f32/f64 tensors on the CPU; other dtypes
-//! (f16/bf16 follow the precision policy's composite ops), strided inputs and CUDA tensors take
-//! the composite path.
+//! model back through it. Kernels run for contiguous f32/f64 tensors on the CPU, and for bf16/f16
+//! ones by computing in f32 and rounding each result once (the network op: f32/f64 only);
+//! strided inputs and CUDA tensors take the composite path.
 //!
 //! - [`tanh()`]: a vectorised tanh (accuracy notes in [`mod@tanh`]);
 //! - [`selu()`]: a vectorised SELU ([`mod@selu`]);
@@ -18,11 +18,14 @@
 //! - [`network_tangents`]: a whole network of [`AffineForm`] layers with K tangents (JVP, exact
 //!   and Hutchinson traces, or the value alone) as one graph node with a hand-written backward
 //!   (`network`);
+//! - [`resnet_trace`]: the Jacobian recursion of OT-Flow's exact Laplacian, one node with a
+//!   hand-written backward (`trace`; 16-bit storage computed in f32);
 //! - [`im2col_3x3`]: the columns of a 3×3 convolution on channels-last images and their adjoint
 //!   (`im2col`; any float dtype);
 //! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
 
 mod bias;
+mod dense;
 mod elementwise;
 mod im2col;
 mod network;
@@ -30,11 +33,14 @@ pub mod selu;
 pub mod smooth;
 mod tangents;
 pub mod tanh;
+mod trace;
 
 use crate::error::Result;
+use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
 pub use network::{network_tangents, AffineForm};
 use std::sync::atomic::{AtomicU8, Ordering};
+pub use trace::resnet_trace;
 
 /// 0: not read yet, 1: fused, 2: composite.
 static MODE: AtomicU8 = AtomicU8::new(0);
@@ -140,8 +146,9 @@ fn contiguous_slice<'a, T>(x: &'a [T], layout: &Layout, name: &str) -> candle_co
     x.get(start..end).ok_or_else(|| candle_core::Error::Msg(format!("{name}: layout {start}..{end} outside a storage of {}", x.len())))
 }
 
-/// A one-operand kernel on contiguous f32 or f64 storage (`on_f32` / `on_f64`), or an error
-/// naming op `name`.
+/// A one-operand kernel on contiguous f32 or f64 storage (`on_f32` / `on_f64`; bf16 and f16 run
+/// `on_f32` on their f32 values, the result rounded once: see `dense`), or an error naming op
+/// `name`. Column sums of 16-bit data so accumulate in f32.
 fn float_op(
     name: &str,
     x: &CpuStorage,
@@ -152,11 +159,13 @@ fn float_op(
     Ok(match x {
         CpuStorage::F32(x) => CpuStorage::F32(on_f32(contiguous_slice(x, xl, name)?)),
         CpuStorage::F64(x) => CpuStorage::F64(on_f64(contiguous_slice(x, xl, name)?)),
-        _ => return Err(candle_core::Error::Msg(format!("{name}: f32 or f64 only"))),
+        CpuStorage::BF16(_) | CpuStorage::F16(_) => dense::from_f32(&on_f32(&dense::to_f32(x, xl)?), x.dtype())?,
+        _ => return Err(candle_core::Error::Msg(format!("{name}: f32, f64, bf16 or f16 only"))),
     })
 }
 
-/// A two-operand kernel on contiguous f32 or f64 storage of one dtype, or an error naming op `name`.
+/// A two-operand kernel on contiguous storage of one float dtype (16-bit as in [`float_op`]), or
+/// an error naming op `name`.
 fn float_op2(
     name: &str,
     (a, al): (&CpuStorage, &Layout),
@@ -167,12 +176,21 @@ fn float_op2(
     Ok(match (a, b) {
         (CpuStorage::F32(a), CpuStorage::F32(b)) => CpuStorage::F32(on_f32(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
         (CpuStorage::F64(a), CpuStorage::F64(b)) => CpuStorage::F64(on_f64(contiguous_slice(a, al, name)?, contiguous_slice(b, bl, name)?)),
-        _ => return Err(candle_core::Error::Msg(format!("{name}: f32 or f64 only, both operands alike"))),
+        (CpuStorage::BF16(_), CpuStorage::BF16(_)) | (CpuStorage::F16(_), CpuStorage::F16(_)) => {
+            dense::from_f32(&on_f32(&dense::to_f32(a, al)?, &dense::to_f32(b, bl)?), a.dtype())?
+        }
+        _ => return Err(candle_core::Error::Msg(format!("{name}: f32, f64, bf16 or f16 only, both operands alike"))),
     })
 }
 
+/// The dtypes the elementwise, bias and tangent kernels take (16-bit computed in f32).
+fn kernel_dtype(dtype: candle_core::DType) -> bool {
+    use candle_core::DType::*;
+    matches!(dtype, F32 | F64 | BF16 | F16)
+}
+
 fn kernel_applies(z: &Tensor) -> bool {
-    fused() && z.device().is_cpu() && z.is_contiguous() && matches!(z.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+    fused() && z.device().is_cpu() && z.is_contiguous() && kernel_dtype(z.dtype())
 }
 
 /// out[i] = e^{x[i]} for f64 slices of equal length, vectorised (AVX-512 / AVX2 / baseline picked
@@ -276,7 +294,7 @@ pub fn bias_add(z: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// where the kernel applies (strided input is copied first), else candle's `sum_keepdim(0)`.
 pub fn column_sum(g: &Tensor) -> Result<Tensor> {
     let fits = matches!(g.dims(), [_, m] if *m > 0);
-    Ok(if fits && fused() && g.device().is_cpu() && matches!(g.dtype(), candle_core::DType::F32 | candle_core::DType::F64) {
+    Ok(if fits && fused() && g.device().is_cpu() && kernel_dtype(g.dtype()) {
         g.contiguous()?.apply_op1(bias::ColumnSum)?
     } else {
         g.sum_keepdim(0)?

@@ -16,8 +16,12 @@
 //! accumulation was a third of the step). Here the graph holds one node for the network; its
 //! forward keeps [a; ȧ], aWᵀ, σ' and σ'' for the backward. The batch is split into one chunk of
 //! samples per thread, each chunk running the whole network (matmuls single-threaded, by the
-//! `gemm` crate that candle's matmul uses) and the chunks' parameter gradients summed at the end.
+//! `gemm` crate that candle's matmul uses); the backward goes layer by layer, the chunks in
+//! parallel, and each ∂W is accumulated over the chunks straight into the one θ-gradient, split
+//! over blocks of W's rows. Buffers the matmuls overwrite are not zero-filled first, and ∂input
+//! is skipped when the input is a constant.
 
+use super::dense::{from_f32, product, product_new, round_to, tensor_to_f32, to_f32, with_cpu_slice, Mat};
 use super::{fused, Elementwise};
 use crate::activation::Activation;
 use crate::error::Result;
@@ -57,7 +61,9 @@ pub fn network_tangents(
         tensors.extend(f.scale.as_ref());
         tensors.extend(f.shift.as_ref());
     }
-    let applies = fused() && matches!(dtype, DType::F32 | DType::F64) && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == dtype);
+    let applies = fused()
+        && matches!(dtype, DType::F32 | DType::F64 | DType::BF16 | DType::F16)
+        && tensors.iter().all(|t| t.device().is_cpu() && t.dtype() == dtype);
     let Ok((batch, d)) = x.dims2() else { return Ok(None) };
     let k = match v.map(|v| v.dims3()) {
         None => 0,
@@ -100,7 +106,7 @@ pub fn network_tangents(
         None => x.contiguous()?,
     };
     let save = input.track_op() || theta.track_op();
-    let op = NetworkOp { layers, activation, batch, k, theta_len: offset, save, saved: Mutex::new(None) };
+    let op = NetworkOp { layers, activation, batch, k, theta_len: offset, storage: dtype, save, saved: Mutex::new(None) };
     let out = input.apply_op2(&theta, op)?;
     let f = out.narrow(0, 0, batch)?;
     let jv = match v {
@@ -163,23 +169,30 @@ struct NetworkOp {
     batch: usize,
     k: usize,
     theta_len: usize,
+    /// The tensors' dtype: bf16 and f16 are computed in f32 and rounded where the composite
+    /// path keeps a tensor (the record itself is kept in f32).
+    storage: DType,
     save: bool,
     saved: Mutex<Option<Saved>>,
 }
 
-/// f32 and f64, with their slice kernels.
+/// f32 and f64, with their slice kernels and the rounding to the storage's precision.
 trait Real: WithDType {
     fn kernel(op: Elementwise) -> fn(&[Self], &mut [Self]);
+    fn round(x: &mut [Self], storage: DType);
     fn wrap(chunks: Vec<ChunkSaved<Self>>) -> Saved;
     fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<Self>]>;
 }
 
 /// The two impls differ only in which slice kernel and which record variant they name.
 macro_rules! real {
-    ($t:ty, $variant:ident, $kernel:tt) => {
+    ($t:ty, $variant:ident, $kernel:tt, $round:expr) => {
         impl Real for $t {
             fn kernel(op: Elementwise) -> fn(&[$t], &mut [$t]) {
                 op.kernels().$kernel
+            }
+            fn round(x: &mut [$t], storage: DType) {
+                $round(x, storage)
             }
             fn wrap(chunks: Vec<ChunkSaved<$t>>) -> Saved {
                 Saved::$variant(chunks)
@@ -194,75 +207,32 @@ macro_rules! real {
     };
 }
 
-real!(f32, F32, 0);
-real!(f64, F64, 1);
+real!(f32, F32, 0, round_to);
+real!(f64, F64, 1, |_: &mut [f64], _: DType| {});
 
-/// A strided view of a matrix: element (i, j) at `data[i·rs + j·cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a, T> {
-    data: &'a [T],
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-}
+/// Elements per block of [`activate`]: its scratch lives on the stack and in L1.
+const ACTIVATION_BLOCK: usize = 256;
 
-impl<'a, T> Mat<'a, T> {
-    fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, rs: cols, cs: 1 }
-    }
-    fn t(self) -> Self {
-        Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
-    }
-    /// Whether every element the view names lies inside `data`.
-    fn in_bounds(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// dst = lhs · rhs (or dst += lhs · rhs when `accumulate`), dst row-major (lhs.rows × rhs.cols);
-/// single-threaded: the network op parallelises over samples.
-fn product<T: Real>(dst: &mut [T], lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
-    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
-    assert!(rhs.rows == k && dst.len() == m * n && lhs.in_bounds() && rhs.in_bounds(), "network kernel: matmul shapes");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(T::zero());
+/// σ(z) in place of z, with σ'(z) and σ''(z) written into `d1` and `d2` where they are asked
+/// for (each as long as z), block by block.
+fn activate<T: Real>(act: Activation, z: &mut [T], mut d1: Option<&mut [T]>, mut d2: Option<&mut [T]>) {
+    let mut scratch = [[T::zero(); ACTIVATION_BLOCK]; 3];
+    for (i, value) in z.chunks_mut(ACTIVATION_BLOCK).enumerate() {
+        let (n, at) = (value.len(), i * ACTIVATION_BLOCK);
+        let [z, g1, g2] = &mut scratch;
+        z[..n].copy_from_slice(value);
+        activate_block(act, &z[..n], value, &mut g1[..n], &mut g2[..n]);
+        if let Some(d) = d1.as_deref_mut() {
+            d[at..at + n].copy_from_slice(&g1[..n]);
         }
-        return;
-    }
-    // SAFETY: the asserts above keep every index gemm forms inside the three slices, and dst
-    // does not alias lhs or rhs (it is a distinct &mut).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
+        if let Some(d) = d2.as_deref_mut() {
+            d[at..at + n].copy_from_slice(&g2[..n]);
+        }
     }
 }
 
 /// σ(z), σ'(z) and σ''(z) for a slice z (formulas as in [`Activation`]).
-fn activate<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2: &mut [T]) {
+fn activate_block<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [T], d2: &mut [T]) {
     let (one, two) = (T::one(), T::from_f64(2.0));
     match act {
         Activation::Tanh => {
@@ -348,43 +318,54 @@ impl NetworkOp {
         for (l, spec) in self.layers.iter().enumerate() {
             let (n_in, m) = (spec.n_in, spec.n_out);
             let w = Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in);
-            let mut u = vec![T::zero(); rows * m];
-            product(&mut u, Mat::row_major(&a, rows, n_in), w.t(), false);
-            let mut out = vec![T::zero(); rows * m];
+            let mut u = product_new(Mat::row_major(&a, rows, n_in), w.t());
+            T::round(&mut u, self.storage);
+            let hidden = l < last;
+            // u is read back for ∂s, and for the tangents ż = u̇ ⊙ s of a hidden layer
+            let keep_u = self.save && (spec.scale.is_some() || (k > 0 && hidden));
+            let (mut out, u) = if keep_u { (u.clone(), u) } else { (u, Vec::new()) };
             let (vals, tans) = out.split_at_mut(nb * m);
-            let (u_vals, u_tans) = u.split_at(nb * m);
             // value rows z = u ⊙ s + c, tangent rows ż = u̇ ⊙ s
             for b in 0..nb {
                 let g = samples.start + b;
                 let z = &mut vals[b * m..(b + 1) * m];
-                z.copy_from_slice(&u_vals[b * m..(b + 1) * m]);
-                let zt = &mut tans[b * k * m..(b + 1) * k * m];
-                zt.copy_from_slice(&u_tans[b * k * m..(b + 1) * k * m]);
                 if let Some(s) = spec.scale {
                     let s = s.row(theta, g, m);
                     z.iter_mut().zip(s).for_each(|(z, &s)| *z *= s);
+                    T::round(z, self.storage);
+                    let zt = &mut tans[b * k * m..(b + 1) * k * m];
                     zt.chunks_exact_mut(m).for_each(|r| r.iter_mut().zip(s).for_each(|(z, &s)| *z *= s));
+                    T::round(zt, self.storage);
                 }
                 if let Some(c) = spec.shift {
                     z.iter_mut().zip(c.row(theta, g, m)).for_each(|(z, &c)| *z += c);
+                    T::round(z, self.storage);
                 }
             }
+            // σ' carries the tangents and is read back by the backward; σ'' only meets tangents
             let (mut d1, mut d2) = (Vec::new(), Vec::new());
-            if l < last {
+            if hidden {
                 // a' = σ(z), ȧ' = σ'(z) ⊙ ż
-                let z = vals.to_vec();
-                d1 = vec![T::zero(); nb * m];
-                d2 = vec![T::zero(); nb * m];
-                activate(self.activation, &z, vals, &mut d1, &mut d2);
+                if k > 0 || self.save {
+                    d1 = vec![T::zero(); nb * m];
+                }
+                if k > 0 && self.save {
+                    d2 = vec![T::zero(); nb * m];
+                }
+                let d1_out = (!d1.is_empty()).then_some(d1.as_mut_slice());
+                let d2_out = (!d2.is_empty()).then_some(d2.as_mut_slice());
+                activate(self.activation, vals, d1_out, d2_out);
+                for kept in [&mut *vals, &mut d1, &mut d2] {
+                    T::round(kept, self.storage);
+                }
                 if k > 0 {
                     for (zt, d) in tans.chunks_exact_mut(k * m).zip(d1.chunks_exact(m)) {
                         zt.chunks_exact_mut(m).for_each(|r| r.iter_mut().zip(d).for_each(|(z, &d)| *z *= d));
                     }
+                    T::round(tans, self.storage);
                 }
             }
             if self.save {
-                // u is read back for ∂s, and for the tangents ż = u̇ ⊙ s of a hidden layer
-                let u = if spec.scale.is_some() || (k > 0 && l < last) { u } else { Vec::new() };
                 saved.push(LayerSaved { input: std::mem::replace(&mut a, out), u, d1, d2 });
             } else {
                 a = out;
@@ -405,88 +386,136 @@ impl NetworkOp {
         (out, self.save.then_some(saved))
     }
 
-    /// One chunk's backward from its output gradient: (∂θ restricted to what the chunk touches,
-    /// as a full-length vector; ∂input rows of the chunk).
-    fn chunk_backward<T: Real>(&self, theta: &[T], grad_out: &[T], chunk: &ChunkSaved<T>) -> (Vec<T>, Vec<T>) {
-        let (k, samples) = (self.k, &chunk.samples);
-        let (nb, rows) = (samples.len(), samples.len() * (k + 1));
-        let mut grad_theta = vec![T::zero(); theta.len()];
-        let mut dz = self.gather(grad_out, samples, self.n_out());
-        for (l, spec) in self.layers.iter().enumerate().rev() {
-            let (n_in, m) = (spec.n_in, spec.n_out);
-            let rec = &chunk.layers[l];
-            // ∂s = Σ ∂z ⊙ u over each sample's rows, ∂c = Σ ∂z over its value row
-            for b in 0..nb {
-                let g = samples.start + b;
-                let row_ranges = std::iter::once(b * m..(b + 1) * m).chain((0..k).map(|j| (nb + b * k + j) * m..(nb + b * k + j + 1) * m));
-                if let Some(s) = spec.scale {
-                    let at = s.offset + if s.per_sample { g * m } else { 0 };
-                    for r in row_ranges.clone() {
-                        grad_theta[at..at + m].iter_mut().zip(&dz[r.clone()]).zip(&rec.u[r]).for_each(|((o, &d), &u)| *o += d * u);
-                    }
-                }
-                if let Some(c) = spec.shift {
-                    let at = c.offset + if c.per_sample { g * m } else { 0 };
-                    grad_theta[at..at + m].iter_mut().zip(&dz[b * m..(b + 1) * m]).for_each(|(o, &d)| *o += d);
-                }
-                if let Some(s) = spec.scale {
-                    let s = s.row(theta, g, m);
-                    for r in row_ranges {
-                        dz[r].iter_mut().zip(s).for_each(|(d, &s)| *d *= s);
-                    }
+    /// Layer `l`'s scale and shift gradients from one chunk's ∂[z; ż] (`dz`), which is then
+    /// turned into ∂u = ∂[z; ż] ⊙ s in place: ∂s = Σ ∂z ⊙ u over each sample's rows, ∂c = Σ ∂z
+    /// over its value row. Returned as (∂s, ∂c) rows: one per sample of the chunk where the
+    /// parameter has one per sample, else a single row summed over the chunk.
+    fn rows_backward<T: Real>(&self, theta: &[T], l: usize, chunk: &ChunkSaved<T>, dz: &mut [T]) -> [Vec<T>; 2] {
+        let (spec, k, samples) = (&self.layers[l], self.k, &chunk.samples);
+        let (nb, m) = (samples.len(), spec.n_out);
+        let rows_of = |r: Option<Rows>| r.map_or(0, |r| if r.per_sample { nb } else { 1 });
+        let (mut ds, mut dc) = (vec![T::zero(); rows_of(spec.scale) * m], vec![T::zero(); rows_of(spec.shift) * m]);
+        let u = &chunk.layers[l].u;
+        for b in 0..nb {
+            let row_ranges = std::iter::once(b * m..(b + 1) * m).chain((0..k).map(|j| (nb + b * k + j) * m..(nb + b * k + j + 1) * m));
+            if let Some(s) = spec.scale {
+                let at = if s.per_sample { b * m } else { 0 };
+                for r in row_ranges.clone() {
+                    ds[at..at + m].iter_mut().zip(&dz[r.clone()]).zip(&u[r]).for_each(|((o, &d), &u)| *o += d * u);
                 }
             }
-            // now dz = ∂u: ∂W = ∂uᵀ [a; ȧ], ∂[a; ȧ] = ∂u W
-            let du = Mat::row_major(&dz, rows, m);
-            product(&mut grad_theta[spec.w..spec.w + m * n_in], du.t(), Mat::row_major(&rec.input, rows, n_in), true);
-            let mut da = vec![T::zero(); rows * n_in];
-            product(&mut da, du, Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in), false);
-            if l == 0 {
-                return (grad_theta, da);
+            if let Some(c) = spec.shift {
+                let at = if c.per_sample { b * m } else { 0 };
+                dc[at..at + m].iter_mut().zip(&dz[b * m..(b + 1) * m]).for_each(|(o, &d)| *o += d);
             }
-            // through the previous layer's activation: rows of width n_in
-            let prev = &chunk.layers[l - 1];
-            let prev_scale = self.layers[l - 1].scale;
-            let (da_vals, da_tans) = da.split_at_mut(nb * n_in);
-            for b in 0..nb {
-                let d1 = &prev.d1[b * n_in..(b + 1) * n_in];
-                let d2 = &prev.d2[b * n_in..(b + 1) * n_in];
-                let s = prev_scale.map(|s| s.row(theta, samples.start + b, n_in));
-                let dv = &mut da_vals[b * n_in..(b + 1) * n_in];
-                // Σₖ ∂ȧ'ₖ ⊙ żₖ with żₖ = u̇ₖ ⊙ s, then ∂żₖ = ∂ȧ'ₖ ⊙ σ'
-                let mut acc = vec![T::zero(); n_in];
-                for j in 0..k {
-                    let r = b * k + j;
-                    let dt = &mut da_tans[r * n_in..(r + 1) * n_in];
-                    let ut = &prev.u[(nb + r) * n_in..(nb + r + 1) * n_in];
-                    match s {
-                        Some(s) => acc.iter_mut().zip(dt.iter()).zip(ut).zip(s).for_each(|(((a, &d), &u), &s)| *a += d * u * s),
-                        None => acc.iter_mut().zip(dt.iter()).zip(ut).for_each(|((a, &d), &u)| *a += d * u),
-                    }
-                    dt.iter_mut().zip(d1).for_each(|(d, &p)| *d *= p);
+            if let Some(s) = spec.scale {
+                let s = s.row(theta, samples.start + b, m);
+                for r in row_ranges {
+                    dz[r].iter_mut().zip(s).for_each(|(d, &s)| *d *= s);
                 }
-                dv.iter_mut().zip(d1).zip(d2).zip(&acc).for_each(|(((d, &p), &q), &a)| *d = *d * p + q * a);
             }
-            dz = da;
         }
-        unreachable!("the loop returns at layer 0")
+        [ds, dc]
     }
 
-    fn backward<T: Real>(&self, theta: &[T], input_len: usize, grad_out: &[T]) -> candle_core::Result<(Vec<T>, Vec<T>)> {
+    /// ∂[a; ȧ] = ∂u W for one chunk at layer `l` ≥ 1, carried back through the previous layer's
+    /// activation: ∂z = ∂a' ⊙ σ'(z) + σ''(z) ⊙ Σₖ ∂ȧ'ₖ ⊙ żₖ and ∂żₖ = ∂ȧ'ₖ ⊙ σ'(z).
+    fn through_layer<T: Real>(&self, theta: &[T], l: usize, chunk: &ChunkSaved<T>, du: &[T]) -> Vec<T> {
+        let (spec, k, samples) = (&self.layers[l], self.k, &chunk.samples);
+        let (nb, n_in, m) = (samples.len(), spec.n_in, spec.n_out);
+        let rows = nb * (k + 1);
+        let mut da = product_new(Mat::row_major(du, rows, m), Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in));
+        T::round(&mut da, self.storage);
+        if l == 0 {
+            return da;
+        }
+        let prev = &chunk.layers[l - 1];
+        let (da_vals, da_tans) = da.split_at_mut(nb * n_in);
+        if k == 0 {
+            // no tangents: ∂z = ∂a' ⊙ σ'(z) (σ'' was not kept)
+            da_vals.iter_mut().zip(&prev.d1).for_each(|(d, &p)| *d *= p);
+            T::round(&mut da, self.storage);
+            return da;
+        }
+        let prev_scale = self.layers[l - 1].scale;
+        let mut acc = vec![T::zero(); n_in];
+        for b in 0..nb {
+            let d1 = &prev.d1[b * n_in..(b + 1) * n_in];
+            let d2 = &prev.d2[b * n_in..(b + 1) * n_in];
+            let s = prev_scale.map(|s| s.row(theta, samples.start + b, n_in));
+            let dv = &mut da_vals[b * n_in..(b + 1) * n_in];
+            // Σₖ ∂ȧ'ₖ ⊙ żₖ with żₖ = u̇ₖ ⊙ s, then ∂żₖ = ∂ȧ'ₖ ⊙ σ'
+            acc.fill(T::zero());
+            for j in 0..k {
+                let r = b * k + j;
+                let dt = &mut da_tans[r * n_in..(r + 1) * n_in];
+                let ut = &prev.u[(nb + r) * n_in..(nb + r + 1) * n_in];
+                match s {
+                    Some(s) => acc.iter_mut().zip(dt.iter()).zip(ut).zip(s).for_each(|(((a, &d), &u), &s)| *a += d * u * s),
+                    None => acc.iter_mut().zip(dt.iter()).zip(ut).for_each(|((a, &d), &u)| *a += d * u),
+                }
+                dt.iter_mut().zip(d1).for_each(|(d, &p)| *d *= p);
+            }
+            dv.iter_mut().zip(d1).zip(d2).zip(&acc).for_each(|(((d, &p), &q), &a)| *d = *d * p + q * a);
+        }
+        T::round(&mut da, self.storage);
+        da
+    }
+
+    /// The reverse pass, layer by layer: the elementwise parts and ∂[a; ȧ] chunk by chunk in
+    /// parallel; ∂W = Σ_chunks ∂u_cᵀ [a; ȧ]_c straight into the one θ-gradient, split over
+    /// blocks of W's rows (so no chunk holds a θ-sized buffer and nothing is summed at the end).
+    /// ∂input is `None` when `input_grad` is false (the input is a constant).
+    fn backward<T: Real>(&self, theta: &[T], grad_out: &[T], input_grad: bool) -> candle_core::Result<(Vec<T>, Option<Vec<T>>)> {
         let guard = self.saved.lock().unwrap_or_else(|e| e.into_inner());
         // the forward records whenever candle records the op (`save` = an input tracks its graph)
         let chunks = guard
             .as_ref()
             .and_then(T::unwrap)
             .ok_or_else(|| candle_core::Error::Msg(format!("{}: backward without a forward record", self.name())))?;
-        let parts: Vec<_> = chunks.par_iter().map(|c| self.chunk_backward(theta, grad_out, c)).collect();
+        let k = self.k;
         let mut grad_theta = vec![T::zero(); theta.len()];
-        let mut grad_input = vec![T::zero(); input_len];
-        for (chunk, (gt, gi)) in chunks.iter().zip(parts) {
-            grad_theta.iter_mut().zip(gt).for_each(|(o, g)| *o += g);
-            self.scatter(&mut grad_input, &chunk.samples, self.layers[0].n_in, &gi);
+        let mut dz: Vec<Vec<T>> = chunks.iter().map(|c| self.gather(grad_out, &c.samples, self.n_out())).collect();
+        for (l, spec) in self.layers.iter().enumerate().rev() {
+            let (n_in, m) = (spec.n_in, spec.n_out);
+            let row_grads: Vec<_> = chunks
+                .par_iter()
+                .zip(dz.par_iter_mut())
+                .map(|(c, dz)| {
+                    let grads = self.rows_backward(theta, l, c, dz);
+                    T::round(dz, self.storage);
+                    grads
+                })
+                .collect();
+            for (chunk, grads) in chunks.iter().zip(row_grads) {
+                for (rows, g) in [spec.scale, spec.shift].into_iter().zip(grads) {
+                    let Some(rows) = rows else { continue };
+                    let at = rows.offset + if rows.per_sample { chunk.samples.start * m } else { 0 };
+                    grad_theta[at..at + g.len()].iter_mut().zip(g).for_each(|(o, g)| *o += g);
+                }
+            }
+            // now dz = ∂u: ∂W = Σ_c ∂u_cᵀ [a; ȧ]_c, one block of W's rows per task
+            let block = m.div_ceil(chunks.len());
+            grad_theta[spec.w..spec.w + m * n_in].par_chunks_mut(block * n_in).enumerate().for_each(|(j, dst)| {
+                let (j0, width) = (j * block, dst.len() / n_in);
+                for (chunk, du) in chunks.iter().zip(&dz) {
+                    let rows = chunk.samples.len() * (k + 1);
+                    let du_block = Mat { data: &du[j0..], rows, cols: width, rs: m, cs: 1 };
+                    product(dst, du_block.t(), Mat::row_major(&chunk.layers[l].input, rows, n_in), true);
+                }
+            });
+            if l == 0 && !input_grad {
+                T::round(&mut grad_theta, self.storage);
+                return Ok((grad_theta, None));
+            }
+            dz = chunks.par_iter().zip(&dz).map(|(c, du)| self.through_layer(theta, l, c, du)).collect();
         }
-        Ok((grad_theta, grad_input))
+        let mut grad_input = vec![T::zero(); self.batch * (k + 1) * self.layers[0].n_in];
+        for (chunk, da) in chunks.iter().zip(&dz) {
+            self.scatter(&mut grad_input, &chunk.samples, self.layers[0].n_in, da);
+        }
+        T::round(&mut grad_theta, self.storage);
+        Ok((grad_theta, Some(grad_input)))
     }
 
     fn check(&self, input: &Layout, theta: &Layout) -> candle_core::Result<()> {
@@ -506,11 +535,16 @@ impl NetworkOp {
     fn run_forward<T: Real>(&self, input: &CpuStorage, il: &Layout, theta: &CpuStorage, tl: &Layout) -> candle_core::Result<CpuStorage> {
         let input = &T::cpu_storage_as_slice(input)?[il.start_offset()..il.start_offset() + il.shape().elem_count()];
         let theta = &T::cpu_storage_as_slice(theta)?[tl.start_offset()..tl.start_offset() + tl.shape().elem_count()];
+        Ok(T::to_cpu_storage_owned(self.forward_recorded(theta, input)))
+    }
+
+    /// The forward, keeping its record for the backward when one is wanted.
+    fn forward_recorded<T: Real>(&self, theta: &[T], input: &[T]) -> Vec<T> {
         let (out, saved) = self.forward(theta, input);
         if let Some(saved) = saved {
             *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = Some(T::wrap(saved));
         }
-        Ok(T::to_cpu_storage_owned(out))
+        out
     }
 
     fn run_backward<T: Real>(
@@ -519,10 +553,11 @@ impl NetworkOp {
         theta: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<T>();
-        let (grad_theta, grad_input) = self.backward(&flat(theta)?, input.elem_count(), &flat(grad)?)?;
+        let grad = grad.contiguous()?;
+        let (grad_theta, grad_input) =
+            with_cpu_slice(theta, |theta: &[T]| with_cpu_slice(&grad, |grad: &[T]| self.backward(theta, grad, input.track_op())))?;
         Ok((
-            Some(Tensor::from_vec(grad_input, input.shape(), &Device::Cpu)?),
+            grad_input.map(|g| Tensor::from_vec(g, input.shape(), &Device::Cpu)).transpose()?,
             Some(Tensor::from_vec(grad_theta, theta.shape(), &Device::Cpu)?),
         ))
     }
@@ -538,7 +573,11 @@ impl CustomOp2 for NetworkOp {
         let out = match (input, theta) {
             (CpuStorage::F32(_), CpuStorage::F32(_)) => self.run_forward::<f32>(input, il, theta, tl)?,
             (CpuStorage::F64(_), CpuStorage::F64(_)) => self.run_forward::<f64>(input, il, theta, tl)?,
-            _ => return Err(candle_core::Error::Msg(format!("{}: f32 or f64 only, input and θ alike", self.name()))),
+            (CpuStorage::BF16(_), CpuStorage::BF16(_)) | (CpuStorage::F16(_), CpuStorage::F16(_)) => {
+                let out = self.forward_recorded(&to_f32(theta, tl)?, &to_f32(input, il)?);
+                from_f32(&out, self.storage)?
+            }
+            _ => return Err(candle_core::Error::Msg(format!("{}: f32, f64, bf16 or f16 only, input and θ alike", self.name()))),
         };
         Ok((out, Shape::from((self.batch * (self.k + 1), self.n_out()))))
     }
@@ -550,6 +589,11 @@ impl CustomOp2 for NetworkOp {
         match input.dtype() {
             DType::F32 => self.run_backward::<f32>(input, theta, grad),
             DType::F64 => self.run_backward::<f64>(input, theta, grad),
+            DType::BF16 | DType::F16 => {
+                let (grad_theta, grad_input) = self.backward(&tensor_to_f32(theta)?, &tensor_to_f32(grad)?, input.track_op())?;
+                let narrowed = |g: Vec<f32>, t: &Tensor| Tensor::from_vec(g, t.shape(), &Device::Cpu)?.to_dtype(self.storage);
+                Ok((grad_input.map(|g| narrowed(g, input)).transpose()?, Some(narrowed(grad_theta, theta)?)))
+            }
             dtype => Err(candle_core::Error::Msg(format!("{}: backward for {dtype:?}", self.name()))),
         }
     }

@@ -249,22 +249,30 @@ impl Potential {
         let k0x = self.k[0].narrow(1, 0, d)?;
         let d2_0 = self.activation.second_derivative(&sw.pre[0])?;
         let mut lap = (&d2_0 * &terms[0])?.matmul(&k0x.sqr()?.sum_keepdim(1)?)?;
+        let coef = |i: usize| -> Result<Tensor> { Ok((self.activation.second_derivative(&sw.pre[i])? * &terms[i])?) };
+        let coefs = (1..self.config.layers).map(coef).collect::<Result<Vec<_>>>()?;
+        let tr_sym = self.a.narrow(1, 0, d)?.sqr()?.sum_all()?.reshape((1, 1))?;
+        let k0x_c = k0x.contiguous()?;
+        if let Some(t) = kernels::resnet_trace(&k0x_c, &self.k[1..], &sw.d1[..self.config.layers - 1], &coefs, h)? {
+            let laplacian = (lap + t)?.broadcast_add(&tr_sym)?;
+            return Ok(PotentialDerivatives { grad_x, grad_t, laplacian });
+        }
+        // the same recursion in candle ops (kernels off, CUDA)
         // J (m, B, d): row j, sample b holds ∂u_j/∂x of that sample.
         // (an outer product per row j, as a batched matmul: its backward needs no strided sum)
         let mut jac = to_mb1(&sw.d1[0])?.matmul(&k0x.unsqueeze(1)?.contiguous()?)?;
-        let layers = self.k.iter().zip(&sw.pre).zip(&sw.d1).zip(&terms).skip(1);
-        for (i, (((k, pre), d1), term)) in layers.enumerate() {
+        let layers = self.k.iter().zip(&sw.d1).skip(1).zip(&coefs);
+        for (i, ((k, d1), coef)) in layers.enumerate() {
             let kj = k.matmul(&jac.reshape((m, b * d))?)?.reshape((m, b, d))?;
             // t_i[b] = Σ_j coef[b, j] Σ_k kj[j, b, k]²
-            let coef = (self.activation.second_derivative(pre)? * term)?.t()?.contiguous()?;
+            let coef = coef.t()?.contiguous()?;
             let t_i = kernels::column_sum(&(kj.sqr()?.sum(2)? * coef)?)?.reshape((b, 1))?;
             lap = (lap + (t_i * h)?)?;
             if i + 2 < self.config.layers {
                 jac = (jac + (to_mb1(d1)?.broadcast_mul(&kj)? * h)?)?;
             }
         }
-        let tr_sym = self.a.narrow(1, 0, d)?.sqr()?.sum_all()?;
-        let laplacian = lap.broadcast_add(&tr_sym.reshape((1, 1))?)?;
+        let laplacian = lap.broadcast_add(&tr_sym)?;
         Ok(PotentialDerivatives { grad_x, grad_t, laplacian })
     }
 

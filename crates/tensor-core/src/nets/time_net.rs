@@ -147,7 +147,7 @@ impl<L: TimeLayer> TimeNet<L> {
     /// The fused kernel's (f, J·V) ([`kernels::network_tangents`]), where it applies and every
     /// layer has an affine form; `None` sends the caller down the composite path.
     fn fused_tangents(&self, x: &Tensor, t: &Tensor, v: Option<&Tensor>) -> Result<Option<(Tensor, Option<Tensor>)>> {
-        if !(kernels::fused() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)) {
+        if !(kernels::fused() && x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64 | DType::BF16 | DType::F16)) {
             return Ok(None);
         }
         let mut forms = Vec::with_capacity(self.layers.len());

@@ -1,0 +1,189 @@
+//! What the fused kernels share: strided matrix views, single-threaded matrix products by the
+//! `gemm` crate (the one candle's matmul uses) that need not zero-fill their output, in-place
+//! reads of a CPU tensor's elements, and the f32 working copies of 16-bit storage.
+//!
+//! bf16 and f16 tensors are computed in f32 from their exact values, and a result is rounded
+//! back once where the 16-bit composite path would keep it (what candle's own 16-bit ops do
+//! element by element, and PyTorch's CPU kernels and autocast do), so reductions accumulate in
+//! f32. Conversions are `half`'s slice routines (F16C where the CPU has it).
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, DType, Layout, Tensor, WithDType};
+use half::slice::HalfFloatSliceExt;
+use half::{bf16, f16};
+
+/// A strided view of a matrix: element (i, j) at `data[i·rs + j·cs]`.
+#[derive(Clone, Copy)]
+pub(super) struct Mat<'a, T> {
+    pub(super) data: &'a [T],
+    pub(super) rows: usize,
+    pub(super) cols: usize,
+    pub(super) rs: usize,
+    pub(super) cs: usize,
+}
+
+impl<'a, T> Mat<'a, T> {
+    pub(super) fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, rs: cols, cs: 1 }
+    }
+    pub(super) fn t(self) -> Self {
+        Self { rows: self.cols, cols: self.rows, rs: self.cs, cs: self.rs, ..self }
+    }
+    /// Whether every element the view names lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.rs + (self.cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// dst = lhs · rhs (or dst += lhs · rhs when `accumulate`), dst row-major (lhs.rows × rhs.cols);
+/// single-threaded: the kernels parallelise over samples.
+pub(super) fn product<T: WithDType>(dst: &mut [T], lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
+    assert_eq!(dst.len(), lhs.rows * rhs.cols, "network kernel: matmul output size");
+    // SAFETY: dst is a distinct &mut of the size the product writes
+    unsafe { product_raw(dst.as_mut_ptr(), lhs, rhs, accumulate) }
+}
+
+/// lhs · rhs as a new row-major vector, without first zero-filling it.
+pub(super) fn product_new<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
+    let len = lhs.rows * rhs.cols;
+    let mut dst = Vec::with_capacity(len);
+    // SAFETY: with `accumulate` false gemm writes every element of the rows × cols output and
+    // reads none (k = 0 zero-fills), so all `len` elements are initialised before `set_len`
+    unsafe {
+        product_raw(dst.as_mut_ptr(), lhs, rhs, false);
+        dst.set_len(len);
+    }
+    dst
+}
+
+/// The product into `dst`, which must be valid for lhs.rows × rhs.cols writes (and reads when
+/// `accumulate`) and alias neither operand.
+unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
+    let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
+    assert!(rhs.rows == k && lhs.in_bounds() && rhs.in_bounds(), "network kernel: matmul shapes");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            std::ptr::write_bytes(dst, 0, m * n);
+        }
+        return;
+    }
+    // SAFETY: the assert keeps every index gemm forms inside lhs and rhs; the caller vouches
+    // for dst
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        n as isize,
+        accumulate,
+        lhs.data.as_ptr(),
+        lhs.cs as isize,
+        lhs.rs as isize,
+        rhs.data.as_ptr(),
+        rhs.cs as isize,
+        rhs.rs as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        gemm::Parallelism::None,
+    )
+}
+
+/// `f` on the elements of a contiguous CPU tensor, read in place (no copy).
+pub(super) fn with_cpu_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> candle_core::Result<R>) -> candle_core::Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let (candle_core::Storage::Cpu(cpu), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+        return Err(candle_core::Error::Msg("a fused kernel's backward needs contiguous CPU tensors".into()));
+    };
+    f(&T::cpu_storage_as_slice(cpu)?[start..end])
+}
+
+/// The f32 values of a contiguous f32, bf16 or f16 storage.
+pub(super) fn to_f32(s: &CpuStorage, l: &Layout) -> candle_core::Result<Vec<f32>> {
+    let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("a fused kernel needs contiguous inputs".into()))?;
+    let mut out = vec![0f32; end - start];
+    match s {
+        CpuStorage::BF16(x) => x[start..end].convert_to_f32_slice(&mut out),
+        CpuStorage::F16(x) => x[start..end].convert_to_f32_slice(&mut out),
+        CpuStorage::F32(x) => out.copy_from_slice(&x[start..end]),
+        other => return Err(candle_core::Error::Msg(format!("a fused kernel takes f32, bf16 or f16 here, not {:?}", other.dtype()))),
+    }
+    Ok(out)
+}
+
+/// The f32 values of a CPU tensor of one of those dtypes (copied, widened).
+pub(super) fn tensor_to_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(cpu) => to_f32(cpu, layout),
+        _ => Err(candle_core::Error::Msg("a fused kernel's backward needs CPU tensors".into())),
+    }
+}
+
+/// f32 values as storage of `dtype` (f32, bf16 or f16), each rounded to nearest.
+pub(super) fn from_f32(x: &[f32], dtype: DType) -> candle_core::Result<CpuStorage> {
+    Ok(match dtype {
+        DType::F32 => CpuStorage::F32(x.to_vec()),
+        DType::BF16 => {
+            let mut out = vec![bf16::ZERO; x.len()];
+            out.convert_from_f32_slice(x);
+            CpuStorage::BF16(out)
+        }
+        DType::F16 => {
+            let mut out = vec![f16::ZERO; x.len()];
+            out.convert_from_f32_slice(x);
+            CpuStorage::F16(out)
+        }
+        other => return Err(candle_core::Error::Msg(format!("a fused kernel returns f32, bf16 or f16, not {other:?}"))),
+    })
+}
+
+/// Rounds f32 values in place to `storage`'s precision (a no-op for f32): bf16 by round to
+/// nearest even on the bits (NaN kept; a loop that vectorises), f16 through `half`'s slice
+/// conversions a block at a time.
+pub(super) fn round_to(x: &mut [f32], storage: DType) {
+    match storage {
+        DType::BF16 => x.iter_mut().for_each(|v| {
+            let b = v.to_bits();
+            let rounded = f32::from_bits(b.wrapping_add(0x7FFF + ((b >> 16) & 1)) & 0xFFFF_0000);
+            *v = if v.is_nan() { *v } else { rounded };
+        }),
+        DType::F16 => {
+            let mut block = [f16::ZERO; 256];
+            for chunk in x.chunks_mut(256) {
+                let b = &mut block[..chunk.len()];
+                b.convert_from_f32_slice(chunk);
+                b.convert_to_f32_slice(chunk);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use candle_core::DType;
+
+    /// [`super::round_to`] equals `half`'s conversion there and back, on every 251st f32 bit
+    /// pattern (ties, subnormals, overflow to ∞ and NaN included).
+    #[test]
+    fn rounding_to_16_bits_matches_half() {
+        let xs: Vec<f32> =
+            (0..=u32::MAX).step_by(251).map(f32::from_bits).chain([f32::MAX, 65519.0, 65520.0, 1.0 + 2f32.powi(-8)]).collect();
+        for dtype in [DType::BF16, DType::F16] {
+            let mut ours = xs.clone();
+            super::round_to(&mut ours, dtype);
+            for (&x, &r) in xs.iter().zip(&ours) {
+                let want = if dtype == DType::BF16 { half::bf16::from_f32(x).to_f32() } else { half::f16::from_f32(x).to_f32() };
+                assert!(r.to_bits() == want.to_bits() || (r.is_nan() && want.is_nan()), "{dtype:?}: {x:e} → {r:e}, half {want:e}");
+            }
+        }
+    }
+}
