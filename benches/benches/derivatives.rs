@@ -73,9 +73,9 @@ fn activations(c: &mut Criterion) {
     }
 }
 
-/// n×n·n×n products in each precision, as the networks' 16-bit evaluation runs them on the CPU
-/// today (candle's matmul: bf16 widened to f32, multiplied, rounded back; f16 by `gemm`'s f16
-/// path), against f32; throughput in flops (2n³ per product).
+/// n×n·n×n products in each precision: candle's matmul (bf16 widened to f32 element by element,
+/// multiplied, rounded back; f16 by `gemm`'s f16 path) and `kernels::matmul` (the same numbers
+/// with vectorised conversions), against f32; throughput in flops (2n³ per product).
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     for n in [512usize, 1024] {
@@ -84,7 +84,10 @@ fn matmul(c: &mut Criterion) {
         group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
         for dtype in [DType::F32, DType::BF16, DType::F16] {
             let (a, b) = (a.to_dtype(dtype).unwrap(), b.to_dtype(dtype).unwrap());
-            group.bench_function(format!("{dtype:?} n{n}"), |bench| bench.iter(|| a.matmul(&b).unwrap()));
+            group.bench_function(format!("candle {dtype:?} n{n}"), |bench| bench.iter(|| a.matmul(&b).unwrap()));
+            if dtype != DType::F32 {
+                group.bench_function(format!("kernels {dtype:?} n{n}"), |bench| bench.iter(|| kernels::matmul(&a, &b).unwrap()));
+            }
         }
     }
     group.finish();

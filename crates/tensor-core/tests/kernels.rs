@@ -37,20 +37,25 @@ fn tol(dtype: DType) -> f64 {
 
 type Elementwise = fn(&Tensor) -> Result<Tensor>;
 
-#[test]
-fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
-    let _switch = hold_switch();
-    set_fused(true);
-    let mut rng = SeededRng::new(1);
+/// Each elementwise kernel with its name and its composite candle-op reference.
+fn elementwise_cases() -> [(&'static str, Elementwise, Elementwise); 6] {
     let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
-    let cases: [(&str, Elementwise, Elementwise); 6] = [
+    [
         ("tanh", kernels::tanh, tanh_composite),
         ("selu", kernels::selu, kernels::selu_composite),
         ("sigmoid", kernels::sigmoid, kernels::sigmoid_composite),
         ("softplus", kernels::softplus, kernels::softplus_composite),
         ("swish", kernels::swish, kernels::swish_composite),
         ("log cosh", kernels::log_cosh, kernels::log_cosh_composite),
-    ];
+    ]
+}
+
+#[test]
+fn elementwise_kernels_equal_composite_values_and_gradients() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
+    let mut rng = SeededRng::new(1);
+    let cases = elementwise_cases();
     for (name, fused_op, composite_op) in cases {
         for dtype in [DType::F32, DType::F64] {
             for shape in [(1, 1), (7, 13), (33, 65), (512, 3)] {
@@ -83,15 +88,7 @@ fn sixteen_bit_kernels_round_the_f32_result_once() -> Result<()> {
     let _switch = hold_switch();
     set_fused(true);
     let mut rng = SeededRng::new(3);
-    let tanh_composite: Elementwise = |z| Ok(z.tanh()?);
-    let cases: [(&str, Elementwise, Elementwise); 6] = [
-        ("tanh", kernels::tanh, tanh_composite),
-        ("selu", kernels::selu, kernels::selu_composite),
-        ("sigmoid", kernels::sigmoid, kernels::sigmoid_composite),
-        ("softplus", kernels::softplus, kernels::softplus_composite),
-        ("swish", kernels::swish, kernels::swish_composite),
-        ("log cosh", kernels::log_cosh, kernels::log_cosh_composite),
-    ];
+    let cases = elementwise_cases();
     let same_bits = |a: &Tensor, b: &Tensor| -> Result<bool> {
         Ok(a.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()? == b.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     };
@@ -236,6 +233,52 @@ fn sixteen_bit_network_op_is_as_near_f64_as_the_composite() -> Result<()> {
         }
     }
     set_fused(true);
+    Ok(())
+}
+
+/// 16-bit matrix products against the f64 product of the same 16-bit values, on odd shapes
+/// (1, 15, 17, 33, 1000), with either operand transposed (a strided view): every element within
+/// one 16-bit rounding of the exact value plus f32 summation error; the gradients are the same
+/// op's products, within a few roundings of f64's.
+#[test]
+fn sixteen_bit_matmul_is_the_rounded_f32_product() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
+    let mut rng = SeededRng::new(14);
+    for dtype in [DType::BF16, DType::F16] {
+        let u = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
+        for (m, k, n) in [(1, 1, 1), (15, 17, 33), (33, 1000, 17), (1000, 15, 1), (17, 33, 1000)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                // a variable, and the operand: the variable or its transpose (a strided view)
+                let operand = |rows: usize, cols: usize, transposed: bool, rng: &mut SeededRng| -> Result<(Var, Tensor)> {
+                    let shape = if transposed { (cols, rows) } else { (rows, cols) };
+                    let var = Var::from_tensor(&rng.normal(shape, DType::F32, &DEV)?.to_dtype(dtype)?)?;
+                    let view = if transposed { var.as_tensor().t()? } else { var.as_tensor().clone() };
+                    Ok((var, view))
+                };
+                let ((va, a), (vb, b)) = (operand(m, k, ta, &mut rng)?, operand(k, n, tb, &mut rng)?);
+                assert!(a.is_contiguous() != ta || m == 1 || k == 1, "the transposed operand is a strided view");
+                let c = kernels::matmul(&a, &b)?;
+                assert_eq!((c.dims(), c.dtype()), (&[m, n][..], dtype));
+                let (a64, b64) = (a.to_dtype(DType::F64)?, b.to_dtype(DType::F64)?);
+                let exact = a64.matmul(&b64)?;
+                let magnitude = a64.abs()?.matmul(&b64.abs()?)?;
+                let bound = ((exact.abs()? * u)? + (magnitude * (k as f64 * 2f64.powi(-23)))?)?;
+                let excess = ((c.to_dtype(DType::F64)? - &exact)?.abs()? - bound)?.max_all()?.to_scalar::<f64>()?;
+                assert!(excess <= 0.0, "{dtype:?} ({m}, {k}, {n}) transposed {ta}/{tb}: off by {excess:e} beyond the bound");
+                let w = rng.normal((m, n), DType::F32, &DEV)?;
+                let grads = (c.to_dtype(DType::F32)? * &w)?.sum_all()?.backward()?;
+                let w64 = w.to_dtype(DType::F64)?;
+                let (ga, gb) = (w64.matmul(&b64.t()?)?, a64.t()?.matmul(&w64)?);
+                for (var, exact_grad) in [(&va, if ta { ga.t()? } else { ga }), (&vb, if tb { gb.t()? } else { gb })] {
+                    let g = grads.get(var.as_tensor()).expect("a gradient");
+                    assert_eq!(g.dtype(), dtype);
+                    let e = rel_err(g, &exact_grad)?;
+                    assert!(e <= 4.0 * u, "{dtype:?} ({m}, {k}, {n}) transposed {ta}/{tb}: gradient off by {e:e}");
+                }
+            }
+        }
+    }
     Ok(())
 }
 

@@ -40,17 +40,27 @@ impl<'a, T> Mat<'a, T> {
 pub(super) fn product<T: WithDType>(dst: &mut [T], lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
     assert_eq!(dst.len(), lhs.rows * rhs.cols, "network kernel: matmul output size");
     // SAFETY: dst is a distinct &mut of the size the product writes
-    unsafe { product_raw(dst.as_mut_ptr(), lhs, rhs, accumulate) }
+    unsafe { product_raw(dst.as_mut_ptr(), lhs, rhs, accumulate, gemm::Parallelism::None) }
 }
 
 /// lhs · rhs as a new row-major vector, without first zero-filling it.
 pub(super) fn product_new<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
+    product_new_with(lhs, rhs, gemm::Parallelism::None)
+}
+
+/// [`product_new`] with `gemm`'s own threads: over rayon's pool when `parallel`.
+pub(super) fn product_new_parallel<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
+    let threads = rayon::current_num_threads();
+    product_new_with(lhs, rhs, if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None })
+}
+
+fn product_new_with<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>, parallelism: gemm::Parallelism) -> Vec<T> {
     let len = lhs.rows * rhs.cols;
     let mut dst = Vec::with_capacity(len);
     // SAFETY: with `accumulate` false gemm writes every element of the rows × cols output and
     // reads none (k = 0 zero-fills), so all `len` elements are initialised before `set_len`
     unsafe {
-        product_raw(dst.as_mut_ptr(), lhs, rhs, false);
+        product_raw(dst.as_mut_ptr(), lhs, rhs, false, parallelism);
         dst.set_len(len);
     }
     dst
@@ -58,7 +68,7 @@ pub(super) fn product_new<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
 
 /// The product into `dst`, which must be valid for lhs.rows × rhs.cols writes (and reads when
 /// `accumulate`) and alias neither operand.
-unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
+unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accumulate: bool, parallelism: gemm::Parallelism) {
     let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
     assert!(rhs.rows == k && lhs.in_bounds() && rhs.in_bounds(), "network kernel: matmul shapes");
     if m == 0 || n == 0 {
@@ -91,7 +101,7 @@ unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accum
         false,
         false,
         false,
-        gemm::Parallelism::None,
+        parallelism,
     )
 }
 
@@ -131,11 +141,16 @@ pub(super) fn tensor_to_f32(t: &Tensor) -> candle_core::Result<Vec<f32>> {
 pub(super) fn from_f32(x: &[f32], dtype: DType) -> candle_core::Result<CpuStorage> {
     Ok(match dtype {
         DType::F32 => CpuStorage::F32(x.to_vec()),
-        DType::BF16 => {
-            let mut out = vec![bf16::ZERO; x.len()];
-            out.convert_from_f32_slice(x);
-            CpuStorage::BF16(out)
-        }
+        // round to nearest even on the bits, NaN kept quiet: a loop that vectorises
+        DType::BF16 => CpuStorage::BF16(
+            x.iter()
+                .map(|&v| {
+                    let b = v.to_bits();
+                    let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
+                    bf16::from_bits(if v.is_nan() { ((b >> 16) as u16) | 0x40 } else { rounded })
+                })
+                .collect(),
+        ),
         DType::F16 => {
             let mut out = vec![f16::ZERO; x.len()];
             out.convert_from_f32_slice(x);

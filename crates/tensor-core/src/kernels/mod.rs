@@ -20,6 +20,7 @@
 //!   (`network`);
 //! - [`resnet_trace`]: the Jacobian recursion of OT-Flow's exact Laplacian, one node with a
 //!   hand-written backward (`trace`; 16-bit storage computed in f32);
+//! - [`matmul`]: 16-bit matrix products through f32 with vectorised conversions (`matmul`);
 //! - [`im2col_3x3`]: the columns of a 3×3 convolution on channels-last images and their adjoint
 //!   (`im2col`; any float dtype);
 //! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
@@ -28,6 +29,7 @@ mod bias;
 mod dense;
 mod elementwise;
 mod im2col;
+mod matmul;
 mod network;
 pub mod selu;
 pub mod smooth;
@@ -203,6 +205,17 @@ pub fn exp_slice(x: &[f64], out: &mut [f64]) -> Result<()> {
     }
     elementwise::exp_f64(x, out);
     Ok(())
+}
+
+/// a · b for matrices a (m, k) and b (k, n): for bf16/f16 CPU tensors (any strides; kernels on)
+/// the f32 product of their exact values rounded once, with vectorised conversions (`matmul`);
+/// elsewhere candle's `matmul`, which computes the same numbers.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let half = matches!(a.dtype(), candle_core::DType::BF16 | candle_core::DType::F16);
+    if fused() && half && a.dtype() == b.dtype() && a.device().is_cpu() && b.device().is_cpu() && a.rank() == 2 && b.rank() == 2 {
+        return Ok(a.apply_op2(b, matmul::Matmul16)?);
+    }
+    Ok(a.matmul(b)?)
 }
 
 /// tanh z elementwise: the vectorised kernel where it applies, else candle's `tanh`.

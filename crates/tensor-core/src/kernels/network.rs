@@ -20,6 +20,13 @@
 //! parallel, and each ∂W is accumulated over the chunks straight into the one θ-gradient, split
 //! over blocks of W's rows. Buffers the matmuls overwrite are not zero-filled first, and ∂input
 //! is skipped when the input is a constant.
+//!
+//! bf16 and f16 networks run the same code in f32 on the exact values of their weights and
+//! inputs, rounding to the storage precision wherever the 16-bit layer-by-layer path keeps a
+//! tensor (each matmul's output, z after its scale and after its shift, σ(z), σ'(z), σ''(z), the
+//! tangents, and in the reverse pass ∂u, ∂[a; ȧ] and each parameter gradient once summed): the
+//! matmuls accumulate in f32 as autocast's do, and the batch sums of ∂s and ∂W stay in f32 until
+//! the end, where candle's 16-bit ops would round every partial sum.
 
 use super::dense::{from_f32, product, product_new, round_to, tensor_to_f32, to_f32, with_cpu_slice, Mat};
 use super::{fused, Elementwise};

@@ -166,12 +166,12 @@ impl Potential {
         let h = self.h();
         let mut pre = Vec::with_capacity(self.config.layers);
         let mut d1 = Vec::with_capacity(self.config.layers);
-        let p0 = kernels::bias_add(&s.matmul(&self.k[0].t()?)?, &self.bias[0])?;
+        let p0 = kernels::bias_add(&kernels::matmul(&s, &self.k[0].t()?)?, &self.bias[0])?;
         let (mut u, d0) = self.activation.value_and_derivative(&p0)?;
         pre.push(p0);
         d1.push(d0);
         for (k, b) in self.k.iter().zip(&self.bias).skip(1) {
-            let p = kernels::bias_add(&u.matmul(&k.t()?)?, b)?;
+            let p = kernels::bias_add(&kernels::matmul(&u, &k.t()?)?, b)?;
             let (sp, dp) = self.activation.value_and_derivative(&p)?;
             u = (u + (sp * h)?)?;
             pre.push(p);
@@ -203,10 +203,10 @@ impl Potential {
         let mut z = terms[layers - 1].clone();
         for i in (1..layers).rev() {
             terms[i] = z.clone();
-            z = (&z + ((&sw.d1[i] * &z)?.matmul(&self.k[i])? * h)?)?;
+            z = (&z + (kernels::matmul(&(&sw.d1[i] * &z)?, &self.k[i])? * h)?)?;
         }
         terms[0] = z.clone(); // z₁: the cotangent the opening layer sees
-        let z0 = (&sw.d1[0] * &z)?.matmul(&self.k[0])?;
+        let z0 = kernels::matmul(&(&sw.d1[0] * &z)?, &self.k[0])?;
         Ok((terms, z0))
     }
 
