@@ -210,6 +210,16 @@ pub fn exp_slice(x: &[f64], out: &mut [f64]) -> Result<()> {
 /// a · b for matrices a (m, k) and b (k, n): for bf16/f16 CPU tensors (any strides; kernels on)
 /// the f32 product of their exact values rounded once, with vectorised conversions (`matmul`);
 /// elsewhere candle's `matmul`, which computes the same numbers.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// let a = Tensor::new(&[[1.0f32, 2.0], [3.0, 4.0]], &Device::Cpu)?.to_dtype(DType::BF16)?;
+/// let b = a.t()?; // a strided view
+/// let c = tensor_core::kernels::matmul(&a, &b)?; // [[5, 11], [11, 25]], in bf16
+/// assert_eq!(c.dtype(), DType::BF16);
+/// assert_eq!(c.to_dtype(DType::F32)?.to_vec2::<f32>()?, [[5.0, 11.0], [11.0, 25.0]]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let half = matches!(a.dtype(), candle_core::DType::BF16 | candle_core::DType::F16);
     if fused() && half && a.dtype() == b.dtype() && a.device().is_cpu() && b.device().is_cpu() && a.rank() == 2 && b.rank() == 2 {
