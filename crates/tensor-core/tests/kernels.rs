@@ -123,6 +123,44 @@ fn sixteen_bit_kernels_round_the_f32_result_once() -> Result<()> {
     Ok(())
 }
 
+/// The trace kernel's hand-written backward against central differences: ∂(Σ ΔΦ)/∂θ for
+/// entries of every weight and bias of a 3-layer f64 potential (two Jacobian steps), to 1e-6.
+#[test]
+fn laplacian_parameter_gradients_match_finite_differences() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
+    let vm = VarMap::new();
+    let phi = Potential::new(
+        &mut ParamBuilder::new(&vm, &mut SeededRng::new(15), DType::F64, &DEV),
+        PotentialConfig { dim: 3, width: 6, layers: 3, rank: 2 },
+    )?;
+    let x = SeededRng::new(16).normal((5, 3), DType::F64, &DEV)?;
+    let t = Tensor::new(0.2f64, &DEV)?;
+    let total = || -> Result<f64> { Ok(phi.derivatives(&x, &t)?.laplacian.sum_all()?.to_scalar::<f64>()?) };
+    let grads = phi.derivatives(&x, &t)?.laplacian.sum_all()?.backward()?;
+    let vars: Vec<(String, Var)> = vm.data().lock().unwrap().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut checked = 0;
+    for (name, var) in vars.iter().filter(|(n, _)| n.starts_with('k')) {
+        let g = grads.get(var.as_tensor()).expect("a gradient").flatten_all()?.to_vec1::<f64>()?;
+        let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
+        for i in [0, base.len() / 2, base.len() - 1] {
+            let at = |delta: f64| -> Result<f64> {
+                let mut v = base.clone();
+                v[i] += delta;
+                var.set(&Tensor::from_vec(v, var.as_tensor().shape(), &DEV)?)?;
+                total()
+            };
+            let eps = 1e-5;
+            let fd = (at(eps)? - at(-eps)?) / (2.0 * eps);
+            var.set(&Tensor::from_vec(base.clone(), var.as_tensor().shape(), &DEV)?)?;
+            assert!((fd - g[i]).abs() <= 1e-6 * (1.0 + fd.abs()), "{name}[{i}]: backward {} vs central difference {fd}", g[i]);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 18, "only {checked} entries checked");
+    Ok(())
+}
+
 /// OT-Flow's Laplacian with bf16 and f16 parameters and inputs: the trace kernel (f32 inside,
 /// rounded where the composite keeps a tensor, sums in f32) is at least as near the f64
 /// Laplacian of the same rounded values as candle's 16-bit composite, and their parameter

@@ -160,6 +160,41 @@ pub(super) fn from_f32(x: &[f32], dtype: DType) -> candle_core::Result<CpuStorag
     })
 }
 
+/// The ranges of samples a batch's work is split into: one per rayon thread, or a single one
+/// when the work (`macs` multiply-adds) is too small to pay for the split.
+pub(super) fn sample_chunks(batch: usize, macs: usize) -> Vec<std::ops::Range<usize>> {
+    let n = if macs < 1 << 20 { 1 } else { rayon::current_num_threads().clamp(1, batch.max(1)) };
+    let size = batch.div_ceil(n).max(1);
+    (0..batch).step_by(size).map(|s| s..(s + size).min(batch)).collect()
+}
+
+/// f32 or f64 as the kernels compute in, with the rounding a storage dtype asks for.
+pub(super) trait Float: WithDType + std::ops::AddAssign + std::ops::MulAssign {
+    /// Rounds every element to `storage`'s precision (a no-op when storage is this type).
+    fn round(x: &mut [Self], storage: DType);
+}
+
+impl Float for f32 {
+    fn round(x: &mut [f32], storage: DType) {
+        round_to(x, storage)
+    }
+}
+
+impl Float for f64 {
+    fn round(_: &mut [f64], _: DType) {}
+}
+
+/// f32 values as a CPU tensor of `dtype` (f32, bf16 or f16), narrowed by [`from_f32`].
+pub(super) fn f32_to_tensor(x: &[f32], shape: &candle_core::Shape, dtype: DType) -> candle_core::Result<Tensor> {
+    let device = candle_core::Device::Cpu;
+    match from_f32(x, dtype)? {
+        CpuStorage::F32(v) => Tensor::from_vec(v, shape, &device),
+        CpuStorage::BF16(v) => Tensor::from_vec(v, shape, &device),
+        CpuStorage::F16(v) => Tensor::from_vec(v, shape, &device),
+        other => Err(candle_core::Error::Msg(format!("a fused kernel returns f32, bf16 or f16, not {:?}", other.dtype()))),
+    }
+}
+
 /// Rounds f32 values in place to `storage`'s precision (a no-op for f32): bf16 by round to
 /// nearest even on the bits (NaN kept; a loop that vectorises), f16 through `half`'s slice
 /// conversions a block at a time.

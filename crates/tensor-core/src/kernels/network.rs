@@ -28,12 +28,12 @@
 //! matmuls accumulate in f32 as autocast's do, and the batch sums of ∂s and ∂W stay in f32 until
 //! the end, where candle's 16-bit ops would round every partial sum.
 
-use super::dense::{from_f32, product, product_new, round_to, tensor_to_f32, to_f32, with_cpu_slice, Mat};
+use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat};
 use super::{fused, Elementwise};
 use crate::activation::Activation;
 use crate::error::Result;
 use crate::kernels::selu::{SELU_ALPHA, SELU_LAMBDA};
-use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, DType, Device, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -183,23 +183,19 @@ struct NetworkOp {
     saved: Mutex<Option<Saved>>,
 }
 
-/// f32 and f64, with their slice kernels and the rounding to the storage's precision.
-trait Real: WithDType {
+/// f32 and f64 (with their rounding to the storage's precision), and their slice kernels.
+trait Real: Float {
     fn kernel(op: Elementwise) -> fn(&[Self], &mut [Self]);
-    fn round(x: &mut [Self], storage: DType);
     fn wrap(chunks: Vec<ChunkSaved<Self>>) -> Saved;
     fn unwrap(saved: &Saved) -> Option<&[ChunkSaved<Self>]>;
 }
 
 /// The two impls differ only in which slice kernel and which record variant they name.
 macro_rules! real {
-    ($t:ty, $variant:ident, $kernel:tt, $round:expr) => {
+    ($t:ty, $variant:ident, $kernel:tt) => {
         impl Real for $t {
             fn kernel(op: Elementwise) -> fn(&[$t], &mut [$t]) {
                 op.kernels().$kernel
-            }
-            fn round(x: &mut [$t], storage: DType) {
-                $round(x, storage)
             }
             fn wrap(chunks: Vec<ChunkSaved<$t>>) -> Saved {
                 Saved::$variant(chunks)
@@ -214,8 +210,8 @@ macro_rules! real {
     };
 }
 
-real!(f32, F32, 0, round_to);
-real!(f64, F64, 1, |_: &mut [f64], _: DType| {});
+real!(f32, F32, 0);
+real!(f64, F64, 1);
 
 /// Elements per block of [`activate`]: its scratch lives on the stack and in L1.
 const ACTIVATION_BLOCK: usize = 256;
@@ -293,9 +289,7 @@ impl NetworkOp {
     /// The chunks of samples the work is split into: one per thread, or one for small work.
     fn chunks(&self) -> Vec<Range<usize>> {
         let macs: usize = self.layers.iter().map(|l| l.n_in * l.n_out).sum::<usize>() * self.batch * (self.k + 1);
-        let n = if macs < 1 << 20 { 1 } else { rayon::current_num_threads().clamp(1, self.batch) };
-        let size = self.batch.div_ceil(n);
-        (0..self.batch).step_by(size).map(|s| s..(s + size).min(self.batch)).collect()
+        sample_chunks(self.batch, macs)
     }
 
     /// The rows of `samples` from a block-layout matrix [values (B rows); tangents (B·K rows)]
@@ -598,8 +592,8 @@ impl CustomOp2 for NetworkOp {
             DType::F64 => self.run_backward::<f64>(input, theta, grad),
             DType::BF16 | DType::F16 => {
                 let (grad_theta, grad_input) = self.backward(&tensor_to_f32(theta)?, &tensor_to_f32(grad)?, input.track_op())?;
-                let narrowed = |g: Vec<f32>, t: &Tensor| Tensor::from_vec(g, t.shape(), &Device::Cpu)?.to_dtype(self.storage);
-                Ok((grad_input.map(|g| narrowed(g, input)).transpose()?, Some(narrowed(grad_theta, theta)?)))
+                let narrowed = |g: &[f32], t: &Tensor| f32_to_tensor(g, t.shape(), self.storage);
+                Ok((grad_input.map(|g| narrowed(&g, input)).transpose()?, Some(narrowed(&grad_theta, theta)?)))
             }
             dtype => Err(candle_core::Error::Msg(format!("{}: backward for {dtype:?}", self.name()))),
         }

@@ -19,11 +19,11 @@
 //! composite rounds a tensor it keeps — J₁, each P_i, each J_{i+1}, and T — while the squares
 //! and sums over k and j accumulate in f32 (the high precision of the mixed-precision rule).
 
-use super::dense::{from_f32, product, product_new, round_to, tensor_to_f32, to_f32, with_cpu_slice, Mat};
+use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat};
 use super::fused;
 use crate::error::Result;
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, DType, Layout, Shape, Tensor};
 use rayon::prelude::*;
 use std::any::Any;
 use std::ops::Range;
@@ -78,32 +78,13 @@ struct ChunkSaved<T> {
     p: Vec<Vec<T>>,
 }
 
-/// f32 or f64, with the rounding the storage dtype asks for.
-trait Compute: WithDType + std::ops::AddAssign + std::ops::MulAssign {
-    /// Rounds every element to `storage`'s precision (a no-op when storage is this type).
-    fn round(x: &mut [Self], storage: DType);
-}
-
-impl Compute for f32 {
-    fn round(x: &mut [f32], storage: DType) {
-        round_to(x, storage)
-    }
-}
-
-impl Compute for f64 {
-    fn round(_: &mut [f64], _: DType) {}
-}
-
 impl TraceOp {
     fn theta_len(&self) -> usize {
         self.m * self.d + self.layers * self.m * self.m
     }
 
     fn chunks(&self) -> Vec<Range<usize>> {
-        let macs = self.batch * self.d * self.m * self.m * self.layers;
-        let n = if macs < 1 << 20 { 1 } else { rayon::current_num_threads().clamp(1, self.batch) };
-        let size = self.batch.div_ceil(n);
-        (0..self.batch).step_by(size).map(|s| s..(s + size).min(self.batch)).collect()
+        sample_chunks(self.batch, self.batch * self.d * self.m * self.m * self.layers)
     }
 
     /// Row `b` (global) of block `q` of the rows input: σ'_q for q < M−1, c_{q−M+2} after.
@@ -113,12 +94,12 @@ impl TraceOp {
     }
 
     /// Σ_k P[j, b·d + k]² for every j, b of the chunk, as [j][b].
-    fn row_squares<T: Compute>(&self, p: &[T], nb: usize) -> Vec<T> {
+    fn row_squares<T: Float>(&self, p: &[T], nb: usize) -> Vec<T> {
         debug_assert_eq!(p.len(), self.m * nb * self.d);
         p.chunks_exact(self.d).map(|r| r.iter().fold(T::zero(), |acc, &v| acc + v * v)).collect()
     }
 
-    fn chunk_forward<T: Compute>(&self, rows: &[T], theta: &[T], samples: Range<usize>, storage: DType) -> (Vec<T>, Option<ChunkSaved<T>>) {
+    fn chunk_forward<T: Float>(&self, rows: &[T], theta: &[T], samples: Range<usize>, storage: DType) -> (Vec<T>, Option<ChunkSaved<T>>) {
         let (m, d, nb) = (self.m, self.d, samples.len());
         let (n, h) = (nb * d, T::from_f64(self.h));
         let k0x = &theta[..m * d];
@@ -159,20 +140,20 @@ impl TraceOp {
             });
             if self.save {
                 saved_p.push(p);
-                saved_j.push(match &next {
-                    Some(_) => jac.clone(),
-                    None => std::mem::take(&mut jac),
-                });
             }
-            if let Some(nj) = next {
-                jac = nj;
+            // J_i is kept for the backward (moved, not copied) and J_{i+1} takes its place
+            match (next, self.save) {
+                (Some(nj), true) => saved_j.push(std::mem::replace(&mut jac, nj)),
+                (None, true) => saved_j.push(std::mem::take(&mut jac)),
+                (Some(nj), false) => jac = nj,
+                (None, false) => {}
             }
         }
         T::round(&mut t, storage);
         (t, self.save.then_some(ChunkSaved { samples, jac: saved_j, p: saved_p }))
     }
 
-    fn forward<T: Compute>(&self, rows: &[T], theta: &[T], storage: DType) -> Vec<T> {
+    fn forward<T: Float>(&self, rows: &[T], theta: &[T], storage: DType) -> Vec<T> {
         let results: Vec<_> = self.chunks().into_par_iter().map(|s| self.chunk_forward(rows, theta, s, storage)).collect();
         let mut out = Vec::with_capacity(self.batch);
         let mut saved = Vec::new();
@@ -187,7 +168,7 @@ impl TraceOp {
     }
 
     /// One chunk's reverse sweep: (its rows' gradient, (B_chunk, 2(M−1)m); its θ-gradient).
-    fn chunk_backward<T: Compute>(&self, rows: &[T], theta: &[T], grad: &[T], rec: &ChunkSaved<T>, storage: DType) -> (Vec<T>, Vec<T>) {
+    fn chunk_backward<T: Float>(&self, rows: &[T], theta: &[T], grad: &[T], rec: &ChunkSaved<T>, storage: DType) -> (Vec<T>, Vec<T>) {
         let (m, d, nb, samples) = (self.m, self.d, rec.samples.len(), &rec.samples);
         let (n, h, two) = (nb * d, T::from_f64(self.h), T::from_f64(2.0));
         let width = 2 * self.layers * m;
@@ -249,7 +230,7 @@ impl TraceOp {
         (grad_rows, grad_theta)
     }
 
-    fn backward<T: Compute>(&self, rows: &[T], theta: &[T], grad: &[T], storage: DType) -> candle_core::Result<(Vec<T>, Vec<T>)> {
+    fn backward<T: Float>(&self, rows: &[T], theta: &[T], grad: &[T], storage: DType) -> candle_core::Result<(Vec<T>, Vec<T>)> {
         let guard = self.saved.lock().unwrap_or_else(|e| e.into_inner());
         let chunks = guard
             .as_ref()
@@ -318,8 +299,7 @@ impl CustomOp2 for TraceOp {
             (Tensor::from_vec(gr, rows.shape(), rows.device())?, Tensor::from_vec(gt, theta.shape(), theta.device())?)
         } else {
             let (gr, gt) = self.backward(&tensor_to_f32(rows)?, &tensor_to_f32(theta)?, &tensor_to_f32(&grad)?, storage)?;
-            let narrowed = |x: Vec<f32>, shape: &Shape| Tensor::from_vec(x, shape, rows.device())?.to_dtype(storage);
-            (narrowed(gr, rows.shape())?, narrowed(gt, theta.shape())?)
+            (f32_to_tensor(&gr, rows.shape(), storage)?, f32_to_tensor(&gt, theta.shape(), storage)?)
         };
         Ok((Some(gr), Some(gt)))
     }
