@@ -91,9 +91,10 @@ impl Precision {
     }
 
     /// Rounds `t` into this precision (Q_L or Q_H of Ruthotto, "Continuous-Time Deep Learning for Generative AI and High-Dim PDEs"). A no-op when `t` already has
-    /// the storage dtype. candle's `to_dtype` rounds to nearest, ties to even, with overflow to ±inf.
+    /// the storage dtype. [`crate::kernels::cast`] rounds to nearest, ties to even, with overflow to
+    /// ±inf, as candle's `to_dtype` does.
     pub fn quantize(self, t: &Tensor) -> Result<Tensor> {
-        Ok(if t.dtype() == self.dtype() { t.clone() } else { t.to_dtype(self.dtype())? })
+        crate::kernels::cast(t, self.dtype())
     }
 
     /// What this precision actually does on `device`, when that differs from its name

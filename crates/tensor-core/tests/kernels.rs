@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
+use tensor_core::kernels::dot_bf16::{bf16_product_path, set_hardware_bf16};
 use tensor_core::kernels::{self, set_fused};
 use tensor_core::nets::{ConcatSquashNet, HyperNet, Mlp, Potential, PotentialConfig, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
@@ -277,13 +278,16 @@ fn sixteen_bit_network_op_is_as_near_f64_as_the_composite() -> Result<()> {
 /// 16-bit matrix products against the f64 product of the same 16-bit values, on odd shapes
 /// (1, 15, 17, 33, 1000), with either operand transposed (a strided view): every element within
 /// one 16-bit rounding of the exact value plus f32 summation error; the gradients are the same
-/// op's products, within a few roundings of f64's.
+/// op's products, within a few roundings of f64's. bf16 runs on both paths: the AVX512-BF16
+/// products where this CPU has them, and the portable f32 products.
 #[test]
 fn sixteen_bit_matmul_is_the_rounded_f32_product() -> Result<()> {
     let _switch = hold_switch();
     set_fused(true);
     let mut rng = SeededRng::new(14);
-    for dtype in [DType::BF16, DType::F16] {
+    for (dtype, hardware) in [(DType::BF16, true), (DType::BF16, false), (DType::F16, false)] {
+        set_hardware_bf16(hardware);
+        eprintln!("{dtype:?} products: {}", bf16_product_path());
         let u = if dtype == DType::BF16 { 2f64.powi(-8) } else { 2f64.powi(-11) };
         for (m, k, n) in [(1, 1, 1), (15, 17, 33), (33, 1000, 17), (1000, 15, 1), (17, 33, 1000)] {
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
@@ -317,6 +321,7 @@ fn sixteen_bit_matmul_is_the_rounded_f32_product() -> Result<()> {
             }
         }
     }
+    set_hardware_bf16(true);
     Ok(())
 }
 
@@ -540,5 +545,39 @@ fn network_op_equals_layer_by_layer() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// `kernels::cast` gives candle's `to_dtype` bits between f32, bf16 and f16 (ties, overflow,
+/// subnormals, NaN among the inputs), and its gradient is the gradient cast back.
+#[test]
+fn cast_equals_candle_to_dtype_and_casts_the_gradient_back() -> Result<()> {
+    let _switch = hold_switch();
+    set_fused(true);
+    let mut values: Vec<f32> = (0..=u32::MAX).step_by(65_537).map(f32::from_bits).collect();
+    values.extend([1.0 + 2f32.powi(-9), 65_519.0, 65_520.0, 1e-40, f32::INFINITY]);
+    let x = Tensor::new(values.as_slice(), &DEV)?;
+    let bits = |t: &Tensor| -> Result<Vec<u32>> {
+        let wide = t.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok(wide.iter().map(|v| if v.is_nan() { u32::MAX } else { v.to_bits() }).collect())
+    };
+    for (from, to) in [
+        (DType::F32, DType::BF16),
+        (DType::F32, DType::F16),
+        (DType::BF16, DType::F32),
+        (DType::F16, DType::F32),
+        (DType::BF16, DType::F16),
+    ] {
+        let source = x.to_dtype(from)?;
+        let (ours, candle) = (kernels::cast(&source, to)?, source.to_dtype(to)?);
+        assert_eq!(ours.dtype(), to);
+        assert!(bits(&ours)? == bits(&candle)?, "{from:?} → {to:?}: differs from candle's to_dtype");
+    }
+    let w = Var::new(&[0.5f32, -3.25, 1e3], &DEV)?;
+    let g = Tensor::new(&[2.0f32, -0.75, 0.125], &DEV)?.to_dtype(DType::BF16)?;
+    let grads = (kernels::cast(w.as_tensor(), DType::BF16)? * &g)?.sum_all()?.backward()?;
+    let grad = grads.get(w.as_tensor()).expect("a gradient");
+    assert_eq!(grad.dtype(), DType::F32);
+    assert_eq!(grad.to_vec1::<f32>()?, g.to_dtype(DType::F32)?.to_vec1::<f32>()?);
     Ok(())
 }

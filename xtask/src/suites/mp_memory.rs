@@ -125,25 +125,9 @@ impl Suite for MpMemory {
         }
         report.notes.push("Ruthotto, “Continuous-Time Deep Learning for Generative AI and High-Dim PDEs” reports 18.9 GB → 1.5 GB (12×) on a GPU at width 1024; these are CPU resident-memory peaks of a child process per row.".into());
         report.notes.push(format!(
-            "What the 16-bit rows run on: continuum's fused kernels (network op, OT-Flow's trace recursion, matrix products, activations, bias) compute bf16/f16 in f32 from the exact 16-bit values and round where the 16-bit ops would; the rest of Φ's evaluation and candle's gradient accumulation run candle's 16-bit ops, element by element. No AMX or AVX512-BF16 kernel exists yet, so 16-bit arithmetic is never faster than f32 here; what 16 bits save is memory and memory traffic. This CPU: {}.",
-            cpu_16bit_units()
+            "What the 16-bit rows run on: continuum's fused kernels (network op, OT-Flow's trace recursion, matrix products, casts, activations, bias) compute bf16/f16 from the exact 16-bit values with f32 accumulation and round where the 16-bit ops would; the rest of Φ's evaluation and candle's gradient accumulation run candle's 16-bit ops, element by element. bf16 matrix products on this machine: {}; f16 products are f32 products of the f16 values.",
+            tensor_core::kernels::dot_bf16::bf16_product_path()
         ));
         Ok(())
-    }
-}
-
-/// The 16-bit arithmetic units /proc/cpuinfo lists (x86 Linux), for the report.
-fn cpu_16bit_units() -> String {
-    let flags = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("flags")).map(str::to_owned));
-    match flags {
-        Some(flags) => {
-            let has = |f: &str| flags.split_whitespace().any(|x| x == f);
-            ["amx_bf16", "avx512_bf16", "avx512_fp16", "f16c"]
-                .iter()
-                .map(|f| format!("{f} {}", if has(f) { "yes" } else { "no" }))
-                .collect::<Vec<_>>()
-                .join(", ")
-        }
-        None => "unknown (no /proc/cpuinfo flags)".into(),
     }
 }

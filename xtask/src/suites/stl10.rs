@@ -305,7 +305,7 @@ impl Suite for Stl10Suite {
             ));
         }
         report.notes.push(format!("data: {}", self.data_source(quick)));
-        report.notes.push("fwd_ms_per_batch: inference forward of one training batch (no graph) in the row's precision; iter_ms: forward + backward + update; 16-bit rows on this CPU compute by conversion (candle), so they are not faster here".into());
+        report.notes.push(format!("fwd_ms_per_batch: inference forward of one training batch (no graph) in the row's precision; iter_ms: forward + backward + update; 16-bit rows on the CPU run their convolution products through tensor_core::kernels::matmul (bf16 products: {}) and the rest by candle's element-by-element 16-bit ops", tensor_core::kernels::dot_bf16::bf16_product_path()));
         Ok(())
     }
 }

@@ -11,6 +11,9 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Tensor, WithDType};
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
+use rayon::prelude::*;
+
+use super::dot_bf16;
 
 /// A strided view of a matrix: element (i, j) at `data[i·rs + j·cs]`.
 #[derive(Clone, Copy)]
@@ -35,40 +38,59 @@ impl<'a, T> Mat<'a, T> {
     }
 }
 
+/// The right-hand operand of [`product`]: a view, and where its values are bf16 (`exact_in`)
+/// and the CPU multiplies bf16 (`dot_bf16`), the same values packed for that product — prepared
+/// once, it serves every product with it (each chunk of a batch, each thread).
+pub(super) struct Rhs<'a, T> {
+    view: Mat<'a, T>,
+    packed: Option<dot_bf16::PackedColumns>,
+}
+
+impl<'a, T: Float> Rhs<'a, T> {
+    /// `view` as an operand whose values are exact in `exact_in`.
+    pub(super) fn new(view: Mat<'a, T>, exact_in: DType) -> Self {
+        let packed = if exact_in == DType::BF16 { T::bf16_pack(view) } else { None };
+        Self { view, packed }
+    }
+}
+
 /// dst = lhs · rhs (or dst += lhs · rhs when `accumulate`), dst row-major (lhs.rows × rhs.cols);
-/// single-threaded: the kernels parallelise over samples.
-pub(super) fn product<T: WithDType>(dst: &mut [T], lhs: Mat<T>, rhs: Mat<T>, accumulate: bool) {
-    assert_eq!(dst.len(), lhs.rows * rhs.cols, "network kernel: matmul output size");
+/// single-threaded: the kernels parallelise over samples. A packed bf16 `rhs` multiplies on the
+/// bf16 hardware (the same numbers up to summation order, lhs being bf16 too), else `gemm`.
+pub(super) fn product<T: Float>(dst: &mut [T], lhs: Mat<T>, rhs: &Rhs<T>, accumulate: bool) {
+    assert_eq!(dst.len(), lhs.rows * rhs.view.cols, "network kernel: matmul output size");
     // SAFETY: dst is a distinct &mut of the size the product writes
-    unsafe { product_raw(dst.as_mut_ptr(), lhs, rhs, accumulate, gemm::Parallelism::None) }
+    unsafe { product_raw(dst.as_mut_ptr(), lhs, rhs, accumulate, 1) }
 }
 
 /// lhs · rhs as a new row-major vector, without first zero-filling it.
-pub(super) fn product_new<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
-    product_new_with(lhs, rhs, gemm::Parallelism::None)
+pub(super) fn product_new<T: Float>(lhs: Mat<T>, rhs: &Rhs<T>) -> Vec<T> {
+    product_new_with(lhs, rhs, 1)
 }
 
-/// [`product_new`] with `gemm`'s own threads: over rayon's pool when `parallel`.
-pub(super) fn product_new_parallel<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>) -> Vec<T> {
-    let threads = rayon::current_num_threads();
-    product_new_with(lhs, rhs, if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None })
+/// [`product_new`] on all of rayon's threads.
+pub(super) fn product_new_parallel<T: Float>(lhs: Mat<T>, rhs: &Rhs<T>) -> Vec<T> {
+    product_new_with(lhs, rhs, rayon::current_num_threads())
 }
 
-fn product_new_with<T: WithDType>(lhs: Mat<T>, rhs: Mat<T>, parallelism: gemm::Parallelism) -> Vec<T> {
-    let len = lhs.rows * rhs.cols;
+fn product_new_with<T: Float>(lhs: Mat<T>, rhs: &Rhs<T>, threads: usize) -> Vec<T> {
+    let len = lhs.rows * rhs.view.cols;
     let mut dst = Vec::with_capacity(len);
-    // SAFETY: with `accumulate` false gemm writes every element of the rows × cols output and
-    // reads none (k = 0 zero-fills), so all `len` elements are initialised before `set_len`
+    // SAFETY: with `accumulate` false the product writes every element of the rows × cols
+    // output and reads none (k = 0 zero-fills), so all `len` elements are initialised before
+    // `set_len`
     unsafe {
-        product_raw(dst.as_mut_ptr(), lhs, rhs, false, parallelism);
+        product_raw(dst.as_mut_ptr(), lhs, rhs, false, threads);
         dst.set_len(len);
     }
     dst
 }
 
 /// The product into `dst`, which must be valid for lhs.rows × rhs.cols writes (and reads when
-/// `accumulate`) and alias neither operand.
-unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accumulate: bool, parallelism: gemm::Parallelism) {
+/// `accumulate`) and alias neither operand; on `threads` threads (split over blocks of rows on
+/// the bf16 path, by `gemm` over rayon's pool otherwise).
+unsafe fn product_raw<T: Float>(dst: *mut T, lhs: Mat<T>, rhs: &Rhs<T>, accumulate: bool, threads: usize) {
+    let (rhs, packed) = (rhs.view, rhs.packed.as_ref());
     let (m, n, k) = (lhs.rows, rhs.cols, lhs.cols);
     assert!(rhs.rows == k && lhs.in_bounds() && rhs.in_bounds(), "network kernel: matmul shapes");
     if m == 0 || n == 0 {
@@ -80,6 +102,23 @@ unsafe fn product_raw<T: WithDType>(dst: *mut T, lhs: Mat<T>, rhs: Mat<T>, accum
         }
         return;
     }
+    if let Some(packed) = packed {
+        let block = m.div_ceil(threads.max(1)).next_multiple_of(16);
+        let dst = SendPtr(dst);
+        let run = |i0: usize| {
+            let rows = block.min(m - i0);
+            let part = Mat { data: &lhs.data[i0 * lhs.rs..], rows, ..lhs };
+            // SAFETY: the rows i0.. of dst are this task's alone; the caller vouches for dst
+            unsafe { T::bf16_product(dst.at(i0 * n), part, packed, accumulate) };
+        };
+        if block >= m {
+            run(0);
+        } else {
+            (0..m).step_by(block).collect::<Vec<_>>().into_par_iter().for_each(run);
+        }
+        return;
+    }
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: the assert keeps every index gemm forms inside lhs and rhs; the caller vouches
     // for dst
     gemm::gemm(
@@ -119,7 +158,10 @@ pub(super) fn to_f32(s: &CpuStorage, l: &Layout) -> candle_core::Result<Vec<f32>
     let (start, end) = l.contiguous_offsets().ok_or_else(|| candle_core::Error::Msg("a fused kernel needs contiguous inputs".into()))?;
     let mut out = vec![0f32; end - start];
     match s {
-        CpuStorage::BF16(x) => x[start..end].convert_to_f32_slice(&mut out),
+        // exact: a bf16 is the top half of its f32
+        CpuStorage::BF16(x) => {
+            vectorised(|| out.iter_mut().zip(&x[start..end]).for_each(|(o, v)| *o = f32::from_bits(u32::from(v.to_bits()) << 16)))
+        }
         CpuStorage::F16(x) => x[start..end].convert_to_f32_slice(&mut out),
         CpuStorage::F32(x) => out.copy_from_slice(&x[start..end]),
         other => return Err(candle_core::Error::Msg(format!("a fused kernel takes f32, bf16 or f16 here, not {:?}", other.dtype()))),
@@ -142,15 +184,7 @@ pub(super) fn from_f32(x: &[f32], dtype: DType) -> candle_core::Result<CpuStorag
     Ok(match dtype {
         DType::F32 => CpuStorage::F32(x.to_vec()),
         // round to nearest even on the bits, NaN kept quiet: a loop that vectorises
-        DType::BF16 => CpuStorage::BF16(
-            x.iter()
-                .map(|&v| {
-                    let b = v.to_bits();
-                    let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
-                    bf16::from_bits(if v.is_nan() { ((b >> 16) as u16) | 0x40 } else { rounded })
-                })
-                .collect(),
-        ),
+        DType::BF16 => CpuStorage::BF16(vectorised(|| x.iter().map(|&v| bf16::from_bits(bf16_bits(v))).collect())),
         DType::F16 => {
             let mut out = vec![f16::ZERO; x.len()];
             out.convert_from_f32_slice(x);
@@ -168,20 +202,52 @@ pub(super) fn sample_chunks(batch: usize, macs: usize) -> Vec<std::ops::Range<us
     (0..batch).step_by(size).map(|s| s..(s + size).min(batch)).collect()
 }
 
+/// A pointer that crosses threads: each task writes its own rows.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the tasks that share one write disjoint elements
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+impl<T> SendPtr<T> {
+    fn at(self, offset: usize) -> *mut T {
+        self.0.wrapping_add(offset)
+    }
+}
+
 /// f32 or f64 as the kernels compute in, with the rounding a storage dtype asks for.
 pub(super) trait Float: WithDType + std::ops::AddAssign + std::ops::MulAssign {
     /// Rounds every element to `storage`'s precision (a no-op when storage is this type).
     fn round(x: &mut [Self], storage: DType);
+    /// `rhs` packed for the bf16 hardware product (`None` for f64, or without the hardware).
+    fn bf16_pack(rhs: Mat<Self>) -> Option<dot_bf16::PackedColumns>;
+    /// [`dot_bf16::product`] for an operand [`Self::bf16_pack`] packed.
+    ///
+    /// # Safety
+    /// As [`dot_bf16::product`]'s.
+    unsafe fn bf16_product(dst: *mut Self, lhs: Mat<Self>, rhs: &dot_bf16::PackedColumns, accumulate: bool);
 }
 
 impl Float for f32 {
     fn round(x: &mut [f32], storage: DType) {
         round_to(x, storage)
     }
+    fn bf16_pack(rhs: Mat<f32>) -> Option<dot_bf16::PackedColumns> {
+        dot_bf16::PackedColumns::new(rhs)
+    }
+    unsafe fn bf16_product(dst: *mut f32, lhs: Mat<f32>, rhs: &dot_bf16::PackedColumns, accumulate: bool) {
+        dot_bf16::product(dst, lhs, rhs, accumulate)
+    }
 }
 
 impl Float for f64 {
     fn round(_: &mut [f64], _: DType) {}
+    fn bf16_pack(_: Mat<f64>) -> Option<dot_bf16::PackedColumns> {
+        None
+    }
+    unsafe fn bf16_product(_: *mut f64, _: Mat<f64>, _: &dot_bf16::PackedColumns, _: bool) {
+        unreachable!("f64 operands are never packed for the bf16 product")
+    }
 }
 
 /// f32 values as a CPU tensor of `dtype` (f32, bf16 or f16), narrowed by [`from_f32`].
@@ -195,16 +261,53 @@ pub(super) fn f32_to_tensor(x: &[f32], shape: &candle_core::Shape, dtype: DType)
     }
 }
 
+/// f32 → bf16 bits, rounded to nearest even (NaN kept, made quiet), by integer steps that
+/// vectorise.
+#[inline(always)]
+fn bf16_bits(v: f32) -> u16 {
+    let b = v.to_bits();
+    let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
+    if v.is_nan() {
+        ((b >> 16) as u16) | 0x40
+    } else {
+        rounded
+    }
+}
+
+/// Runs `f` compiled for the widest vector unit the CPU has (AVX-512, AVX2 or the baseline), for
+/// plain loops the compiler vectorises: the crate is built for baseline x86-64, whose SSE2 loops
+/// are a quarter as wide.
+#[inline(always)]
+fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        #[target_feature(enable = "avx2")]
+        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        use std::arch::is_x86_feature_detected as has;
+        if has!("avx512f") && has!("avx512bw") {
+            // SAFETY: the features the function is compiled for were detected
+            return unsafe { avx512(f) };
+        }
+        if has!("avx2") {
+            // SAFETY: as above
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
 /// Rounds f32 values in place to `storage`'s precision (a no-op for f32): bf16 by round to
-/// nearest even on the bits (NaN kept; a loop that vectorises), f16 through `half`'s slice
-/// conversions a block at a time.
+/// nearest even on the bits (NaN kept; [`vectorised`]), f16 through `half`'s slice conversions a
+/// block at a time.
 pub(super) fn round_to(x: &mut [f32], storage: DType) {
     match storage {
-        DType::BF16 => x.iter_mut().for_each(|v| {
-            let b = v.to_bits();
-            let rounded = f32::from_bits(b.wrapping_add(0x7FFF + ((b >> 16) & 1)) & 0xFFFF_0000);
-            *v = if v.is_nan() { *v } else { rounded };
-        }),
+        DType::BF16 => vectorised(|| x.iter_mut().for_each(|v| *v = f32::from_bits(u32::from(bf16_bits(*v)) << 16))),
         DType::F16 => {
             let mut block = [f16::ZERO; 256];
             for chunk in x.chunks_mut(256) {

@@ -4,7 +4,7 @@
 //! conversions: candle converts element by element, which takes longer than the f32 product
 //! itself for a 1024 × 1024 bf16 matmul on this project's CPUs.
 
-use super::dense::{from_f32, product_new_parallel, to_f32, Mat};
+use super::dense::{from_f32, product_new_parallel, to_f32, Mat, Rhs};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 
@@ -36,7 +36,7 @@ impl CustomOp2 for Matmul16 {
         }
         let lhs = Mat { data: &av, rows: m, cols: k, rs: ars, cs: acs };
         let rhs = Mat { data: &bv, rows: k, cols: n, rs: brs, cs: bcs };
-        Ok((from_f32(&product_new_parallel(lhs, rhs), a.dtype())?, Shape::from((m, n))))
+        Ok((from_f32(&product_new_parallel(lhs, &Rhs::new(rhs, a.dtype())), a.dtype())?, Shape::from((m, n))))
     }
 
     fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {

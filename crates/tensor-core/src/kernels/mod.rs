@@ -20,13 +20,17 @@
 //!   (`network`);
 //! - [`resnet_trace`]: the Jacobian recursion of OT-Flow's exact Laplacian, one node with a
 //!   hand-written backward (`trace`; 16-bit storage computed in f32);
-//! - [`matmul`]: 16-bit matrix products through f32 with vectorised conversions (`matmul`);
+//! - [`matmul`]: 16-bit matrix products through f32 with vectorised conversions, bf16 ones on
+//!   AVX512-BF16 where the CPU has it (`matmul`, [`dot_bf16`]);
+//! - [`cast`]: f32 ↔ bf16/f16 casts as one vectorised pass each way (`cast`);
 //! - [`im2col_3x3`]: the columns of a 3×3 convolution on channels-last images and their adjoint
 //!   (`im2col`; any float dtype);
 //! - `elementwise`: the shared eˣ, eˣ − 1 and ln(1 + u) and the runtime-dispatched slice-kernel macro.
 
 mod bias;
+mod cast;
 mod dense;
+pub mod dot_bf16;
 mod elementwise;
 mod im2col;
 mod matmul;
@@ -226,6 +230,29 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         return Ok(a.apply_op2(b, matmul::Matmul16)?);
     }
     Ok(a.matmul(b)?)
+}
+
+/// `t` cast to `dtype`: between f32, bf16 and f16 on the CPU (contiguous, kernels on) one
+/// vectorised pass rounding to nearest even — the numbers candle's `to_dtype` gives — whose
+/// backward casts the gradient back the same way; elsewhere candle's `to_dtype`.
+///
+/// ```
+/// use candle_core::{DType, Device, Tensor};
+/// let w = Tensor::new(&[1.0f32, 1.0 + 1.0 / 512.0, 3.0], &Device::Cpu)?;
+/// let low = tensor_core::kernels::cast(&w, DType::BF16)?; // 1 + 2⁻⁹ ties to even: 1
+/// assert_eq!(low.to_dtype(DType::F32)?.to_vec1::<f32>()?, [1.0, 1.0, 3.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cast(t: &Tensor, dtype: candle_core::DType) -> Result<Tensor> {
+    use candle_core::DType::*;
+    if t.dtype() == dtype {
+        return Ok(t.clone());
+    }
+    let floats = |d| matches!(d, F32 | BF16 | F16);
+    if kernel_applies(t) && floats(t.dtype()) && floats(dtype) {
+        return Ok(t.apply_op1(cast::Cast { to: dtype })?);
+    }
+    Ok(t.to_dtype(dtype)?)
 }
 
 /// tanh z elementwise: the vectorised kernel where it applies, else candle's `tanh`.

@@ -28,7 +28,7 @@
 //! matmuls accumulate in f32 as autocast's do, and the batch sums of ∂s and ∂W stay in f32 until
 //! the end, where candle's 16-bit ops would round every partial sum.
 
-use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat};
+use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat, Rhs};
 use super::{fused, Elementwise};
 use crate::activation::Activation;
 use crate::error::Result;
@@ -282,6 +282,11 @@ fn activate_block<T: Real>(act: Activation, z: &[T], value: &mut [T], d1: &mut [
 }
 
 impl NetworkOp {
+    /// Layer `spec`'s W (n_out × n_in) in θ.
+    fn weight<'a, T>(&self, theta: &'a [T], spec: &LayerSpec) -> Mat<'a, T> {
+        Mat::row_major(&theta[spec.w..spec.w + spec.n_out * spec.n_in], spec.n_out, spec.n_in)
+    }
+
     fn n_out(&self) -> usize {
         self.layers.last().map_or(0, |l| l.n_out)
     }
@@ -310,7 +315,14 @@ impl NetworkOp {
     }
 
     /// The network on one chunk of samples: its output rows, and the record for the backward.
-    fn chunk_forward<T: Real>(&self, theta: &[T], input: &[T], samples: Range<usize>) -> (Vec<T>, Option<ChunkSaved<T>>) {
+    /// The network on one chunk of samples, with `weights` the layers' Wᵀ as product operands.
+    fn chunk_forward<T: Real>(
+        &self,
+        theta: &[T],
+        weights: &[Rhs<T>],
+        input: &[T],
+        samples: Range<usize>,
+    ) -> (Vec<T>, Option<ChunkSaved<T>>) {
         let (k, nb) = (self.k, samples.len());
         let rows = nb * (k + 1);
         let mut a = self.gather(input, &samples, self.layers[0].n_in);
@@ -318,8 +330,7 @@ impl NetworkOp {
         let last = self.layers.len() - 1;
         for (l, spec) in self.layers.iter().enumerate() {
             let (n_in, m) = (spec.n_in, spec.n_out);
-            let w = Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in);
-            let mut u = product_new(Mat::row_major(&a, rows, n_in), w.t());
+            let mut u = product_new(Mat::row_major(&a, rows, n_in), &weights[l]);
             T::round(&mut u, self.storage);
             let hidden = l < last;
             // u is read back for ∂s, and for the tangents ż = u̇ ⊙ s of a hidden layer
@@ -377,7 +388,9 @@ impl NetworkOp {
 
     fn forward<T: Real>(&self, theta: &[T], input: &[T]) -> (Vec<T>, Option<Vec<ChunkSaved<T>>>) {
         let m = self.n_out();
-        let results: Vec<_> = self.chunks().into_par_iter().map(|s| (s.clone(), self.chunk_forward(theta, input, s))).collect();
+        // each Wᵀ prepared once for every chunk (packed, on the bf16 hardware path)
+        let weights: Vec<_> = self.layers.par_iter().map(|spec| Rhs::new(self.weight(theta, spec).t(), self.storage)).collect();
+        let results: Vec<_> = self.chunks().into_par_iter().map(|s| (s.clone(), self.chunk_forward(theta, &weights, input, s))).collect();
         let mut out = vec![T::zero(); self.batch * (self.k + 1) * m];
         let mut saved = Vec::new();
         for (samples, (rows, record)) in results {
@@ -421,11 +434,12 @@ impl NetworkOp {
 
     /// ∂[a; ȧ] = ∂u W for one chunk at layer `l` ≥ 1, carried back through the previous layer's
     /// activation: ∂z = ∂a' ⊙ σ'(z) + σ''(z) ⊙ Σₖ ∂ȧ'ₖ ⊙ żₖ and ∂żₖ = ∂ȧ'ₖ ⊙ σ'(z).
-    fn through_layer<T: Real>(&self, theta: &[T], l: usize, chunk: &ChunkSaved<T>, du: &[T]) -> Vec<T> {
+    /// `weight` is the layer's W as a product operand.
+    fn through_layer<T: Real>(&self, weight: &Rhs<T>, theta: &[T], l: usize, chunk: &ChunkSaved<T>, du: &[T]) -> Vec<T> {
         let (spec, k, samples) = (&self.layers[l], self.k, &chunk.samples);
         let (nb, n_in, m) = (samples.len(), spec.n_in, spec.n_out);
         let rows = nb * (k + 1);
-        let mut da = product_new(Mat::row_major(du, rows, m), Mat::row_major(&theta[spec.w..spec.w + m * n_in], m, n_in));
+        let mut da = product_new(Mat::row_major(du, rows, m), weight);
         T::round(&mut da, self.storage);
         if l == 0 {
             return da;
@@ -496,20 +510,25 @@ impl NetworkOp {
                 }
             }
             // now dz = ∂u: ∂W = Σ_c ∂u_cᵀ [a; ȧ]_c, one block of W's rows per task
+            let inputs: Vec<_> = chunks
+                .par_iter()
+                .map(|c| Rhs::new(Mat::row_major(&c.layers[l].input, c.samples.len() * (k + 1), n_in), self.storage))
+                .collect();
             let block = m.div_ceil(chunks.len());
             grad_theta[spec.w..spec.w + m * n_in].par_chunks_mut(block * n_in).enumerate().for_each(|(j, dst)| {
                 let (j0, width) = (j * block, dst.len() / n_in);
-                for (chunk, du) in chunks.iter().zip(&dz) {
+                for ((chunk, du), input) in chunks.iter().zip(&dz).zip(&inputs) {
                     let rows = chunk.samples.len() * (k + 1);
                     let du_block = Mat { data: &du[j0..], rows, cols: width, rs: m, cs: 1 };
-                    product(dst, du_block.t(), Mat::row_major(&chunk.layers[l].input, rows, n_in), true);
+                    product(dst, du_block.t(), input, true);
                 }
             });
             if l == 0 && !input_grad {
                 T::round(&mut grad_theta, self.storage);
                 return Ok((grad_theta, None));
             }
-            dz = chunks.par_iter().zip(&dz).map(|(c, du)| self.through_layer(theta, l, c, du)).collect();
+            let weight = Rhs::new(self.weight(theta, spec), self.storage);
+            dz = chunks.par_iter().zip(&dz).map(|(c, du)| self.through_layer(&weight, theta, l, c, du)).collect();
         }
         let mut grad_input = vec![T::zero(); self.batch * (k + 1) * self.layers[0].n_in];
         for (chunk, da) in chunks.iter().zip(&dz) {

@@ -16,10 +16,12 @@
 //! K̂_i = Σ_b P̂_i J_iᵀ,  Ĵ_i = Ĵ_{i+1} + K_iᵀ P̂_i,  then σ̂'₀ and K̂₀ᴱ from Ĵ₁.
 //!
 //! Storage in bf16 or f16 is computed in f32 from its exact values, rounded where the 16-bit
-//! composite rounds a tensor it keeps — J₁, each P_i, each J_{i+1}, and T — while the squares
-//! and sums over k and j accumulate in f32 (the high precision of the mixed-precision rule).
+//! composite rounds a tensor it keeps — J₁, each P_i, each J_{i+1}, and T, and in the reverse
+//! sweep each P̂_i — while the squares, the sums over k and j and Ĵ accumulate in f32 (the high
+//! precision of the mixed-precision rule). With bf16 every matrix product's operands are then
+//! bf16 values, and they run on AVX512-BF16 where the CPU has it (`dot_bf16`).
 
-use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat};
+use super::dense::{f32_to_tensor, from_f32, product, product_new, sample_chunks, tensor_to_f32, to_f32, with_cpu_slice, Float, Mat, Rhs};
 use super::fused;
 use crate::error::Result;
 use candle_core::backend::BackendStorage;
@@ -116,7 +118,7 @@ impl TraceOp {
         let (mut saved_j, mut saved_p) = (Vec::new(), Vec::new());
         for i in 1..=self.layers {
             let ki = &theta[m * d + (i - 1) * m * m..m * d + i * m * m];
-            let mut p = product_new(Mat::row_major(ki, m, m), Mat::row_major(&jac, m, n));
+            let mut p = product_new(Mat::row_major(ki, m, m), &Rhs::new(Mat::row_major(&jac, m, n), storage));
             T::round(&mut p, storage);
             let squares = self.row_squares(&p, nb);
             let mut ti = vec![T::zero(); nb];
@@ -201,17 +203,19 @@ impl TraceOp {
                     }
                 }
             }
-            // K̂_i = P̂ Jᵀ; Ĵ_i = Ĵ_{i+1} + K_iᵀ P̂
+            // K̂_i = P̂ Jᵀ; Ĵ_i = Ĵ_{i+1} + K_iᵀ P̂, with P̂ rounded to the storage precision as
+            // the 16-bit composite path keeps it (Ĵ accumulates in f32)
+            T::round(&mut p_bar, storage);
             let at = m * d + (i - 1) * m * m;
             let pb = Mat::row_major(&p_bar, m, n);
-            product(&mut grad_theta[at..at + m * m], pb, Mat::row_major(jac, m, n).t(), false);
+            product(&mut grad_theta[at..at + m * m], pb, &Rhs::new(Mat::row_major(jac, m, n).t(), storage), false);
             let ki = Mat::row_major(&theta[at..at + m * m], m, m);
             jac_bar = Some(match jac_bar {
                 Some(mut jb) => {
-                    product(&mut jb, ki.t(), pb, true);
+                    product(&mut jb, ki.t(), &Rhs::new(pb, storage), true);
                     jb
                 }
-                None => product_new(ki.t(), pb),
+                None => product_new(ki.t(), &Rhs::new(pb, storage)),
             });
         }
         // J₁ = diag(σ'₀) K₀ᴱ: σ̂'₀[b, j] = Σ_k Ĵ₁[j, b, k] K₀ᴱ[j, k], K̂₀ᴱ[j, k] = Σ_b Ĵ₁[j, b, k] σ'₀[b, j]

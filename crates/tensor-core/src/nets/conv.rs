@@ -46,13 +46,18 @@ fn columns(x: &Tensor, mirrored: bool) -> Result<Tensor> {
     Ok(Tensor::cat(&shifted, 3)?.reshape((b * h * w, 9 * c))?)
 }
 
-/// a · b for 2-D operands of one dtype. On the CPU, 16-bit operands are multiplied as f32 and
-/// the product rounded back: candle's own 16-bit CPU matmul gives the same numbers (it
-/// accumulates in f32 and rounds; `tests/conv.rs` checks the two agree) at a fraction of the
-/// speed, by converting element by element.
+/// a · b for 2-D operands of one dtype. On the CPU, 16-bit operands are multiplied with f32
+/// accumulation and the product rounded back — by [`crate::kernels::matmul`] (bf16 on
+/// AVX512-BF16 where the CPU has it), or with the kernels off as f32 candle products: candle's
+/// own 16-bit CPU matmul gives the same numbers (it accumulates in f32 and rounds;
+/// `tests/conv.rs` checks the two agree) at a fraction of the speed, converting element by
+/// element.
 pub fn matmul_16bit_exact(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let dtype = a.dtype();
     if a.device().is_cpu() && matches!(dtype, DType::BF16 | DType::F16) && b.dtype() == dtype {
+        if crate::kernels::fused() {
+            return crate::kernels::matmul(a, b);
+        }
         return Ok(a.to_dtype(DType::F32)?.matmul(&b.to_dtype(DType::F32)?)?.to_dtype(dtype)?);
     }
     Ok(a.matmul(b)?)
@@ -109,7 +114,10 @@ impl Conv3x3 {
 
     /// The same convolution with its parameters cast to `dtype` (differentiably).
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias: self.bias.as_ref().map(|b| b.to_dtype(dtype)).transpose()? })
+        Ok(Self {
+            weight: crate::kernels::cast(&self.weight, dtype)?,
+            bias: self.bias.as_ref().map(|b| crate::kernels::cast(b, dtype)).transpose()?,
+        })
     }
 }
 
@@ -138,7 +146,7 @@ impl Conv1x1 {
 
     /// The same layer with its parameters cast to `dtype` (differentiably).
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        Ok(Self { weight: self.weight.to_dtype(dtype)?, bias: self.bias.to_dtype(dtype)? })
+        Ok(Self { weight: crate::kernels::cast(&self.weight, dtype)?, bias: crate::kernels::cast(&self.bias, dtype)? })
     }
 }
 

@@ -143,7 +143,7 @@ impl Potential {
 
     /// A copy whose parameters are cast to `dtype` (differentiable cast).
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        self.map(&mut |p| Ok(p.to_dtype(dtype)?))
+        self.map(&mut |p| crate::kernels::cast(p, dtype))
     }
 
     /// A copy with detached parameters (no graph is recorded through it).

@@ -127,7 +127,7 @@ impl<L: TimeLayer> TimeNet<L> {
     /// A copy whose parameters are cast to `dtype` (differentiable: gradients flow back to the
     /// originals). Evaluating a net in a low precision starts here.
     pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
-        self.map(&mut |p| Ok(p.to_dtype(dtype)?))
+        self.map(&mut |p| crate::kernels::cast(p, dtype))
     }
 
     /// A copy with detached parameters: forward passes on it record no graph.
