@@ -75,7 +75,8 @@ fn activations(c: &mut Criterion) {
 
 /// n×n·n×n products in each precision: candle's matmul (bf16 widened to f32 element by element,
 /// multiplied, rounded back; f16 by `gemm`'s f16 path) and `kernels::matmul` (the same numbers
-/// with vectorised conversions), against f32; throughput in flops (2n³ per product).
+/// with vectorised conversions; bf16 on AVX512-BF16 where the CPU has it, see
+/// `kernels::dot_bf16::bf16_product_path`), against f32; throughput in flops (2n³ per product).
 fn matmul(c: &mut Criterion) {
     let mut group = c.benchmark_group("matmul");
     for n in [512usize, 1024] {
