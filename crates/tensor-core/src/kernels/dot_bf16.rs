@@ -17,7 +17,7 @@
 //! the f32 product of the same values.
 
 use super::dense::Mat;
-use std::sync::atomic::{AtomicU8, Ordering};
+use super::Switch;
 
 /// Rows of C per micro-kernel call.
 const MR: usize = 14;
@@ -28,29 +28,18 @@ const KC: usize = 256;
 /// Rows of A per packed block (a multiple of MR): 252 × 256 bf16 = 126 KiB, in L2.
 const MC: usize = 252;
 
-/// 0: not read yet, 1: hardware bf16 products, 2: portable f32 products.
-static MODE: AtomicU8 = AtomicU8::new(0);
+static HARDWARE: Switch = Switch::new("CONTINUUM_BF16", "portable");
 
 /// Whether the bf16 products run on AVX512-BF16: the CPU has it, and neither
 /// `CONTINUUM_BF16=portable` nor [`set_hardware_bf16`]`(false)` switched it off.
 pub fn hardware_bf16() -> bool {
-    match MODE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = cpu_has_bf16() && std::env::var("CONTINUUM_BF16").map_or(true, |v| v != "portable");
-            MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    HARDWARE.get(cpu_has_bf16)
 }
 
 /// Turns the AVX512-BF16 products on (where the CPU has them; returns whether they are on now)
 /// or off (the portable f32 product of the same bf16 values).
 pub fn set_hardware_bf16(on: bool) -> bool {
-    let on = on && cpu_has_bf16();
-    MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-    on
+    HARDWARE.set(on && cpu_has_bf16())
 }
 
 /// Which path a bf16 matrix product takes on this machine, for reports.
@@ -113,9 +102,10 @@ impl PackedColumns {
 ///
 /// # Safety
 /// `dst` must be valid for lhs.rows × rhs.n writes (and reads when `accumulate`) and alias
-/// neither operand; lhs must lie inside its data.
+/// neither operand; lhs must lie inside its data. The inner dimension must not be 0 (the caller
+/// handles the empty product).
 pub(super) unsafe fn product(dst: *mut f32, lhs: Mat<f32>, rhs: &PackedColumns, accumulate: bool) {
-    assert_eq!(lhs.cols, rhs.k, "bf16 product: inner dimensions");
+    assert!(lhs.cols == rhs.k && rhs.k > 0, "bf16 product: inner dimensions {} and {}", lhs.cols, rhs.k);
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a PackedColumns exists only where hardware_bf16() found AVX512F/BW and
     // AVX512-BF16; the caller vouches for dst
@@ -137,15 +127,6 @@ mod x86 {
     /// See [`super::product`]; the caller guarantees AVX512F/BW and AVX512-BF16.
     pub(super) unsafe fn product(dst: *mut f32, lhs: Mat<f32>, rhs: &PackedColumns, accumulate: bool) {
         let (m, n, k) = (lhs.rows, rhs.n, rhs.k);
-        if m == 0 || n == 0 {
-            return;
-        }
-        if k == 0 {
-            if !accumulate {
-                std::ptr::write_bytes(dst, 0, m * n);
-            }
-            return;
-        }
         PACKED_ROWS.with_borrow_mut(|a_pack| {
             for (block, b_pack) in rhs.blocks.iter().enumerate() {
                 let ks = block * KC..((block + 1) * KC).min(k);

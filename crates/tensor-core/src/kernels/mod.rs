@@ -48,25 +48,45 @@ pub use network::{network_tangents, AffineForm};
 use std::sync::atomic::{AtomicU8, Ordering};
 pub use trace::resnet_trace;
 
-/// 0: not read yet, 1: fused, 2: composite.
-static MODE: AtomicU8 = AtomicU8::new(0);
+/// A process-wide switch, read from an environment variable the first time it is asked (on
+/// unless the variable holds `off_value`, and only where `available`), then settable.
+struct Switch {
+    /// 0: not read yet, 1: on, 2: off.
+    state: AtomicU8,
+    var: &'static str,
+    off_value: &'static str,
+}
+
+impl Switch {
+    const fn new(var: &'static str, off_value: &'static str) -> Self {
+        Self { state: AtomicU8::new(0), var, off_value }
+    }
+
+    fn get(&self, available: impl FnOnce() -> bool) -> bool {
+        match self.state.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => self.set(available() && std::env::var(self.var).map_or(true, |v| v != self.off_value)),
+        }
+    }
+
+    /// Sets the switch; returns `on`.
+    fn set(&self, on: bool) -> bool {
+        self.state.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+        on
+    }
+}
+
+static FUSED: Switch = Switch::new("CONTINUUM_KERNELS", "composite");
 
 /// Whether the fused kernels are used (default: yes, unless `CONTINUUM_KERNELS=composite`).
 pub fn fused() -> bool {
-    match MODE.load(Ordering::Relaxed) {
-        1 => true,
-        2 => false,
-        _ => {
-            let on = std::env::var("CONTINUUM_KERNELS").map_or(true, |v| v != "composite");
-            MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
-            on
-        }
-    }
+    FUSED.get(|| true)
 }
 
 /// Switches every model between the fused kernels (`true`) and the composite candle ops.
 pub fn set_fused(on: bool) {
-    MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
+    FUSED.set(on);
 }
 
 /// The elementwise kernels, as one candle custom op.
