@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::VarMap;
-use tensor_core::kernels::dot_bf16::{bf16_product_path, set_hardware_bf16};
+use tensor_core::kernels::dot_bf16::{bf16_product_path, hardware_bf16, set_hardware_bf16};
 use tensor_core::kernels::{self, set_fused};
 use tensor_core::nets::{ConcatSquashNet, HyperNet, Mlp, Potential, PotentialConfig, TimeLayer, TimeNet};
 use tensor_core::params::ParamBuilder;
@@ -285,6 +285,7 @@ fn sixteen_bit_matmul_is_the_rounded_f32_product() -> Result<()> {
     let _switch = hold_switch();
     set_fused(true);
     let mut rng = SeededRng::new(14);
+    let default_path = hardware_bf16();
     for (dtype, hardware) in [(DType::BF16, true), (DType::BF16, false), (DType::F16, false)] {
         set_hardware_bf16(hardware);
         eprintln!("{dtype:?} products: {}", bf16_product_path());
@@ -321,7 +322,7 @@ fn sixteen_bit_matmul_is_the_rounded_f32_product() -> Result<()> {
             }
         }
     }
-    set_hardware_bf16(true);
+    set_hardware_bf16(default_path);
     Ok(())
 }
 

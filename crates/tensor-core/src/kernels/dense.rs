@@ -1,11 +1,13 @@
-//! What the fused kernels share: strided matrix views, single-threaded matrix products by the
-//! `gemm` crate (the one candle's matmul uses) that need not zero-fill their output, in-place
+//! What the fused kernels share: strided matrix views, matrix products that need not zero-fill
+//! their output — by the `gemm` crate (the one candle's matmul uses), or by [`super::dot_bf16`]
+//! when the right operand was prepared from bf16 values on a CPU with AVX512-BF16 — in-place
 //! reads of a CPU tensor's elements, and the f32 working copies of 16-bit storage.
 //!
 //! bf16 and f16 tensors are computed in f32 from their exact values, and a result is rounded
 //! back once where the 16-bit composite path would keep it (what candle's own 16-bit ops do
 //! element by element, and PyTorch's CPU kernels and autocast do), so reductions accumulate in
-//! f32. Conversions are `half`'s slice routines (F16C where the CPU has it).
+//! f32. bf16 is rounded and widened on the bits ([`bf16_bits`], compiled for AVX-512/AVX2 at run
+//! time); f16 by `half`'s slice routines (F16C where the CPU has it).
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, DType, Layout, Tensor, WithDType};
@@ -264,7 +266,7 @@ pub(super) fn f32_to_tensor(x: &[f32], shape: &candle_core::Shape, dtype: DType)
 /// f32 → bf16 bits, rounded to nearest even (NaN kept, made quiet), by integer steps that
 /// vectorise.
 #[inline(always)]
-fn bf16_bits(v: f32) -> u16 {
+pub(super) fn bf16_bits(v: f32) -> u16 {
     let b = v.to_bits();
     let rounded = (b.wrapping_add(0x7FFF + ((b >> 16) & 1)) >> 16) as u16;
     if v.is_nan() {

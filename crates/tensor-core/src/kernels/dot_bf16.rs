@@ -115,6 +115,7 @@ pub(super) unsafe fn product(dst: *mut f32, lhs: Mat<f32>, rhs: &PackedColumns, 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{Mat, PackedColumns, KC, MC, MR, NR};
+    use crate::kernels::dense::bf16_bits;
     use std::arch::x86_64::*;
     use std::cell::RefCell;
     use std::ops::Range;
@@ -363,8 +364,7 @@ mod x86 {
 
     /// Two f32s as a bf16 pair, rounded to nearest even (`lo` in the low half).
     fn scalar_pair(lo: f32, hi: f32) -> u32 {
-        let bits = |x: f32| u32::from(half::bf16::from_f32(x).to_bits());
-        bits(lo) | (bits(hi) << 16)
+        u32::from(bf16_bits(lo)) | (u32::from(bf16_bits(hi)) << 16)
     }
 }
 
